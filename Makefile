@@ -1,0 +1,46 @@
+# The README's commands.  Every target creates .venv (Python 3.11) and installs
+# the package editable into it when missing or when setup.cfg changed.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.zoo-installed
+
+# One setting finds data: ZOO_DATA_DIR (or --data-dir).  Point it at the
+# offline copies in ../shared/data when that folder exists and nothing is set.
+SHARED_DATA := $(abspath ../shared/data)
+ifeq ($(origin ZOO_DATA_DIR), undefined)
+ifneq ($(wildcard $(SHARED_DATA)),)
+export ZOO_DATA_DIR := $(SHARED_DATA)
+endif
+endif
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export KERAS_BACKEND ?= tensorflow
+
+PYTEST := $(BIN)/python -m pytest
+ARGS ?=
+
+.PHONY: setup train test slow bench clean
+setup: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+## the main job: train, evaluate and export the CIFAR-10 example (about 20 min on 2 cores)
+train: $(STAMP)
+	$(BIN)/python examples/train_cifar10.py $(ARGS)
+
+## the default test run: fast tests only (slow ones are `make slow`)
+test: $(STAMP)
+	$(PYTEST) -m "not slow" $(ARGS)
+
+slow: $(STAMP)
+	$(PYTEST) -m slow $(ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/cifar10.py $(ARGS)
+
+clean:
+	rm -rf runs build *.egg-info .pytest_cache

@@ -1,0 +1,8 @@
+"""Model families, one file each, in the `keras.applications` tradition.
+
+Importing this package registers every family's models with `zoo.registry`;
+the registry imports it on first lookup, so users never have to.  A new family
+is one import line here.
+"""
+
+from applications import image_cnn  # noqa: F401  (registers cifar10_*)

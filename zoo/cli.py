@@ -1,0 +1,211 @@
+"""The `zoo` command line: list | info | train | evaluate | export | predict.
+
+    zoo list 'cifar10_*' --modality image
+    zoo info cifar10_resnet
+    zoo train cifar10_resnet --epochs 10 --set width=32 --set data.cutout=0
+    zoo evaluate cifar10_resnet --run-dir runs/cifar10_resnet
+    zoo export cifar10_resnet --run-dir runs/cifar10_resnet --out saved_models
+    zoo predict saved_models/cifar10_resnet/1 cat.jpg dog.png --json
+
+Errors (unknown names, bad settings, missing data) print one line naming the
+problem and the fix, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Sequence
+
+
+def parse_set(items: Sequence[str]) -> dict[str, Any]:
+    """`["width=32", "data.cutout=0", "optimizer=sgd"]` -> {"width": 32, "data": {"cutout": 0}, ...}.
+
+    Values are read as JSON when they parse (numbers, true/false, lists), else as strings.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        *parents, leaf = key.split(".")
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join([fmt.format(*header), fmt.format(*["-" * w for w in widths]), *(fmt.format(*map(str, r)) for r in rows)])
+
+
+def cmd_list(args) -> int:
+    import zoo
+
+    names = zoo.list_models(args.pattern, modality=args.modality)
+    if not names:
+        print(f"no model matches {args.pattern!r}" + (f" in modality {args.modality}" if args.modality else ""), file=sys.stderr)
+        return 1
+    rows = [[n, s.modality, s.task, s.dataset, s.description] for n in names for s in [zoo.get_spec(n)]]
+    print(_table(rows, ["name", "modality", "task", "dataset", "description"]))
+    return 0
+
+
+def cmd_info(args) -> int:
+    import zoo
+
+    info = zoo.model_info(args.name)
+    if args.params:
+        info["params"] = int(zoo.create_model(args.name).count_params())
+    print(json.dumps(info, indent=2, default=str))
+    return 0
+
+
+def cmd_train(args) -> int:
+    from zoo.training import fit
+
+    result = fit(
+        args.name,
+        run_dir=args.run_dir or os.path.join("runs", args.name),
+        data_dir=args.data_dir,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        limit=args.limit,
+        overrides=parse_set(args.set),
+        seed=args.seed,
+        precision=args.precision,
+        jit_compile=args.xla,
+    )
+    test = result.metrics.get("test", {})
+    summary = {k: v for k, v in test.items() if isinstance(v, (int, float))}
+    print(json.dumps({"run_dir": str(result.run_dir), "train_seconds": result.metrics.get("train_seconds"), "test": summary}, indent=2))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from zoo.data import load_dataset, write_json
+    from zoo.evaluation import evaluate
+    from zoo.training import load_run
+
+    spec, model, config = load_run(args.run_dir)
+    if spec.name != args.name:
+        raise ValueError(f"{args.run_dir} holds a {spec.name} run, not {args.name}")
+    train = config["train"]
+    data = load_dataset(spec.dataset, data_dir=args.data_dir or config.get("data_dir"), batch_size=int(train["batch_size"]),
+                        limit=args.limit if args.limit is not None else config.get("limit"), seed=int(train.get("seed", 0)),
+                        **dict(train.get("data", {})))
+    options = {"tta_flip": True} if args.tta else {}
+    metrics = evaluate(spec, model, data, args.run_dir, **options)
+    out = os.path.join(args.run_dir, "evaluation.json")
+    write_json(out, metrics)
+    print(json.dumps({k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}, indent=2))
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from zoo.export import export_model
+
+    path = export_model(args.run_dir, name=args.name, base_dir=args.out, tflite=args.tflite, verify=not args.no_verify)
+    print(path)
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from zoo.export import predict
+
+    rows = predict(args.target, args.inputs, run_dir=args.run_dir, top_k=args.top_k)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        keys = list(rows[0]) if rows else []
+        print(_table([[_fmt(r[k]) for k in keys] for r in rows], keys))
+    return 0
+
+
+def _fmt(v):
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    if isinstance(v, list):
+        return ", ".join(_fmt(x) for x in v)
+    if isinstance(v, dict):
+        return ", ".join(f"{k} {_fmt(x)}" for k, x in v.items())
+    return str(v)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="zoo", description="A registry of Keras models: list, train, evaluate, export, predict.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("list", help="list registered models")
+    s.add_argument("pattern", nargs="?", default="*", help="shell-style wildcard, e.g. 'cifar10_*'")
+    s.add_argument("--modality", choices=["image", "text", "translation", "speech"])
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("info", help="show a model's spec as JSON")
+    s.add_argument("name")
+    s.add_argument("--params", action="store_true", help="also build the model and count its parameters")
+    s.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("train", help="train a model into a run directory (rerun to resume)")
+    s.add_argument("name")
+    s.add_argument("--data-dir", help="folder with the offline datasets (default: $ZOO_DATA_DIR)")
+    s.add_argument("--run-dir", help="run directory (default: runs/NAME)")
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--batch-size", type=int)
+    s.add_argument("--limit", type=int, help="use only the first N examples of each split (smoke runs)")
+    s.add_argument("--seed", type=int)
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a model argument or training setting; dotted keys reach into dicts (data.cutout=0)")
+    s.add_argument("--precision", default="float32", help="float32 | mixed | mixed_bfloat16 | mixed_float16")
+    s.add_argument("--xla", action="store_true", help="XLA-compile the train step")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("evaluate", help="evaluate a trained run on the test split")
+    s.add_argument("name")
+    s.add_argument("--run-dir", required=True)
+    s.add_argument("--data-dir")
+    s.add_argument("--limit", type=int)
+    s.add_argument("--tta", action="store_true", help="flip test-time augmentation (image models)")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("export", help="export a trained run as a SavedModel on raw inputs")
+    s.add_argument("name")
+    s.add_argument("--run-dir", required=True)
+    s.add_argument("--out", default="saved_models", help="base directory (TF Serving layout NAME/VERSION)")
+    s.add_argument("--tflite", action="store_true", help="also convert to TensorFlow Lite and check parity")
+    s.add_argument("--no-verify", action="store_true", help="skip the clean-process verification (not recommended)")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("predict", help="run a SavedModel or a trained model on image files, text or WAV files")
+    s.add_argument("target", help="a SavedModel directory, or a registered model name (with --run-dir)")
+    s.add_argument("inputs", nargs="+")
+    s.add_argument("--run-dir", help="run directory when TARGET is a model name (default: runs/NAME)")
+    s.add_argument("--top-k", type=int, default=3)
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_predict)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (KeyError, ValueError, FileNotFoundError, PermissionError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"zoo {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

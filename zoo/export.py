@@ -1,0 +1,510 @@
+"""Export: self-contained SavedModels on raw inputs, verified in a clean process.
+
+    zoo.export_model("runs/cifar10_resnet")            # -> saved_models/cifar10_resnet/1
+    zoo.export_model(model, name="cifar10_resnet", info={"class_names": [...]})
+
+Layout (TensorFlow Serving): `<base_dir>/<name>/<version>/` with the
+SavedModel, `model_card.json` and `README.md` (and `model.tflite` when asked).
+A version is assembled in a temporary directory beside its final place,
+verified, and renamed into place, so a crash never leaves a half-written
+version and versions only count up.
+
+Verification loads the SavedModel in a fresh Python process in which `zoo`
+and `applications` cannot be imported, runs the `serving_default` signature
+on sample raw inputs and compares with the in-memory model.
+
+Each modality contributes a `Serving` recipe to `SERVINGS`: how raw inputs
+(image bytes, strings, waveforms) become the model's tensors inside the
+graph, what comes out, and sample inputs for verification.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from zoo.registry import ModelSpec, Registry, get_spec
+
+__all__ = ["export_model", "ExportError", "SERVINGS", "Serving", "load_serving", "predict", "next_version"]
+
+SERVINGS = Registry("serving recipe")
+TOLERANCE = 1e-4  # max |difference| between the SavedModel's and the in-memory model's numeric outputs
+
+
+class ExportError(RuntimeError):
+    """An export could not be written or failed verification (nothing was left behind)."""
+
+
+class Serving:
+    """How one modality's raw inputs reach the model inside the exported graph.
+
+    Subclasses set `input_signature` (a list of named `tf.TensorSpec`s on raw
+    inputs) and implement `serve(**raw) -> dict of tensors`, `samples()` (raw
+    sample inputs as numpy arrays, keyed like the signature) and
+    `read_inputs(paths_or_text)` for `zoo predict`.
+
+    Args:
+        model: the trained `keras.Model` on tensors.
+        spec: its registry spec.
+        info: the dataset info of its run (class names, vocabulary, ...).
+        preprocessor: the run's fitted preprocessor, if the modality has one.
+    """
+
+    input_signature: list = []
+
+    def __init__(self, model, spec: ModelSpec, info: Mapping[str, Any], preprocessor=None):
+        self.model, self.spec, self.info, self.preprocessor = model, spec, dict(info), preprocessor
+
+    def serve(self, **raw):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def extra_endpoints(self) -> dict[str, tuple[Callable, list]]:
+        """Other signatures to export, name -> (fn, input_signature)."""
+        return {}
+
+    def trackables(self) -> list:
+        """Resources (lookup tables, tokenizers) the serving function uses besides the model."""
+        return []
+
+    def samples(self) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def read_inputs(self, items: Sequence[str]) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def rows(self, items: Sequence[str], outputs: Mapping[str, np.ndarray], top_k: int) -> list[dict]:
+        """One readable dict per input for `zoo predict`."""
+        return [{"input": str(i)} | {k: _py(v[n]) for k, v in outputs.items()} for n, i in enumerate(items)]
+
+
+def _py(v):
+    v = np.asarray(v)
+    if v.dtype.kind in "SO":
+        return v.astype(bytes).tolist() if v.ndim else v.item().decode("utf-8", "replace")
+    return v.tolist()
+
+
+# ---------------------------------------------------------------------------
+# image classifiers
+
+IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM")
+
+
+@SERVINGS.register("image")
+class ImageServing(Serving):
+    """Encoded image bytes (JPEG, PNG, GIF, BMP) -> class probabilities and label names.
+
+    Signature `serving_default(image_bytes: tf.string (batch,))` returns
+    `probabilities float32 (batch, K)`, `class_id int64 (batch,)`,
+    `label tf.string (batch,)`.  Images of another size are resized to the
+    model's input size (area interpolation); greyscale becomes RGB.  A second
+    signature `serve_pixels(image: uint8 (batch, H, W, 3))` skips decoding
+    (used for TensorFlow Lite).
+    """
+
+    def __init__(self, model, spec, info, preprocessor=None):
+        import tensorflow as tf
+
+        super().__init__(model, spec, info, preprocessor)
+        self.shape = tuple(spec.inputs["image"]["shape"])
+        self.class_names = list(info.get("class_names") or [str(i) for i in range(model.output_shape[-1])])
+        self.input_signature = [tf.TensorSpec([None], tf.string, name="image_bytes")]
+
+    def _decode(self, data):
+        import tensorflow as tf
+
+        h, w, c = self.shape
+        img = tf.io.decode_image(data, channels=c, expand_animations=False)
+        img = tf.cond(
+            tf.reduce_all(tf.equal(tf.shape(img)[:2], [h, w])),
+            lambda: img,
+            lambda: tf.cast(tf.clip_by_value(tf.round(tf.image.resize(img, [h, w], method="area")), 0, 255), tf.uint8),
+        )
+        return tf.ensure_shape(img, self.shape)
+
+    def _classify(self, images):
+        import tensorflow as tf
+
+        probs = tf.nn.softmax(tf.cast(self.model(images, training=False), tf.float32), axis=-1)
+        class_id = tf.argmax(probs, axis=-1)
+        return {"probabilities": probs, "class_id": class_id, "label": tf.gather(tf.constant(self.class_names), class_id)}
+
+    def serve(self, image_bytes):
+        import tensorflow as tf
+
+        images = tf.map_fn(self._decode, image_bytes, fn_output_signature=tf.TensorSpec(self.shape, tf.uint8))
+        return self._classify(images)
+
+    def extra_endpoints(self):
+        import tensorflow as tf
+
+        return {"serve_pixels": (lambda image: {"probabilities": self._classify(image)["probabilities"]},
+                                 [tf.TensorSpec([None, *self.shape], tf.uint8, name="image")])}
+
+    def samples(self):
+        import tensorflow as tf
+
+        rng = np.random.default_rng(0)
+        h, w, _ = self.shape
+        yy, xx = np.mgrid[0:h, 0:w]
+        smooth = np.stack([xx * 255 // w, yy * 255 // h, (xx + yy) * 255 // (h + w)], -1).astype(np.uint8)
+        noisy = rng.integers(0, 256, self.shape, dtype=np.uint8)
+        big = np.asarray(tf.image.resize(smooth[None], [2 * h, 3 * w]))[0].astype(np.uint8)
+        encoded = [tf.io.encode_jpeg(smooth).numpy(), tf.io.encode_png(noisy).numpy(), tf.io.encode_png(big).numpy()]
+        return {"image_bytes": np.array(encoded, dtype=object)}
+
+    def read_inputs(self, items):
+        data = []
+        for item in items:
+            path = pathlib.Path(item)
+            if not path.is_file():
+                raise ValueError(f"{item}: no such image file (this {self.spec.modality} model takes image files)")
+            raw = path.read_bytes()
+            if not raw.startswith(IMAGE_MAGIC):
+                raise ValueError(f"{item}: not a JPEG, PNG, GIF or BMP image; this model classifies images")
+            data.append(raw)
+        return {"image_bytes": np.array(data, dtype=object)}
+
+    def rows(self, items, outputs, top_k):
+        names = [n.decode() if isinstance(n, bytes) else n for n in self.class_names]
+        out = []
+        for i, item in enumerate(items):
+            p = np.asarray(outputs["probabilities"][i])
+            top = np.argsort(-p)[:top_k]
+            out.append({"input": str(item), "label": names[int(top[0])], "probability": float(p[top[0]]),
+                        "top_k": {names[int(t)]: float(p[t]) for t in top}})
+        return out
+
+
+# ---------------------------------------------------------------------------
+# resolving what to export
+
+
+def _resolve(model_or_run_dir, name, info, preprocessor):
+    """-> (spec, model, info, preprocessor, run metadata) from a run dir or a model."""
+    meta: dict[str, Any] = {}
+    if isinstance(model_or_run_dir, (str, os.PathLike)):
+        from zoo.training import load_run
+
+        run_dir = pathlib.Path(model_or_run_dir)
+        if not run_dir.exists():
+            raise ExportError(f"run directory {run_dir} does not exist: train first with `zoo train NAME --run-dir {run_dir}`")
+        spec, model, config = load_run(run_dir)
+        state = run_dir / "state.json"
+        if not state.exists():
+            raise ExportError(f"{run_dir} is not a finished run (no state.json): finish training first "
+                              "(rerun the same `zoo train` command to resume)")
+        info = {**json.loads((run_dir / "data_info.json").read_text()), **(info or {})} if (run_dir / "data_info.json").exists() else dict(info or {})
+        if preprocessor is None:
+            preprocessor = _load_preprocessor(run_dir)
+        for fname in ("metrics.json", "config.json", "history.json"):
+            if (run_dir / fname).exists():
+                meta[fname.split(".")[0]] = json.loads((run_dir / fname).read_text())
+        meta["run_dir"] = str(run_dir.resolve())
+        return spec, model, info, preprocessor, meta, name or spec.name
+    if name is None:
+        raise ExportError("exporting a keras.Model needs name=<registered model name> (it picks the serving recipe)")
+    spec = get_spec(name)
+    return spec, model_or_run_dir, dict(info or {}), preprocessor, meta, name
+
+
+def _load_preprocessor(run_dir: pathlib.Path):
+    path = run_dir / "preprocessor"
+    if not path.exists():
+        return None
+    from zoo.data import load_preprocessor
+
+    return load_preprocessor(path)
+
+
+def load_serving(spec: ModelSpec, model, info, preprocessor=None) -> Serving:
+    """The modality's `Serving` recipe around an in-memory model."""
+    return SERVINGS.get(spec.modality)(model, spec, info, preprocessor)
+
+
+def next_version(model_dir: pathlib.Path) -> int:
+    """1 + the largest integer version directory under `model_dir` (1 if none)."""
+    versions = [int(p.name) for p in model_dir.iterdir() if p.name.isdigit()] if model_dir.is_dir() else []
+    return max(versions, default=0) + 1
+
+
+_VERIFY_SCRIPT = r'''
+import importlib.abc, json, sys
+class _Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("zoo", "applications"):
+            raise ImportError(f"{name} is blocked: the export must load without zoo")
+sys.meta_path.insert(0, _Block())
+import numpy as np, tensorflow as tf
+path, inputs, out = sys.argv[1], sys.argv[2], sys.argv[3]
+loaded = tf.saved_model.load(path)
+fn = loaded.signatures["serving_default"]
+raw = np.load(inputs, allow_pickle=True)
+kwargs = {}
+for name, spec in fn.structured_input_signature[1].items():
+    value = raw[name]
+    kwargs[name] = tf.constant(list(value) if value.dtype == object else value, dtype=spec.dtype)
+result = fn(**kwargs)
+np.savez(out, **{k: v.numpy() for k, v in result.items()})
+print(json.dumps({"inputs": {k: [str(s.dtype.name), s.shape.as_list()] for k, s in fn.structured_input_signature[1].items()},
+                  "outputs": {k: [str(s.dtype.name), s.shape.as_list()] for k, s in fn.structured_outputs.items()}}))
+'''
+
+
+def _call_serving(serving: Serving, raw: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    import tensorflow as tf
+
+    kwargs = {s.name: tf.constant(list(raw[s.name]) if raw[s.name].dtype == object else raw[s.name], dtype=s.dtype)
+              for s in serving.input_signature}
+    return {k: np.asarray(v) for k, v in serving.serve(**kwargs).items()}
+
+
+def _compare(expected: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray]) -> list[str]:
+    problems = []
+    for key, want in expected.items():
+        if key not in got:
+            problems.append(f"output {key!r} missing")
+            continue
+        have = got[key]
+        if want.dtype.kind in "fc":
+            diff = float(np.max(np.abs(want.astype(np.float64) - have.astype(np.float64)))) if want.size else 0.0
+            if want.shape != have.shape or not diff <= TOLERANCE:
+                problems.append(f"output {key!r} differs by {diff:.3g} (tolerance {TOLERANCE})")
+        elif want.shape != have.shape or not np.array_equal(want, have):
+            problems.append(f"output {key!r} differs: {want.tolist()[:3]} vs {have.tolist()[:3]}")
+    return problems
+
+
+def verify_saved_model(path, serving: Serving, workdir: pathlib.Path) -> dict:
+    """Load `path` in a clean process without zoo, run sample raw inputs, compare.
+
+    Returns:
+        The exported signature ({"inputs": {name: [dtype, shape]}, "outputs": ...}).
+
+    Raises:
+        ExportError: the process failed or outputs differ beyond `TOLERANCE`.
+    """
+    raw = serving.samples()
+    np.savez(workdir / "inputs.npz", **raw)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", _VERIFY_SCRIPT, str(path), str(workdir / "inputs.npz"), str(workdir / "outputs.npz")],
+        capture_output=True, text=True, env=env, cwd=workdir, timeout=600,
+    )
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-6:])
+        raise ExportError(f"the SavedModel did not load and run in a clean process without zoo:\n{tail}")
+    got = dict(np.load(workdir / "outputs.npz", allow_pickle=True))
+    problems = _compare(_call_serving(serving, raw), got)
+    if problems:
+        raise ExportError("the reloaded SavedModel disagrees with the in-memory model: " + "; ".join(problems))
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _convert_tflite(saved_model: pathlib.Path, serving: Serving, out: pathlib.Path, data=None) -> dict:
+    """Convert the pixel signature to TensorFlow Lite; check parity on sample or test images."""
+    import tensorflow as tf
+
+    if "serve_pixels" not in serving.extra_endpoints():
+        raise ExportError(f"TensorFlow Lite export is available for image classifiers, not {serving.spec.modality} models")
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=["serve_pixels"])
+    out.write_bytes(converter.convert())
+    interpreter = tf.lite.Interpreter(model_path=str(out))
+    runner = interpreter.get_signature_runner("serve_pixels")
+    images = data if data is not None else np.random.default_rng(0).integers(0, 256, (64, *serving.shape), dtype=np.uint8)
+    ref = np.concatenate([np.asarray(serving._classify(images[i:i + 32])["probabilities"]) for i in range(0, len(images), 32)])
+    lite = np.concatenate([runner(image=images[i:i + 1])["probabilities"] for i in range(len(images))])
+    agreement = float((ref.argmax(-1) == lite.argmax(-1)).mean())
+    max_diff = float(np.abs(ref - lite).max())
+    if agreement < 0.99:
+        raise ExportError(f"TensorFlow Lite model agrees with the SavedModel on only {agreement:.1%} of {len(images)} images")
+    return {"file": out.name, "examples": len(images), "top1_agreement": agreement, "max_probability_diff": max_diff}
+
+
+def _model_card(name, version, spec, info, meta, signature, extra) -> tuple[dict, str]:
+    metrics = meta.get("metrics", {})
+    config = meta.get("config", {})
+    card = {
+        "name": name,
+        "version": version,
+        "model": spec.name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "spec": spec.to_dict(),
+        "hyperparameters": {"model": config.get("model_args", dict(spec.defaults)), "train": config.get("train", dict(spec.train))},
+        "data": info,
+        "metrics": metrics,
+        "signature": {"serving_default": signature, "raw_input": spec.raw_input},
+        "run_dir": meta.get("run_dir"),
+        **extra,
+    }
+    test = metrics.get("test", {})
+    headline = ", ".join(f"{k} {v:.4f}" for k, v in test.items() if isinstance(v, float))
+    sig_in = ", ".join(f"{k}: {d} {s}" for k, (d, s) in signature.get("inputs", {}).items())
+    sig_out = ", ".join(f"{k}: {d} {s}" for k, (d, s) in signature.get("outputs", {}).items())
+    md = f"""# {name} (version {version})
+
+{spec.description}
+
+- model: `{spec.name}` ({spec.modality}, {spec.task}); reference: {spec.reference or '-'}
+- data: `{spec.dataset}`, {info.get('source', 'see model_card.json')}
+- test metrics: {headline or 'not evaluated'}
+- parameters: {metrics.get('params', '?')}; training time: {metrics.get('train_seconds', '?')} s
+
+## Signature `serving_default`
+
+- inputs: {sig_in}  ({spec.raw_input})
+- outputs: {sig_out}
+
+```python
+import tensorflow as tf
+m = tf.saved_model.load("{name}/{version}")
+m.signatures["serving_default"](**inputs)
+```
+
+Hyperparameters, data split and the full metrics are in `model_card.json`.
+"""
+    return card, md
+
+
+def export_model(
+    model_or_run_dir,
+    name: str | None = None,
+    base_dir: str | os.PathLike = "saved_models",
+    *,
+    info: Mapping[str, Any] | None = None,
+    preprocessor=None,
+    verify: bool = True,
+    tflite: bool = False,
+    tflite_data: np.ndarray | None = None,
+) -> pathlib.Path:
+    """Export a trained model as `<base_dir>/<name>/<version>/` (TF Serving layout).
+
+    Args:
+        model_or_run_dir: a finished run directory (preferred: it carries the
+            data info, preprocessor and metrics), or a `keras.Model`.
+        name: export name; defaults to the run's model name.  Required (and
+            must be a registered model name) when passing a model.
+        base_dir: export root.
+        info: dataset info (class names...) when passing a model.
+        preprocessor: the fitted preprocessor when passing a model.
+        verify: reload in a clean process without zoo and compare outputs.
+        tflite: also write `model.tflite` (image classifiers) with a parity check.
+        tflite_data: uint8 images `(N, H, W, 3)` for the TFLite parity check
+            (default: 64 random images).
+
+    Returns:
+        Path of the new version directory.
+
+    Raises:
+        ExportError: missing/unfinished run, unwritable output, failed verification.
+    """
+    import keras
+
+    spec, model, info, preprocessor, meta, name = _resolve(model_or_run_dir, name, info, preprocessor)
+    serving = load_serving(spec, model, info, preprocessor)
+    model_dir = pathlib.Path(base_dir) / name
+    try:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        tmp = pathlib.Path(tempfile.mkdtemp(prefix=".tmp-export-", dir=model_dir))
+    except OSError as exc:
+        raise ExportError(f"cannot write exports under {model_dir}: {exc.strerror or exc}; choose a writable --out") from exc
+    work = pathlib.Path(tempfile.mkdtemp(prefix="zoo-verify-"))
+    try:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        for resource in serving.trackables():
+            archive.track(resource)
+        archive.add_endpoint("serving_default", serving.serve, input_signature=serving.input_signature)
+        for endpoint, (fn, signature) in serving.extra_endpoints().items():
+            archive.add_endpoint(endpoint, fn, input_signature=signature)
+        saved = tmp / "model"
+        archive.write_out(str(saved), verbose=False)
+        signature = verify_saved_model(saved, serving, work) if verify else {}
+        extra = {"verified": bool(verify), "tolerance": TOLERANCE if verify else None}
+        if tflite:
+            extra["tflite"] = _convert_tflite(saved, serving, saved / "model.tflite", tflite_data)
+        for item in saved.iterdir():  # SavedModel files at the version root, as TF Serving expects
+            item.rename(tmp / item.name)
+        saved.rmdir()
+        while True:
+            version = next_version(model_dir)
+            card, md = _model_card(name, version, spec, info, meta, signature, extra)
+            (tmp / "model_card.json").write_text(json.dumps(card, indent=2, default=str))
+            (tmp / "README.md").write_text(md)
+            try:
+                os.rename(tmp, model_dir / str(version))  # atomic; fails if another export took the number
+                return model_dir / str(version)
+            except OSError:
+                if (model_dir / str(version)).exists():
+                    continue
+                raise
+    except Exception:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# predict
+
+
+def predict(target: str, items: Sequence[str], *, run_dir: str | None = None, top_k: int = 3) -> list[dict]:
+    """Run a SavedModel directory or a registered model's trained run on raw inputs.
+
+    Args:
+        target: a SavedModel version directory (with its `model_card.json`),
+            or a registered model name (its run: `run_dir`, default `runs/NAME`).
+        items: image/WAV file paths, or text strings, as the model's modality needs.
+        top_k: how many classes to list for classifiers.
+
+    Returns:
+        One dict per input, e.g. {"input": "cat.jpg", "label": "cat", "probability": 0.93, ...}.
+    """
+    import tensorflow as tf
+
+    path = pathlib.Path(target)
+    if path.is_dir():
+        card_path = path / "model_card.json"
+        if not card_path.exists():
+            raise ValueError(f"{path} has no model_card.json: point at a version directory written by `zoo export` "
+                             "(e.g. saved_models/NAME/1)")
+        card = json.loads(card_path.read_text())
+        try:
+            fn = tf.saved_model.load(str(path)).signatures["serving_default"]
+        except Exception as exc:  # corrupt or partial SavedModel
+            raise ValueError(f"{path} is not a loadable SavedModel ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+                             "re-export it with `zoo export`") from exc
+        serving = load_serving(get_spec(card["model"]), None, card.get("data", {})) if card["model"] in _names() else None
+        if serving is None:
+            raise ValueError(f"{path}: unknown model {card['model']!r} in its model card")
+        raw = serving.read_inputs(items)
+        kwargs = {k: tf.constant(list(v) if v.dtype == object else v) for k, v in raw.items()}
+        outputs = {k: v.numpy() for k, v in fn(**kwargs).items()}
+        return serving.rows(items, outputs, top_k)
+    if target not in _names():
+        get_spec(target)  # raises with close matches
+    from zoo.training import load_run
+
+    spec, model, config = load_run(run_dir or os.path.join("runs", target))
+    rdir = pathlib.Path(run_dir or os.path.join("runs", target))
+    info = json.loads((rdir / "data_info.json").read_text()) if (rdir / "data_info.json").exists() else {}
+    serving = load_serving(spec, model, info, _load_preprocessor(rdir))
+    outputs = _call_serving(serving, serving.read_inputs(items))
+    return serving.rows(items, outputs, top_k)
+
+
+def _names():
+    from zoo.registry import MODELS
+
+    return MODELS.names()

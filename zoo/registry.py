@@ -1,0 +1,394 @@
+"""The model registry: one small generic `Registry` and the model specs in it.
+
+Everything a user touches (CLI, examples, training, export) finds a model by
+name here; none of them knows a model by name.  A model family registers a
+builder with `register_model`:
+
+    @register_model(
+        modality="image", task="classification", dataset="cifar10",
+        defaults={"width": 64}, train={"epochs": 10, "batch_size": 256},
+        inputs={"dtype": "uint8", "shape": [32, 32, 3]},
+        metrics=["accuracy"],
+    )
+    def cifar10_resnet(*, width=64, num_classes=10):
+        ...
+        return keras.Model(...)
+
+then `zoo.create_model("cifar10_resnet", width=32)` builds it.  Model families
+live in `applications/`; `applications/__init__.py` imports each one, and
+third-party packages add models through the entry-point group `zoo.models`.
+Both are loaded on the first lookup, so registration never depends on what the
+user imported first.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import fnmatch
+import importlib
+import inspect
+import threading
+from typing import Any, Callable, Iterator, Mapping
+
+__all__ = [
+    "Registry",
+    "UnknownNameError",
+    "ModelSpec",
+    "MODELS",
+    "TRAIN_KEYS",
+    "register_model",
+    "list_models",
+    "get_spec",
+    "create_model",
+    "model_info",
+]
+
+
+class UnknownNameError(KeyError, ValueError):
+    """Raised for a name a registry does not hold; the message lists close matches."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class Registry:
+    """A name -> object mapping that refuses duplicates and suggests on misses.
+
+    One mechanism serves models, datasets and export signatures alike.
+
+    Args:
+        kind: what the registry holds, used in error messages ("model").
+        loader: optional callable run once, before the first lookup, that
+            imports the modules which register into this registry.
+
+    Example:
+        >>> r = Registry("colour")
+        >>> @r.register("red")
+        ... def red(): return "#f00"
+        >>> r.get("red")()
+        '#f00'
+    """
+
+    def __init__(self, kind: str, loader: Callable[[], None] | None = None):
+        self.kind = kind
+        self._items: dict[str, Any] = {}
+        self._loader = loader
+        self._loaded = loader is None
+        self._lock = threading.RLock()
+
+    def _ensure_loaded(self) -> None:
+        if self._loaded:
+            return
+        with self._lock:
+            if not self._loaded:
+                self._loaded = True  # set first: the loader registers into us
+                self._loader()
+
+    def register(self, name: str, obj: Any = None):
+        """Add `obj` under `name`; used bare or as a decorator `@r.register(name)`.
+
+        Raises:
+            ValueError: `name` is already registered (nothing is overwritten).
+        """
+
+        def add(o):
+            with self._lock:
+                if name in self._items:
+                    raise ValueError(
+                        f"{self.kind} {name!r} is already registered (by "
+                        f"{_origin(self._items[name])}); pick another name"
+                    )
+                self._items[name] = o
+            return o
+
+        return add if obj is None else add(obj)
+
+    def unregister(self, name: str) -> None:
+        """Remove `name` (for tests and plugins that replace themselves)."""
+        with self._lock:
+            self._items.pop(name, None)
+
+    def get(self, name: str) -> Any:
+        """Return the object registered as `name`.
+
+        Raises:
+            UnknownNameError: no such name; the message lists the closest names.
+        """
+        self._ensure_loaded()
+        try:
+            return self._items[name]
+        except (KeyError, TypeError):
+            pass
+        known = sorted(self._items)
+        close = difflib.get_close_matches(str(name), known, n=5, cutoff=0.5)
+        close += [k for k in known if str(name).lower() in k.lower() and k not in close]
+        hint = f"did you mean {', '.join(close[:5])}?" if close else ""
+        raise UnknownNameError(
+            f"unknown {self.kind} {name!r}; {hint or 'known: ' + ', '.join(known)}"
+            + (f" (all {len(known)}: `zoo list`)" if hint else "")
+        )
+
+    def names(self, pattern: str | list[str] = "*", exclude: str | list[str] = ()) -> list[str]:
+        """Sorted names matching any shell-style `pattern` and no `exclude` pattern."""
+        self._ensure_loaded()
+        include = [pattern] if isinstance(pattern, str) else list(pattern)
+        exclude = [exclude] if isinstance(exclude, str) else list(exclude)
+        return sorted(
+            n
+            for n in self._items
+            if any(fnmatch.fnmatchcase(n, p) for p in include)
+            and not any(fnmatch.fnmatchcase(n, p) for p in exclude)
+        )
+
+    def __contains__(self, name: object) -> bool:
+        self._ensure_loaded()
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        self._ensure_loaded()
+        return len(self._items)
+
+
+def _origin(obj: Any) -> str:
+    obj = getattr(obj, "builder", obj)
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', obj)}"
+
+
+# Training hyperparameters every spec may set; the rest of `defaults` go to the builder.
+TRAIN_KEYS = {
+    "epochs": "passes over the training set",
+    "batch_size": "examples per step",
+    "optimizer": "adamw | sgd | adam",
+    "learning_rate": "peak learning rate",
+    "schedule": "constant | cosine | onecycle | warmup_rsqrt",
+    "warmup": "warm-up length as a fraction of training (cosine/onecycle) or steps (warmup_rsqrt)",
+    "weight_decay": "decoupled weight decay",
+    "momentum": "SGD momentum",
+    "nesterov": "SGD Nesterov momentum",
+    "label_smoothing": "label smoothing of the cross-entropy loss",
+    "clipnorm": "gradient clipping by global norm (None: off)",
+    "seed": "random seed for weights, shuffling and augmentation",
+    "data": "keyword arguments for the dataset loader (augmentation, vocabulary size, ...)",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """What a registered model is and how to build it.
+
+    Attributes:
+        name: registry name, e.g. "cifar10_resnet".
+        builder: keyword-only function returning a built `keras.Model`.
+        modality: "image" | "text" | "translation" | "speech".
+        task: e.g. "classification", "translation", "recognition".
+        dataset: name of the dataset loader in `zoo.data.DATASETS`.
+        defaults: the builder's keyword arguments and their defaults (data).
+        train: training hyperparameters (keys of `TRAIN_KEYS`).
+        inputs: the model's input contract on tensors, e.g.
+            {"dtype": "uint8", "shape": [32, 32, 3]}.
+        raw_input: what the exported SavedModel takes ("image bytes",
+            "utf-8 strings", "float32 waveforms + lengths").
+        preprocessor: what turns raw inputs into the model's tensors
+            (runs in tf.data while training, joined to the model at export).
+        metrics: metric names reported for this model.
+        description: one line for `zoo list`.
+        reference: where the architecture or recipe comes from.
+    """
+
+    name: str
+    builder: Callable[..., Any]
+    modality: str
+    task: str
+    dataset: str
+    defaults: Mapping[str, Any]
+    train: Mapping[str, Any]
+    inputs: Mapping[str, Any]
+    raw_input: str
+    preprocessor: str
+    metrics: tuple[str, ...]
+    description: str = ""
+    reference: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as plain JSON-able data (the builder becomes its dotted path)."""
+        d = {f.name: copy.deepcopy(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        d["builder"] = _origin(self.builder)
+        d["defaults"] = dict(d["defaults"])
+        d["train"] = dict(d["train"])
+        d["inputs"] = dict(d["inputs"])
+        d["metrics"] = list(d["metrics"])
+        return d
+
+    def resolve(self, overrides: Mapping[str, Any] | None = None) -> tuple[dict, dict]:
+        """Split `overrides` into (model kwargs, train kwargs) on top of the defaults.
+
+        Raises:
+            ValueError: an override key that is neither a builder argument nor
+                a training key; the message lists the valid keys.
+        """
+        model_kw, train_kw = dict(self.defaults), dict(self.train)
+        for key, value in (overrides or {}).items():
+            if key in self.defaults:
+                model_kw[key] = value
+            elif key in TRAIN_KEYS:
+                if key == "data" and isinstance(value, Mapping):
+                    value = {**train_kw.get("data", {}), **value}
+                train_kw[key] = value
+            else:
+                close = difflib.get_close_matches(key, [*self.defaults, *TRAIN_KEYS], n=3)
+                raise ValueError(
+                    f"{self.name}: unknown setting {key!r}"
+                    + (f" (did you mean {', '.join(close)}?)" if close else "")
+                    + f"; model settings: {', '.join(sorted(self.defaults)) or 'none'}; "
+                    f"training settings: {', '.join(sorted(TRAIN_KEYS))}"
+                )
+        return model_kw, train_kw
+
+
+def _load_model_families() -> None:
+    """Import `applications` and every `zoo.models` entry point (once)."""
+    importlib.import_module("applications")
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="zoo.models"):
+        try:
+            ep.load()
+        except Exception as exc:  # a broken plugin must not hide the built-in models
+            import warnings
+
+            warnings.warn(f"zoo.models entry point {ep.name!r} failed to load: {exc}")
+
+
+MODELS = Registry("model", loader=_load_model_families)
+
+
+def register_model(
+    name: str | None = None,
+    *,
+    modality: str,
+    task: str,
+    dataset: str,
+    inputs: Mapping[str, Any],
+    raw_input: str,
+    preprocessor: str,
+    metrics: tuple[str, ...] | list[str] = ("accuracy",),
+    train: Mapping[str, Any] | None = None,
+    description: str | None = None,
+    reference: str = "",
+):
+    """Decorator registering a keyword-only model builder as a `ModelSpec`.
+
+    The builder's keyword defaults become the spec's `defaults`; its docstring's
+    first line becomes the description.  Registering a name twice raises.
+
+    Args:
+        name: registry name; defaults to the function's name.
+        modality, task, dataset, inputs, raw_input, preprocessor, metrics,
+        train, description, reference: see `ModelSpec`.
+
+    Returns:
+        The builder, unchanged.
+    """
+    unknown_train = set(train or {}) - set(TRAIN_KEYS)
+    if unknown_train:
+        raise ValueError(f"unknown training keys {sorted(unknown_train)}; valid: {sorted(TRAIN_KEYS)}")
+
+    def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+        params = inspect.signature(fn).parameters.values()
+        positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if positional:
+            raise TypeError(f"model builder {fn.__name__} must be keyword-only (found {positional})")
+        defaults = {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY}
+        missing = [k for k, v in defaults.items() if v is inspect.Parameter.empty]
+        if missing:
+            raise TypeError(f"model builder {fn.__name__}: give defaults for {missing}")
+        doc = (description or inspect.getdoc(fn) or "").strip().splitlines()
+        spec = ModelSpec(
+            name=name or fn.__name__,
+            builder=fn,
+            modality=modality,
+            task=task,
+            dataset=dataset,
+            defaults=defaults,
+            train=dict(train or {}),
+            inputs=dict(inputs),
+            raw_input=raw_input,
+            preprocessor=preprocessor,
+            metrics=tuple(metrics),
+            description=doc[0] if doc else "",
+            reference=reference,
+        )
+        MODELS.register(spec.name, spec)
+        fn.spec = spec
+        return fn
+
+    return decorator
+
+
+def list_models(pattern: str | list[str] = "*", modality: str | None = None, exclude: str | list[str] = ()) -> list[str]:
+    """Sorted names of registered models.
+
+    Args:
+        pattern: shell-style wildcard(s), e.g. "cifar10_*" or ["*lstm*", "*vit"].
+        modality: keep only "image", "text", "translation" or "speech" models.
+        exclude: wildcard(s) to drop.
+
+    Returns:
+        list[str], sorted.
+    """
+    names = MODELS.names(pattern, exclude)
+    if modality is not None:
+        known = {MODELS.get(n).modality for n in MODELS.names()}
+        if modality not in known:
+            raise ValueError(f"unknown modality {modality!r}; known: {', '.join(sorted(known))}")
+        names = [n for n in names if MODELS.get(n).modality == modality]
+    return names
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The `ModelSpec` registered as `name` (UnknownNameError lists close names)."""
+    return MODELS.get(name)
+
+
+def create_model(name: str, **overrides: Any):
+    """Build the registered model `name` as a built `keras.Model`.
+
+    Args:
+        name: a registered model name (see `list_models()`).
+        **overrides: builder arguments replacing the spec's defaults.
+
+    Returns:
+        keras.Model whose inputs follow `model_info(name)["inputs"]`.
+
+    Raises:
+        UnknownNameError: unknown name (close matches listed).
+        ValueError: an override that is not a builder argument (valid keys listed).
+    """
+    spec = get_spec(name)
+    for key in overrides:
+        if key not in spec.defaults:
+            close = difflib.get_close_matches(key, list(spec.defaults), n=3)
+            hint = (
+                " (a training setting: pass it to zoo.training.fit or `zoo train --set`)"
+                if key in TRAIN_KEYS
+                else f" (did you mean {', '.join(close)}?)" if close else ""
+            )
+            raise ValueError(
+                f"{name}: unknown model argument {key!r}{hint}; "
+                f"valid: {', '.join(sorted(spec.defaults)) or 'none'}"
+            )
+    model_kw, _ = spec.resolve(overrides)
+    model = spec.builder(**model_kw)
+    if not model.built:
+        raise RuntimeError(f"builder of {name} returned an unbuilt model")
+    return model
+
+
+def model_info(name: str) -> dict[str, Any]:
+    """The spec of `name` as plain data (JSON-able), e.g. for `zoo info`."""
+    return get_spec(name).to_dict()
