@@ -1,0 +1,32 @@
+"""Shared custom Keras 3 layers of the zoo (backend-agnostic, serializable).
+
+Every layer is registered with `keras.saving.register_keras_serializable`
+under the package name ``"zoo"`` so `.keras` files load without
+`custom_objects` once `zoo.layers` is imported.
+"""
+
+from zoo.layers.attention import (
+    AttentionPooling,
+    MultiHeadAttention,
+    compute_causal_mask,
+)
+from zoo.layers.encoding import (
+    LearnedPositionEmbedding,
+    SinusoidalPositionEncoding,
+    TokenAndPositionEmbedding,
+)
+from zoo.layers.transformer import (
+    TransformerDecoderBlock,
+    TransformerEncoderBlock,
+)
+
+__all__ = [
+    "AttentionPooling",
+    "LearnedPositionEmbedding",
+    "MultiHeadAttention",
+    "SinusoidalPositionEncoding",
+    "TokenAndPositionEmbedding",
+    "TransformerDecoderBlock",
+    "TransformerEncoderBlock",
+    "compute_causal_mask",
+]
