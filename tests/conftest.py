@@ -30,3 +30,48 @@ def shared_data_dir():
     if not d or not pathlib.Path(d).is_dir():
         pytest.skip("no offline data directory (set ZOO_DATA_DIR)")
     return pathlib.Path(d)
+
+
+def write_cifar_archive(root, per_class_train=12, per_class_test=4, seed=0, corrupt=None):
+    """A tiny CIFAR-10-layout archive (`cifar10/{train,test}/<class>/NNNN.jpg`) plus SHA256SUMS.
+
+    Images are learnable: each class has its own colour and stripe direction,
+    with noise.  `corrupt="cifar10/train/cat/0001.jpg"` writes garbage there.
+    Returns the data directory.
+    """
+    import hashlib
+    import io
+    import tarfile
+
+    import numpy as np
+    import tensorflow as tf
+
+    from zoo.data.images import CIFAR10_CLASSES
+
+    root = pathlib.Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    palette = rng.integers(30, 225, (10, 3))
+    yy, xx = np.mgrid[0:32, 0:32]
+    archive = root / "cifar10-jpeg.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for split, n in (("train", per_class_train), ("test", per_class_test)):
+            for k, cls in enumerate(CIFAR10_CLASSES):
+                stripes = np.sin((xx * np.cos(k * 0.31) + yy * np.sin(k * 0.31)) * (0.3 + 0.1 * k))[..., None]
+                for i in range(n):
+                    img = palette[k] + 40 * stripes + rng.normal(0, 12, (32, 32, 3))
+                    name = f"cifar10/{split}/{cls}/{i:04d}.jpg"
+                    data = (b"not a jpeg at all" if name == corrupt
+                            else tf.io.encode_jpeg(np.clip(img, 0, 255).astype(np.uint8), quality=90).numpy())
+                    info = tarfile.TarInfo(name)
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    (root / "SHA256SUMS").write_text(f"{digest}  cifar10-jpeg.tar.gz\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_cifar(tmp_path_factory):
+    """Data dir with a tiny learnable CIFAR-10-layout archive (120 train, 40 test images)."""
+    return write_cifar_archive(tmp_path_factory.mktemp("tiny-cifar"))

@@ -301,6 +301,9 @@ def fit(
         data.preprocessor.save(run_dir / "preprocessor")
 
     steps = int(data.train.cardinality())
+    if steps < 0:  # unknown cardinality: derive it from the example count
+        n, b = int(data.info.get("num_train", 0)), int(train_kw["batch_size"])
+        steps = n // b if data.info.get("drop_remainder", True) else -(-n // b)
     if steps <= 0:
         raise ValueError(f"training set has {steps} batches (limit={limit}, batch_size={train_kw['batch_size']}); "
                          "use a larger --limit or a smaller --batch-size")
@@ -324,7 +327,8 @@ def fit(
     ]
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
-    model.fit(data.train, validation_data=data.val, epochs=int(train_kw["epochs"]), callbacks=cbs, verbose=verbose)
+    model.fit(data.train, validation_data=data.val, epochs=int(train_kw["epochs"]), callbacks=cbs, verbose=verbose,
+              shuffle=False)  # the pipeline shuffles
     history = logger.history
     save_model(model, run_dir / "model.keras")
 

@@ -1,0 +1,125 @@
+"""Export: TF Serving layout, clean-process verification, atomicity, model cards, predict."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from zoo import export as zexport
+from zoo.cli import main
+from zoo.export import ExportError, export_model, predict
+from zoo.training import fit
+
+
+@pytest.fixture(scope="module")
+def image_run(tiny_cifar, tmp_path_factory):
+    """A finished tiny cifar10_cnn run."""
+    run = tmp_path_factory.mktemp("image-run") / "run"
+    fit("cifar10_cnn", run_dir=run, data_dir=tiny_cifar, epochs=2, batch_size=20, verbose=0,
+        overrides={"filters": [8, 16, 16], "dense_units": 16, "learning_rate": 3e-3})
+    return run
+
+
+def _jpeg(path, value=(200, 30, 30), size=(32, 32)):
+    path.write_bytes(tf.io.encode_jpeg(np.full((*size, 3), value, np.uint8)).numpy())
+    return path
+
+
+def test_export_layout_card_and_clean_process_load(image_run, tmp_path):
+    out = export_model(image_run, base_dir=tmp_path / "saved_models")
+    assert out == tmp_path / "saved_models" / "cifar10_cnn" / "1"
+    assert (out / "saved_model.pb").exists() and (out / "variables").is_dir()
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["version"] == 1 and card["model"] == "cifar10_cnn" and card["verified"] is True
+    assert card["signature"]["serving_default"]["inputs"] == {"image_bytes": ["string", [None]]}
+    assert card["signature"]["serving_default"]["outputs"]["probabilities"] == ["float32", [None, 10]]
+    assert card["hyperparameters"]["model"]["dense_units"] == 16
+    assert card["metrics"]["test"]["num_examples"] == 40 and card["data"]["class_names"][3] == "cat"
+    assert "version 1" in (out / "README.md").read_text()
+    # our own check: a process with TensorFlow only, zoo unimportable, raw JPEG bytes in
+    img = _jpeg(tmp_path / "red.jpg", size=(48, 40))
+    script = (
+        "import sys, json; sys.modules['zoo'] = None; sys.modules['applications'] = None\n"
+        "import tensorflow as tf\n"
+        f"m = tf.saved_model.load({str(out)!r})\n"
+        f"r = m.signatures['serving_default'](image_bytes=tf.constant([open({str(img)!r}, 'rb').read()]))\n"
+        "print(json.dumps({'p': r['probabilities'].numpy().tolist(), 'label': r['label'].numpy()[0].decode()}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    _, model, _ = zoo.training.load_run(image_run)
+    decoded = tf.image.resize(tf.io.decode_jpeg(img.read_bytes()), [32, 32], method="area")
+    want = tf.nn.softmax(model(tf.cast(tf.round(decoded), tf.uint8)[None])).numpy()
+    np.testing.assert_allclose(got["p"], want, atol=1e-5)
+    assert got["label"] == card["data"]["class_names"][int(np.argmax(want))]
+
+
+def test_versions_count_up_and_crash_leaves_nothing(image_run, tmp_path, monkeypatch):
+    base = tmp_path / "sm"
+    assert export_model(image_run, base_dir=base, verify=False).name == "1"
+
+    def boom(*a, **k):
+        raise ExportError("simulated crash during verification")
+
+    monkeypatch.setattr(zexport, "verify_saved_model", boom)
+    with pytest.raises(ExportError, match="simulated crash"):
+        export_model(image_run, base_dir=base)
+    assert sorted(p.name for p in (base / "cifar10_cnn").iterdir()) == ["1"]  # no version 2, no temp dir
+    monkeypatch.undo()
+    assert export_model(image_run, base_dir=base, verify=False).name == "2"
+
+
+def test_failed_verification_is_reported_and_removed(image_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(zexport, "TOLERANCE", -1.0)  # nothing can be within a negative tolerance
+    with pytest.raises(ExportError, match="disagrees with the in-memory model.*probabilities"):
+        export_model(image_run, base_dir=tmp_path / "sm")
+    assert list((tmp_path / "sm" / "cifar10_cnn").iterdir()) == []
+
+
+def test_export_bad_inputs_have_clear_errors(image_run, tmp_path):
+    with pytest.raises(ExportError, match="does not exist: train first"):
+        export_model(tmp_path / "nope", base_dir=tmp_path / "sm")
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "config.json").write_text(json.dumps({"model": "cifar10_cnn"}))
+    with pytest.raises(ValueError, match="no trained model yet"):
+        export_model(unfinished, base_dir=tmp_path / "sm")
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    readonly.chmod(0o500)
+    if os.access(readonly, os.W_OK):
+        pytest.skip("running as a user who can write anywhere (root)")
+    with pytest.raises(ExportError, match="cannot write exports"):
+        export_model(image_run, base_dir=readonly)
+
+
+def test_cli_export_tflite_and_predict(image_run, tmp_path, capsys):
+    assert main(["export", "cifar10_cnn", "--run-dir", str(image_run), "--out", str(tmp_path / "sm"), "--tflite"]) == 0
+    version = pathlib.Path(capsys.readouterr().out.strip())
+    card = json.loads((version / "model_card.json").read_text())
+    assert (version / "model.tflite").exists() and card["tflite"]["top1_agreement"] >= 0.99
+    img = _jpeg(tmp_path / "a.jpg")
+    assert main(["predict", str(version), str(img), "--json", "--top-k", "2"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["input"] == str(img) and len(rows[0]["top_k"]) == 2
+    assert 0.0 <= rows[0]["probability"] <= 1.0 and rows[0]["label"] in card["data"]["class_names"]
+    # the same prediction from the run (no SavedModel involved)
+    direct = predict("cifar10_cnn", [str(img)], run_dir=str(image_run))
+    assert direct[0]["label"] == rows[0]["label"]
+    assert direct[0]["probability"] == pytest.approx(rows[0]["probability"], abs=1e-5)
+    # wrong modality and corrupt SavedModels get one-line errors
+    wav = tmp_path / "x.wav"
+    wav.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt ")
+    assert main(["predict", str(version), str(wav)]) == 2
+    assert "not a JPEG, PNG, GIF or BMP image" in capsys.readouterr().err
+    (version / "saved_model.pb").write_bytes(b"garbage")
+    assert main(["predict", str(version), str(img)]) == 2
+    assert "is not a loadable SavedModel" in capsys.readouterr().err

@@ -1,0 +1,118 @@
+"""Training core: run directory contents, learning, resume after a crash or kill."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from zoo.training import RunDirError, fit, load_run, make_optimizer, precision_policy
+
+SMALL_CNN = {"filters": [8, 16, 16], "dense_units": 16}
+
+
+def _fit(run_dir, data_dir, **kw):
+    args = dict(run_dir=run_dir, data_dir=data_dir, epochs=3, batch_size=20, verbose=0,
+                overrides={**SMALL_CNN, "learning_rate": 3e-3})
+    args.update(kw)
+    return fit("cifar10_cnn", **args)
+
+
+def test_fit_writes_a_complete_run_and_learns(tmp_path, tiny_cifar):
+    result = _fit(tmp_path / "run", tiny_cifar, epochs=6)
+    run = result.run_dir
+    for name in ("config.json", "history.json", "metrics.json", "curves.png", "confusion.png",
+                 "model.keras", "checkpoints/last.keras", "state.json", "data_info.json"):
+        assert (run / name).exists(), name
+    history = json.loads((run / "history.json").read_text())
+    assert history["epoch"] == [1, 2, 3, 4, 5, 6]
+    assert history["loss"][-1] < 0.8 * history["loss"][0]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test"]["num_examples"] == 40
+    assert metrics["test"]["accuracy"] > 0.4  # chance is 0.1
+    assert np.array(metrics["test"]["confusion_matrix"]).sum() == 40
+    assert json.loads((run / "state.json").read_text())["status"] == "complete"
+    spec, model, config = load_run(run)
+    assert spec.name == "cifar10_cnn" and config["model_args"]["dense_units"] == 16
+    x = np.zeros((2, 32, 32, 3), np.uint8)
+    np.testing.assert_allclose(model.predict(x, verbose=0), result.model.predict(x, verbose=0), atol=1e-6)
+
+
+class _Crash(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if self.params and getattr(self, "_epoch", 0) == 1 and batch == 2:
+            raise RuntimeError("simulated crash in epoch 2")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+
+def test_crashed_run_resumes_from_last_finished_epoch(tmp_path, tiny_cifar):
+    run = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _fit(run, tiny_cifar, callbacks=[_Crash()])
+    first = json.loads((run / "history.json").read_text())
+    assert first["epoch"] == [1] and not (run / "state.json").exists()
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(epoch)
+
+    result = _fit(run, tiny_cifar, callbacks=[Record()])
+    assert seen == [1, 2]  # epoch 1 was not trained again
+    history = json.loads((run / "history.json").read_text())
+    assert history["epoch"] == [1, 2, 3]
+    assert history["loss"][0] == first["loss"][0]
+    assert result.metrics["epochs"] == 3
+    # a finished run is loaded, not retrained
+    again = _fit(run, tiny_cifar, callbacks=[Record()])
+    assert seen == [1, 2] and again.metrics == result.metrics
+
+
+def test_same_run_dir_with_different_settings_is_refused(tmp_path, tiny_cifar):
+    run = tmp_path / "run"
+    _fit(run, tiny_cifar, epochs=1)
+    with pytest.raises(RunDirError, match="holds a different run.*learning_rate"):
+        _fit(run, tiny_cifar, epochs=1, overrides={**SMALL_CNN, "learning_rate": 1e-2})
+
+
+def test_killed_process_resumes_with_the_same_command(tmp_path, tiny_cifar):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "zoo.cli", "train", "cifar10_cnn", "--data-dir", str(tiny_cifar), "--run-dir", str(run),
+           "--epochs", "4", "--batch-size", "20", "--set", "filters=[8,16,16]", "--set", "dense_units=16"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    deadline = time.time() + 120
+    history = run / "history.json"
+    while time.time() < deadline and proc.poll() is None:
+        if history.exists() and len(json.loads(history.read_text())["epoch"]) >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(json.loads(history.read_text())["epoch"])
+    assert 2 <= done < 4 and not (run / "state.json").exists(), "the run should have been killed mid-way"
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(history.read_text())["epoch"] == [1, 2, 3, 4]
+    assert json.loads((run / "state.json").read_text())["status"] == "complete"
+
+
+def test_optimizer_and_precision_choices():
+    opt = make_optimizer({"optimizer": "sgd", "learning_rate": 0.1, "momentum": 0.8, "nesterov": True,
+                          "schedule": "onecycle", "warmup": 0.25, "weight_decay": 5e-4}, total_steps=40)
+    assert isinstance(opt, keras.optimizers.SGD) and opt.nesterov and opt.momentum == 0.8
+    assert opt.weight_decay == pytest.approx(5e-4)
+    assert isinstance(make_optimizer({"optimizer": "adamw", "weight_decay": 0.05}, 10), keras.optimizers.AdamW)
+    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
+        make_optimizer({"optimizer": "rmsprop"}, 10)
+    assert precision_policy("float32") == "float32"
+    assert precision_policy("mixed") in ("float32", "mixed_bfloat16", "mixed_float16")
+    with pytest.raises(ValueError, match="unknown precision"):
+        precision_policy("half")
