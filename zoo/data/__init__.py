@@ -1,0 +1,423 @@
+"""Data settings shared by every modality, and the dataset registry.
+
+This module is the one place that decides where data comes from and where
+derived files go:
+
+- `resolve_data_dir`: the offline data folder (argument > `ZOO_DATA_DIR`),
+  or None, meaning "fall back to tensorflow-datasets".
+- `cache_dir`: where decoded arrays and other derived files are cached
+  (`ZOO_CACHE_DIR` > `$XDG_CACHE_HOME/zoo` > `~/.cache/zoo`), never the repo.
+- `verify_file`: SHA-256 check of an input file against the data folder's
+  `SHA256SUMS`; the digest doubles as the cache key.
+- `atomic_write` / `write_json`: crash-safe writes, reused by checkpoints,
+  exports and reports.
+- `DataBundle`, `DATASETS`, `load_dataset`: every loader returns a bundle of
+  batched, prefetched `tf.data` pipelines plus JSON-able `info`.
+
+    >>> from zoo.data import load_dataset
+    >>> bundle = load_dataset("cifar10", batch_size=256, limit=1000)
+    >>> images, labels = next(iter(bundle.train))   # uint8 (256, 32, 32, 3), int32 (256,)
+
+Every problem with the data raises `DataError` (a `ValueError`) whose message
+names the file, what was expected and how to fix it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+import threading
+from typing import TYPE_CHECKING, Any, Iterator
+
+from zoo.registry import Registry
+
+if TYPE_CHECKING:  # TensorFlow is imported lazily by the loaders
+    import tensorflow as tf
+
+__all__ = [
+    "DataError",
+    "DataBundle",
+    "DATASETS",
+    "load_dataset",
+    "resolve_data_dir",
+    "cache_dir",
+    "verify_file",
+    "atomic_write",
+    "write_json",
+    "DATA_DIR_ENV",
+    "CACHE_DIR_ENV",
+]
+
+DATA_DIR_ENV = "ZOO_DATA_DIR"
+CACHE_DIR_ENV = "ZOO_CACHE_DIR"
+SUMS_FILE = "SHA256SUMS"
+
+# The repository root (parent of the `zoo` package); the cache must not live in it.
+_REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+class DataError(ValueError):
+    """A data problem: missing/corrupt file, bad layout, wrong checksum, bad setting.
+
+    The message names the path or member, what was expected and the fix.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Locations
+# ---------------------------------------------------------------------------
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> pathlib.Path | None:
+    """The offline data folder to read datasets from.
+
+    Args:
+        data_dir: explicit folder (e.g. from `--data-dir`); wins over the
+            environment.  Empty string counts as not given.
+
+    Returns:
+        `pathlib.Path` of an existing directory (from the argument, else from
+        `$ZOO_DATA_DIR`), or None when neither is set: loaders then fall back
+        to tensorflow-datasets (which needs network access or its own cache).
+
+    Raises:
+        DataError: the folder given (argument or environment) does not exist
+            or is not a directory.
+    """
+    if data_dir is not None and str(data_dir) != "":
+        path, origin = pathlib.Path(data_dir).expanduser(), "passed as data_dir/--data-dir"
+    elif os.environ.get(DATA_DIR_ENV):
+        path, origin = pathlib.Path(os.environ[DATA_DIR_ENV]).expanduser(), f"from ${DATA_DIR_ENV}"
+    else:
+        return None
+    if not path.exists():
+        raise DataError(
+            f"data directory {path} ({origin}) does not exist: pass --data-dir or set "
+            f"{DATA_DIR_ENV} to the folder holding the dataset files (e.g. cifar10-jpeg.tar.gz), "
+            f"or unset both to download through tensorflow-datasets"
+        )
+    if not path.is_dir():
+        raise DataError(
+            f"data directory {path} ({origin}) is not a directory: point --data-dir or "
+            f"{DATA_DIR_ENV} at the folder holding the dataset files, not at a file"
+        )
+    return path
+
+
+def _default_cache_root() -> pathlib.Path:
+    if os.environ.get(CACHE_DIR_ENV):
+        return pathlib.Path(os.environ[CACHE_DIR_ENV]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = pathlib.Path(xdg).expanduser() if xdg else pathlib.Path.home() / ".cache"
+    return base / "zoo"
+
+
+def cache_dir(*parts: str) -> pathlib.Path:
+    """The cache folder for derived files, created on demand.
+
+    Root: `$ZOO_CACHE_DIR`, else `$XDG_CACHE_HOME/zoo`, else `~/.cache/zoo`.
+
+    Args:
+        *parts: sub-folders, e.g. `cache_dir("cifar10", digest[:16])`.
+
+    Returns:
+        `pathlib.Path` of the existing folder `root/part/...`.
+
+    Raises:
+        DataError: the folder would lie inside the zoo repository (caches
+            must never be committed) or cannot be created.
+    """
+    path = _default_cache_root().joinpath(*map(str, parts)).resolve()
+    if path == _REPO_ROOT or _REPO_ROOT in path.parents:
+        if (_REPO_ROOT / ".git").exists() or (_REPO_ROOT / "setup.cfg").exists():
+            raise DataError(
+                f"cache directory {path} lies inside the repository {_REPO_ROOT}: set "
+                f"{CACHE_DIR_ENV} (or XDG_CACHE_HOME) to a folder outside it"
+            )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(
+            f"cannot create cache directory {path} ({exc}): set {CACHE_DIR_ENV} to a writable folder"
+        ) from exc
+    return path
+
+
+# ---------------------------------------------------------------------------
+# Checksums
+# ---------------------------------------------------------------------------
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+_DIGEST_LOCK = threading.Lock()
+
+
+def _sha256(path: pathlib.Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_sums(sums: pathlib.Path) -> dict[str, str]:
+    """`SHA256SUMS` as {relative path: hex digest} (`sha256sum` text or binary mode)."""
+    out = {}
+    for line in sums.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        digest, _, name = line.partition(" ")
+        name = name.strip()
+        if name.startswith("*"):
+            name = name[1:]
+        out[pathlib.PurePosixPath(name.removeprefix("./")).as_posix()] = digest.lower()
+    return out
+
+
+def verify_file(path: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> str:
+    """Check `path` against `data_dir/SHA256SUMS` and return its SHA-256.
+
+    The digest is memoised per (path, size, mtime) within the process, so
+    repeated loads do not re-hash.  Files not listed in `SHA256SUMS` (or with
+    no `SHA256SUMS`, or `data_dir=None`) are hashed but not checked.
+
+    Args:
+        path: the file; relative paths are taken relative to `data_dir`.
+        data_dir: the data folder holding `SHA256SUMS`, or None.
+
+    Returns:
+        str: lowercase hex SHA-256 of the file (64 characters).
+
+    Raises:
+        DataError: the file is missing, or its digest differs from the one
+            listed (message names the file, expected and actual digests).
+    """
+    path = pathlib.Path(path)
+    if data_dir is not None and not path.is_absolute():
+        path = pathlib.Path(data_dir) / path
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise DataError(
+            f"{path} does not exist: put the file there, or point --data-dir/{DATA_DIR_ENV} "
+            f"at the folder holding it"
+        ) from None
+    if not path.is_file():
+        raise DataError(f"{path} is not a regular file: expected a data file at that path")
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    with _DIGEST_LOCK:
+        digest = _DIGESTS.get(key)
+    if digest is None:
+        digest = _sha256(path)
+        with _DIGEST_LOCK:
+            _DIGESTS[key] = digest
+    if data_dir is not None:
+        sums = pathlib.Path(data_dir) / SUMS_FILE
+        if sums.is_file():
+            try:
+                rel = path.resolve().relative_to(pathlib.Path(data_dir).resolve()).as_posix()
+            except ValueError:
+                rel = None
+            expected = _read_sums(sums).get(rel) if rel else None
+            if expected is not None and expected != digest:
+                raise DataError(
+                    f"checksum mismatch for {path}: {sums} expects sha256 {expected} but the file "
+                    f"has {digest}; the file is corrupt or a different version: replace it with "
+                    f"the pinned copy (or update {SUMS_FILE} if the change is intended)"
+                )
+    return digest
+
+
+# ---------------------------------------------------------------------------
+# Atomic writes
+# ---------------------------------------------------------------------------
+
+
+def _fsync_tree(path: pathlib.Path) -> None:
+    paths = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _fsync_dir(path: pathlib.Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove(path: pathlib.Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[pathlib.Path]:
+    """Write `path` all-or-nothing: readers see the old content or the new, never half.
+
+    Yields a temporary path in the same folder (with the same suffix, so
+    writers that insist on one, e.g. `np.save` or `model.save(".keras")`,
+    accept it).  The caller creates a file *or a directory* there (a
+    SavedModel export, say).  On normal exit the result is fsync'ed and moved
+    onto `path` with `os.replace` (an existing directory at `path` is replaced
+    too); on an exception the temporary is removed and `path` is untouched.
+
+        with atomic_write("out/model.keras") as tmp:
+            model.save(tmp)
+
+    Args:
+        path: the final file or directory; its parent is created if needed.
+
+    Yields:
+        pathlib.Path: the temporary path to write.
+
+    Raises:
+        FileNotFoundError: the block exited without creating the temporary.
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = pathlib.Path(name)
+    tmp.unlink()  # the caller decides whether it becomes a file or a directory
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise FileNotFoundError(f"atomic_write({path}): nothing was written to the temporary {tmp}")
+        _fsync_tree(tmp)
+        if tmp.is_dir() and path.is_dir() and not path.is_symlink():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}-{threading.get_ident()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if hasattr(obj, "tolist"):  # numpy arrays/scalars, tf.TensorShape-free
+        return obj.tolist()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def write_json(path: str | os.PathLike, obj: Any, *, indent: int = 2) -> pathlib.Path:
+    """Write `obj` as JSON to `path` atomically (UTF-8, trailing newline).
+
+    Numpy scalars/arrays, paths, sets and dataclasses are converted to plain
+    JSON values.
+
+    Returns:
+        pathlib.Path: `path`.
+    """
+    text = json.dumps(obj, indent=indent, default=_json_default, ensure_ascii=False) + "\n"
+    path = pathlib.Path(path)
+    with atomic_write(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------------------
+# Datasets
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class DataBundle:
+    """What every dataset loader returns.
+
+    Attributes:
+        train: training pipeline, shuffled and augmented per epoch, yielding
+            `(inputs, targets)` batches, already batched and prefetched.
+        val: validation pipeline (same element structure), or None.  Loaders
+            document what it is (e.g. CIFAR-10 with `val_split=0` uses the
+            test set, the convention of fast CIFAR-10 training records).
+        test: test pipeline, unshuffled, unaugmented.
+        info: plain JSON-able facts: class names, counts (num_train, num_val,
+            num_test), source path and sha256, batch size, augmentation, ...
+        preprocessor: what turns raw inputs into model inputs (a tokenizer,
+            a feature extractor), for export; None when the model takes the
+            pipeline's inputs as they are (images: raw uint8 pixels).
+    """
+
+    train: "tf.data.Dataset"
+    val: "tf.data.Dataset | None"
+    test: "tf.data.Dataset"
+    info: dict
+    preprocessor: object | None = None
+
+
+DATASETS = Registry("dataset")
+
+
+def load_dataset(name: str, **kwargs: Any) -> DataBundle:
+    """Load the registered dataset `name`.
+
+    Args:
+        name: a name in `DATASETS` (e.g. "cifar10").
+        **kwargs: the loader's arguments (data_dir, batch_size, limit, seed, ...).
+
+    Returns:
+        DataBundle.
+
+    Raises:
+        zoo.registry.UnknownNameError: unknown name (close matches listed).
+        DataError: missing or corrupt data, or a bad setting.
+    """
+    return DATASETS.get(name)(**kwargs)
+
+
+PREPROCESSORS = Registry("preprocessor")
+PREPROCESSOR_FILE = "preprocessor.json"
+
+
+def load_preprocessor(directory: str | os.PathLike):
+    """Load a fitted preprocessor saved with `preprocessor.save(directory)`.
+
+    The directory holds `preprocessor.json` whose `"kind"` names the class
+    registered in `PREPROCESSORS`; that class's `load(directory)` rebuilds it.
+
+    Raises:
+        DataError: no `preprocessor.json`, or an unknown kind.
+    """
+    directory = pathlib.Path(directory)
+    meta_path = directory / PREPROCESSOR_FILE
+    if not meta_path.exists():
+        raise DataError(f"{directory} holds no saved preprocessor ({PREPROCESSOR_FILE} missing): "
+                        "retrain the run or copy its preprocessor/ folder back")
+    kind = json.loads(meta_path.read_text()).get("kind")
+    return PREPROCESSORS.get(kind).load(directory)
+
+
+# Loaders register themselves on import (they import TensorFlow lazily).
+from zoo.data import images  # noqa: E402,F401

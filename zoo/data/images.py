@@ -1,0 +1,610 @@
+"""CIFAR-10 from the offline JPEG archive, and a fast augmented image pipeline.
+
+The archive `cifar10-jpeg.tar.gz` (layout `cifar10/{train,test}/<class>/NNNN.jpg`)
+is read in memory with `tarfile` (never extracted), every JPEG is decoded once
+with `tf.io.decode_jpeg` (the same decoder an exported model uses on its raw
+input bytes) and the arrays are cached as `.npy` under
+`cache_dir("cifar10", <sha256[:16]>)`.  Later loads memory-map the cache.
+
+The pipeline keeps images as raw `uint8` pixels (normalisation is a layer of
+the model, so exported models take raw pixels) and augments whole batches at
+once with stateless random ops (reflect-pad + random crop, horizontal flip,
+optional cutout), which keeps a 2-core CPU well ahead of training.
+
+Note the JPEG copy (quality 75) differs slightly in pixels from the original
+CIFAR-10 release; accuracies on it run somewhat below published figures.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pathlib
+import re
+import tarfile
+import zlib
+from typing import Any
+
+import numpy as np
+
+from zoo.data import (
+    DATA_DIR_ENV,
+    DATASETS,
+    DataBundle,
+    DataError,
+    atomic_write,
+    cache_dir,
+    resolve_data_dir,
+    verify_file,
+    write_json,
+)
+
+__all__ = [
+    "CIFAR10_CLASSES",
+    "IMAGE_SHAPE",
+    "CIFAR10_ARCHIVE",
+    "load_cifar10_arrays",
+    "make_image_dataset",
+    "cifar10",
+]
+
+# Sorted order == canonical CIFAR-10 label order.
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+IMAGE_SHAPE = (32, 32, 3)
+CIFAR10_ARCHIVE = "cifar10-jpeg.tar.gz"
+SPLITS = ("train", "test")
+
+_CACHE_FORMAT = 1
+_DECODE_CHUNK = 1000
+_MEMBER_RE = re.compile(r"^(?:\./)?cifar10/(train|test)/([^/]+)/([^/]+\.jpe?g)$", re.IGNORECASE)
+
+
+# ---------------------------------------------------------------------------
+# Archive -> arrays
+# ---------------------------------------------------------------------------
+
+
+def _read_archive(archive: pathlib.Path) -> dict[str, list[tuple[str, bytes]]]:
+    """{split: [(member name, JPEG bytes)]} sorted by member name."""
+    raw = archive.read_bytes()
+    if raw[:2] == b"\x1f\x8b":  # gzip: inflate in memory (much faster than streaming)
+        try:
+            raw = zlib.decompress(raw, 31)
+        except zlib.error as exc:
+            raise DataError(
+                f"{archive}: not a valid gzip file ({exc}); expected the tar.gz archive "
+                f"{CIFAR10_ARCHIVE}: replace it with the pinned copy"
+            ) from exc
+    members: dict[str, list[tuple[str, bytes]]] = {s: [] for s in SPLITS}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
+            for m in tar:
+                if not m.isfile():
+                    continue
+                match = _MEMBER_RE.match(m.name)
+                if not match:
+                    continue
+                split, cls = match.group(1).lower(), match.group(2)
+                if cls not in CIFAR10_CLASSES:
+                    raise DataError(
+                        f"{archive}: member {m.name} is in an unknown class folder {cls!r}; "
+                        f"expected one of {', '.join(CIFAR10_CLASSES)}"
+                    )
+                if m.sparse is None and m.offset_data + m.size <= len(raw):
+                    data = raw[m.offset_data : m.offset_data + m.size]
+                else:
+                    data = tar.extractfile(m).read()
+                members[split].append((m.name, data))
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise DataError(
+            f"{archive}: not a readable tar archive ({exc}); expected {CIFAR10_ARCHIVE} with "
+            f"layout cifar10/{{train,test}}/<class>/NNNN.jpg: replace it with the pinned copy"
+        ) from exc
+    for split in SPLITS:
+        if not members[split]:
+            raise DataError(
+                f"{archive}: no images under cifar10/{split}/<class>/*.jpg; expected the "
+                f"layout cifar10/{{train,test}}/<class>/NNNN.jpg with classes {', '.join(CIFAR10_CLASSES)}"
+            )
+        members[split].sort(key=lambda nb: nb[0])
+    return members
+
+
+def _decode_split(names: list[str], blobs: list[bytes], bar=None) -> np.ndarray:
+    """Decode JPEG bytes to uint8 `(len(blobs), 32, 32, 3)` on TensorFlow's threads.
+
+    Raises:
+        DataError: naming the first member that is not a valid JPEG or not 32x32.
+    """
+    import tensorflow as tf
+
+    h, w, c = IMAGE_SHAPE
+
+    def decode(b):
+        # ensure_shape is cheap; a wrong size fails like a corrupt file and is
+        # diagnosed below.
+        return tf.ensure_shape(tf.io.decode_jpeg(b, channels=c), IMAGE_SHAPE)
+
+    ds = (
+        tf.data.Dataset.from_tensor_slices(tf.constant(blobs, dtype=tf.string))
+        .map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .batch(_DECODE_CHUNK)
+        .prefetch(1)
+    )
+    out = np.empty((len(blobs), *IMAGE_SHAPE), np.uint8)
+    done = 0
+    try:
+        for batch in ds:
+            out[done : done + len(batch)] = batch.numpy()
+            done += len(batch)
+            if bar is not None:
+                bar.update(len(batch))
+    except tf.errors.OpError:
+        _diagnose(names[done:], blobs[done:])
+        raise
+    return out
+
+
+def _diagnose(names: list[str], blobs: list[bytes]) -> None:
+    """Raise DataError for the first member that does not decode to a 32x32 RGB image."""
+    import tensorflow as tf
+
+    h, w, c = IMAGE_SHAPE
+    for name, b in zip(names, blobs):
+        try:
+            shape = tuple(tf.io.decode_jpeg(b, channels=c).shape)
+        except tf.errors.OpError as exc:
+            msg = ((exc.message or str(exc)).strip().splitlines() or ["decode error"])[0]
+            raise DataError(
+                f"{name}: not a valid JPEG ({msg}); expected a {h}x{w} RGB JPEG: the archive "
+                f"is corrupt, replace it with the pinned copy"
+            ) from None
+        if shape[:2] != (h, w):
+            raise DataError(
+                f"{name}: wrong image size {shape[0]}x{shape[1]}; expected {h}x{w} (CIFAR-10): "
+                f"the archive is not the CIFAR-10 JPEG copy, replace it with the pinned copy"
+            )
+
+
+def _decode_archive(archive: pathlib.Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{split: (images uint8 (N, 32, 32, 3), labels int32 (N,))} for both splits."""
+    from tqdm.auto import tqdm
+
+    members = _read_archive(archive)
+    total = sum(len(v) for v in members.values())
+    out = {}
+    with tqdm(total=total, desc=f"decoding {archive.name}", unit="img") as bar:
+        for split in SPLITS:
+            names = [n for n, _ in members[split]]
+            blobs = [b for _, b in members[split]]
+            labels = np.array(
+                [CIFAR10_CLASSES.index(_MEMBER_RE.match(n).group(2)) for n in names], dtype=np.int32
+            )
+            out[split] = (_decode_split(names, blobs, bar), labels)
+    return out
+
+
+def _cache_paths(folder: pathlib.Path, split: str) -> tuple[pathlib.Path, pathlib.Path]:
+    return folder / f"{split}_images.npy", folder / f"{split}_labels.npy"
+
+
+def _load_cache(folder: pathlib.Path, split: str) -> tuple[np.ndarray, np.ndarray] | None:
+    images_path, labels_path = _cache_paths(folder, split)
+    if not ((folder / "meta.json").is_file() and images_path.is_file() and labels_path.is_file()):
+        return None
+    try:
+        images = np.load(images_path, mmap_mode="r")
+        labels = np.load(labels_path)
+    except (OSError, ValueError):  # truncated/corrupt cache: rebuild it
+        return None
+    if images.dtype != np.uint8 or images.shape[1:] != IMAGE_SHAPE or len(labels) != len(images):
+        return None
+    return images, labels.astype(np.int32, copy=False)
+
+
+def _write_cache(folder: pathlib.Path, arrays: dict[str, tuple[np.ndarray, np.ndarray]], meta: dict) -> None:
+    for split, (images, labels) in arrays.items():
+        for path, arr in zip(_cache_paths(folder, split), (images, labels)):
+            with atomic_write(path) as tmp:
+                np.save(tmp, arr)
+    write_json(folder / "meta.json", meta)  # written last: marks the cache complete
+
+
+def _cifar10_from_tfds(split: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        import tensorflow_datasets as tfds
+
+        images, labels = tfds.as_numpy(
+            tfds.load("cifar10", split=split, as_supervised=True, batch_size=-1)
+        )
+    except Exception as exc:  # offline, no TFDS cache, ...
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise DataError(
+            f"CIFAR-10: no data directory is set and tensorflow-datasets could not load "
+            f"'cifar10' ({type(exc).__name__}: {first}). Either pass --data-dir or set "
+            f"{DATA_DIR_ENV} to the folder holding {CIFAR10_ARCHIVE} (layout "
+            f"cifar10/{{train,test}}/<class>/NNNN.jpg), or connect to the network so "
+            f"tensorflow-datasets can download it"
+        ) from exc
+    return np.asarray(images, dtype=np.uint8), np.asarray(labels, dtype=np.int32)
+
+
+def _cifar10_arrays(split: str, data_dir=None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """`load_cifar10_arrays` plus where the data came from ({"source", "sha256"})."""
+    if split not in SPLITS:
+        raise DataError(f"CIFAR-10 has no split {split!r}; expected one of {', '.join(SPLITS)}")
+    folder = resolve_data_dir(data_dir)
+    if folder is None:
+        images, labels = _cifar10_from_tfds(split)
+        return images, labels, {"source": "tensorflow-datasets:cifar10", "sha256": None}
+    archive = folder / CIFAR10_ARCHIVE
+    if not archive.is_file():
+        raise DataError(
+            f"CIFAR-10 archive {archive} not found: expected {CIFAR10_ARCHIVE} (layout "
+            f"cifar10/{{train,test}}/<class>/NNNN.jpg) in the data directory {folder}; put it "
+            f"there, point --data-dir/{DATA_DIR_ENV} at the folder holding it, or unset both "
+            f"to use tensorflow-datasets"
+        )
+    digest = verify_file(archive, folder)
+    source = {"source": str(archive), "sha256": digest}
+    cache = cache_dir("cifar10", digest[:16])
+    cached = _load_cache(cache, split)
+    if cached is not None:
+        return (*cached, source)
+    arrays = _decode_archive(archive)
+    meta = {
+        "format": _CACHE_FORMAT,
+        "source": str(archive),
+        "sha256": digest,
+        "classes": list(CIFAR10_CLASSES),
+        "counts": {s: int(len(arrays[s][1])) for s in arrays},
+        "decoder": "tf.io.decode_jpeg(channels=3)",
+    }
+    _write_cache(cache, arrays, meta)
+    images, labels = arrays[split]
+    return images, labels, source
+
+
+def load_cifar10_arrays(split: str, data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """All CIFAR-10 images and labels of one split, as arrays.
+
+    With a data folder (argument or `$ZOO_DATA_DIR`) this reads
+    `<data_dir>/cifar10-jpeg.tar.gz` (checked against `SHA256SUMS`), decodes
+    both splits once and caches them under `cache_dir("cifar10", sha[:16])`;
+    later calls memory-map the cache.  With no data folder it falls back to
+    `tensorflow_datasets.load("cifar10")`.
+
+    Args:
+        split: "train" (50,000 images) or "test" (10,000).
+        data_dir: folder holding the archive; None: `$ZOO_DATA_DIR`, else TFDS.
+
+    Returns:
+        (images, labels): images uint8 `(N, 32, 32, 3)` (possibly a read-only
+        memory map), labels int32 `(N,)` in [0, 10), indices into
+        `CIFAR10_CLASSES`.  Order: sorted member names, i.e. by class, then
+        file number (archive) -- shuffle before taking subsets.
+
+    Raises:
+        DataError: missing data folder/archive, checksum mismatch, a corrupt
+            or wrongly sized JPEG (named), or TFDS unavailable offline.
+    """
+    images, labels, _ = _cifar10_arrays(split, data_dir)
+    return images, labels
+
+
+# ---------------------------------------------------------------------------
+# Pipeline
+# ---------------------------------------------------------------------------
+
+
+def _reflect(i, n: int):
+    """Index `i` (in [-(n-1), 2(n-1)]) reflected into [0, n) like `tf.pad(mode="REFLECT")`."""
+    import tensorflow as tf
+
+    return (n - 1) - tf.abs((n - 1) - tf.abs(i))
+
+
+def _augmented_pixel_index(idx, seed, *, shape, pad: int, flip: bool, cutout: int, fill_index: int):
+    """Flat source-pixel indices of an augmented batch.
+
+    Random crop after reflect-padding by `pad`, horizontal flip and cutout are
+    all index arithmetic, so the augmented batch is a single gather of
+    pixels out of the whole image table: cheap on a 2-core CPU.
+
+    Args:
+        idx: int32 `(B,)` example indices into the image table.
+        seed: `(2,)` stateless seed of this batch.
+        shape: `(H, W)` of the images.
+        fill_index: flat index of the cutout fill pixel.
+
+    Returns:
+        int32 `(B, H, W)`: flat index `(n * H + row) * W + col` of every output pixel.
+    """
+    import tensorflow as tf
+
+    h, w = shape
+    b = tf.shape(idx)[0]
+    s_crop, s_flip, s_cut = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    rows = tf.range(h)[None, :]  # (1|B, H)
+    cols = tf.range(w)[None, :]  # (1|B, W)
+    if pad:
+        offset = tf.random.stateless_uniform([b, 2], seed=s_crop, minval=-pad, maxval=pad + 1, dtype=tf.int32)
+        rows = _reflect(rows + offset[:, :1], h)
+        cols = _reflect(cols + offset[:, 1:], w)
+    else:
+        rows, cols = tf.tile(rows, [b, 1]), tf.tile(cols, [b, 1])
+    if flip:
+        flipped = tf.random.stateless_uniform([b, 1], seed=s_flip) < 0.5
+        cols = tf.where(flipped, tf.reverse(cols, axis=[1]), cols)
+    pixels = (idx[:, None, None] * h + rows[:, :, None]) * w + cols[:, None, :]
+    if cutout:
+        corner = tf.random.stateless_uniform([b, 2], seed=s_cut, minval=0, maxval=max(h, w), dtype=tf.int32)
+        corner -= cutout // 2  # centre uniform over the image, square clipped at the border
+        ys, xs = tf.range(h)[None, :], tf.range(w)[None, :]
+        in_y = (ys >= corner[:, :1]) & (ys < corner[:, :1] + cutout)  # (B, H)
+        in_x = (xs >= corner[:, 1:]) & (xs < corner[:, 1:] + cutout)  # (B, W)
+        pixels = tf.where(in_y[:, :, None] & in_x[:, None, :], fill_index, pixels)
+    return pixels
+
+
+def make_image_dataset(
+    images,
+    labels,
+    *,
+    batch_size: int,
+    training: bool,
+    seed: int = 0,
+    augment: bool = True,
+    pad: int = 4,
+    flip: bool = True,
+    cutout: int = 0,
+    drop_remainder: bool | None = None,
+):
+    """Batched, prefetched `tf.data` pipeline over in-memory images.
+
+    Training: every epoch draws a seed from a seeded stream, permutes the
+    whole set with it (no shuffle buffer to refill) and derives one stateless
+    seed per batch; each batch of indices is augmented in one vectorised map:
+    random crop after reflect-padding by `pad`, horizontal flip, optional
+    `cutout` x `cutout` square (centre uniform over the image, clipped at the
+    border) filled with mid-grey 128 (about the data mean, so near zero after
+    the model's normalisation).  Eval: plain batches in order.
+    `prefetch(AUTOTUNE)` comes last.
+
+    Two pipelines built with the same `seed` (under the same TensorFlow global
+    seed, which `keras.utils.set_random_seed` sets) yield identical batches
+    epoch by epoch; epochs differ from each other; another seed differs.
+
+    Args:
+        images: uint8 array `(N, H, W, C)`, raw pixels (kept uint8).
+        labels: integer array `(N,)`; yielded as int32.
+        batch_size: examples per batch.
+        training: permute + augment (True) or evaluation order (False).
+        seed: seed of the permutation and the augmentation.
+        augment: apply pad/crop, flip, cutout when training.
+        pad: reflect-padding before the random crop back to `(H, W)`; 0: no crop.
+        flip: random horizontal flips.
+        cutout: side of the square cut out of each image; 0: none.
+        drop_remainder: drop the last partial batch; None: when training and
+            N >= batch_size (fixed shapes for compiled steps), else keep it.
+
+    Returns:
+        tf.data.Dataset of `(images uint8 (B, H, W, C), labels int32 (B,))`.
+
+    Raises:
+        DataError: bad shapes/dtypes or settings.
+    """
+    import tensorflow as tf
+
+    images = np.asarray(images)
+    labels = np.asarray(labels)
+    if images.ndim != 4 or images.dtype != np.uint8:
+        raise DataError(f"make_image_dataset: expected uint8 images (N, H, W, C), got {images.dtype} {images.shape}")
+    if labels.shape != (len(images),):
+        raise DataError(f"make_image_dataset: expected labels of shape ({len(images)},), got {labels.shape}")
+    n, h, w, c = images.shape
+    if n == 0:
+        raise DataError("make_image_dataset: no images (N = 0)")
+    if int(batch_size) < 1:
+        raise DataError(f"make_image_dataset: batch_size must be >= 1, got {batch_size}")
+    if not 0 <= pad < min(h, w):
+        raise DataError(f"make_image_dataset: pad must be in [0, {min(h, w)}) for {h}x{w} images, got {pad}")
+    if not 0 <= cutout <= max(h, w):
+        raise DataError(f"make_image_dataset: cutout must be in [0, {max(h, w)}], got {cutout}")
+    if n * h * w + 1 >= 2**31:
+        raise DataError(f"make_image_dataset: {n} images of {h}x{w} are too many for int32 pixel indices")
+    batch_size = int(batch_size)
+    if drop_remainder is None:
+        drop_remainder = bool(training and n >= batch_size)
+    augmenting = bool(training and augment and (pad or flip or cutout))
+
+    labels_t = tf.constant(labels.astype(np.int32, copy=False))
+    if augmenting:
+        # One row per pixel, plus the cutout fill pixel at index n*h*w.
+        flat = images.reshape(n * h * w, c)
+        if cutout:
+            flat = np.concatenate([flat, np.full((1, c), 128, np.uint8)])
+        table = tf.constant(flat)
+    else:
+        table = tf.constant(images)
+
+    if training:
+        num_batches = n // batch_size if drop_remainder else -(-n // batch_size)
+
+        def epoch(epoch_seed):
+            perm = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int32), seed=epoch_seed)
+
+            def batch(k):
+                k = tf.cast(k, tf.int32)
+                idx = perm[k * batch_size : tf.minimum((k + 1) * batch_size, n)]
+                return idx, tf.random.experimental.stateless_fold_in(epoch_seed, k)
+
+            return tf.data.Dataset.range(num_batches).map(batch)
+
+        # A seeded stream that yields a new seed every epoch (every iteration).
+        indices = (
+            tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+            .batch(2)
+            .take(1)
+            .flat_map(epoch)
+            .apply(tf.data.experimental.assert_cardinality(num_batches))
+        )
+    else:
+        indices = tf.data.Dataset.range(n).batch(batch_size, drop_remainder=drop_remainder)
+        indices = indices.map(lambda idx: (tf.cast(idx, tf.int32), tf.zeros([2], tf.int32)))
+
+    if augmenting:
+
+        def load(idx, batch_seed):
+            pixels = _augmented_pixel_index(
+                idx, batch_seed, shape=(h, w), pad=pad, flip=flip, cutout=cutout, fill_index=n * h * w
+            )
+            x = tf.reshape(tf.gather(table, pixels), [-1, h, w, c])
+            return x, tf.gather(labels_t, idx)
+
+    else:
+
+        def load(idx, batch_seed):
+            return tf.gather(table, idx), tf.gather(labels_t, idx)
+
+    if drop_remainder:  # static batch size for compiled (XLA) steps
+        load_any = load
+
+        def load(idx, batch_seed):
+            x, y = load_any(idx, batch_seed)
+            return tf.ensure_shape(x, [batch_size, h, w, c]), tf.ensure_shape(y, [batch_size])
+
+    ds = indices.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+# ---------------------------------------------------------------------------
+# Loader
+# ---------------------------------------------------------------------------
+
+
+def _stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (keep, held_out): `fraction` of every class held out, both shuffled."""
+    held = []
+    for cls in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == cls))
+        k = int(round(fraction * len(idx)))
+        if fraction > 0 and len(idx) > 1:
+            k = min(max(k, 1), len(idx) - 1)
+        held.append(idx[:k])
+    held_out = rng.permutation(np.concatenate(held)) if held else np.zeros(0, np.int64)
+    mask = np.ones(len(labels), bool)
+    mask[held_out] = False
+    keep = rng.permutation(np.flatnonzero(mask))
+    return keep, held_out
+
+
+@DATASETS.register("cifar10")
+def cifar10(
+    data_dir: str | os.PathLike | None = None,
+    *,
+    batch_size: int = 128,
+    limit: int | None = None,
+    seed: int = 0,
+    augment: bool = True,
+    pad: int = 4,
+    flip: bool = True,
+    cutout: int = 0,
+    val_split: float = 0.0,
+) -> DataBundle:
+    """CIFAR-10 as a `DataBundle` of uint8 image pipelines.
+
+    Validation: with `val_split=0.0` (default) `val` is the test set, the
+    convention of the fast CIFAR-10 training records (DAWNBench, Page's
+    ResNet-9); say so when reporting.  With `val_split > 0` a seeded,
+    stratified fraction of the training set is held out as `val` (disjoint
+    from `train`).
+
+    Args:
+        data_dir: folder holding `cifar10-jpeg.tar.gz`; None: `$ZOO_DATA_DIR`,
+            else tensorflow-datasets.
+        batch_size: examples per batch of every pipeline.
+        limit: keep only the first `limit` examples of each split (smoke
+            runs).  The archive is ordered by class, so train (and test) are
+            first shuffled with `seed`, then cut; `val` is carved before the cut.
+        seed: seed of the subsets, the shuffle and the augmentation.
+        augment, pad, flip, cutout: training augmentation (see
+            `make_image_dataset`).
+        val_split: fraction of train held out for validation, in [0, 1).
+
+    Returns:
+        DataBundle: train/val/test yield `(uint8 (B, 32, 32, 3), int32 (B,))`;
+        `info` has class_names, num_train/num_val/num_test, source, sha256,
+        batch_size, seed, limit, val_split, val_source and augmentation.
+        `preprocessor` is None (the models normalise raw pixels themselves).
+
+    Raises:
+        DataError: missing/corrupt data or a bad setting.
+    """
+    if not 0.0 <= float(val_split) < 1.0:
+        raise DataError(f"cifar10: val_split must be in [0, 1), got {val_split}")
+    if limit is not None and int(limit) < 1:
+        raise DataError(f"cifar10: limit must be a positive number of examples or None, got {limit}")
+    train_x, train_y, source = _cifar10_arrays("train", data_dir)
+    test_x, test_y, _ = _cifar10_arrays("test", data_dir)
+
+    rng = np.random.default_rng(seed)
+    if val_split > 0:
+        train_idx, val_idx = _stratified_split(train_y, float(val_split), rng)
+    else:
+        train_idx, val_idx = rng.permutation(len(train_y)) if limit else np.arange(len(train_y)), None
+    test_idx = rng.permutation(len(test_y)) if limit else np.arange(len(test_y))
+    if limit:
+        limit = int(limit)
+        train_idx, test_idx = train_idx[:limit], test_idx[:limit]
+        val_idx = None if val_idx is None else val_idx[:limit]
+
+    def take(x, y, idx):
+        if len(idx) == len(y) and np.array_equal(idx, np.arange(len(y))):
+            return x, y
+        return np.asarray(x[idx]), np.asarray(y[idx])
+
+    tx, ty = take(train_x, train_y, train_idx)
+    ex, ey = take(test_x, test_y, test_idx)
+    aug = {"augment": bool(augment), "pad": int(pad), "flip": bool(flip), "cutout": int(cutout)}
+    train = make_image_dataset(tx, ty, batch_size=batch_size, training=True, seed=seed, **aug)
+    test = make_image_dataset(ex, ey, batch_size=batch_size, training=False)
+    if val_idx is not None:
+        vx, vy = take(train_x, train_y, val_idx)
+        val = make_image_dataset(vx, vy, batch_size=batch_size, training=False)
+        num_val, val_source = len(vy), f"stratified {val_split:g} of train (seed {seed})"
+    else:
+        val, num_val, val_source = test, len(ey), "test"
+
+    info: dict[str, Any] = {
+        "name": "cifar10",
+        "class_names": list(CIFAR10_CLASSES),
+        "num_classes": len(CIFAR10_CLASSES),
+        "image_shape": list(IMAGE_SHAPE),
+        "dtype": "uint8",
+        "num_train": int(len(ty)),
+        "num_val": int(num_val),
+        "num_test": int(len(ey)),
+        "val_source": val_source,
+        "source": source["source"],
+        "sha256": source["sha256"],
+        "batch_size": int(batch_size),
+        "seed": int(seed),
+        "limit": None if limit is None else int(limit),
+        "val_split": float(val_split),
+        "augmentation": aug,
+        "drop_remainder": bool(len(ty) >= batch_size),
+        "steps_per_epoch": int(train.cardinality()),
+    }
+    return DataBundle(train=train, val=val, test=test, info=info, preprocessor=None)
