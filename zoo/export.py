@@ -15,7 +15,8 @@ on sample raw inputs and compares with the in-memory model.
 
 Each modality contributes a `Serving` recipe to `SERVINGS`: how raw inputs
 (image bytes, strings, waveforms) become the model's tensors inside the
-graph, what comes out, and sample inputs for verification.
+graph, what comes out, and sample inputs for verification (see
+`zoo/serving/`).
 """
 
 from __future__ import annotations
@@ -32,157 +33,16 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from zoo.registry import ModelSpec, Registry, get_spec
+from zoo.registry import get_spec
+from zoo.serving import Serving, load_serving
 
-__all__ = ["export_model", "ExportError", "SERVINGS", "Serving", "load_serving", "predict", "next_version"]
+__all__ = ["export_model", "ExportError", "predict", "next_version", "verify_saved_model"]
 
-SERVINGS = Registry("serving recipe")
 TOLERANCE = 1e-4  # max |difference| between the SavedModel's and the in-memory model's numeric outputs
 
 
 class ExportError(RuntimeError):
     """An export could not be written or failed verification (nothing was left behind)."""
-
-
-class Serving:
-    """How one modality's raw inputs reach the model inside the exported graph.
-
-    Subclasses set `input_signature` (a list of named `tf.TensorSpec`s on raw
-    inputs) and implement `serve(**raw) -> dict of tensors`, `samples()` (raw
-    sample inputs as numpy arrays, keyed like the signature) and
-    `read_inputs(paths_or_text)` for `zoo predict`.
-
-    Args:
-        model: the trained `keras.Model` on tensors.
-        spec: its registry spec.
-        info: the dataset info of its run (class names, vocabulary, ...).
-        preprocessor: the run's fitted preprocessor, if the modality has one.
-    """
-
-    input_signature: list = []
-
-    def __init__(self, model, spec: ModelSpec, info: Mapping[str, Any], preprocessor=None):
-        self.model, self.spec, self.info, self.preprocessor = model, spec, dict(info), preprocessor
-
-    def serve(self, **raw):  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def extra_endpoints(self) -> dict[str, tuple[Callable, list]]:
-        """Other signatures to export, name -> (fn, input_signature)."""
-        return {}
-
-    def trackables(self) -> list:
-        """Resources (lookup tables, tokenizers) the serving function uses besides the model."""
-        return []
-
-    def samples(self) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def read_inputs(self, items: Sequence[str]) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def rows(self, items: Sequence[str], outputs: Mapping[str, np.ndarray], top_k: int) -> list[dict]:
-        """One readable dict per input for `zoo predict`."""
-        return [{"input": str(i)} | {k: _py(v[n]) for k, v in outputs.items()} for n, i in enumerate(items)]
-
-
-def _py(v):
-    v = np.asarray(v)
-    if v.dtype.kind in "SO":
-        return v.astype(bytes).tolist() if v.ndim else v.item().decode("utf-8", "replace")
-    return v.tolist()
-
-
-# ---------------------------------------------------------------------------
-# image classifiers
-
-IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM")
-
-
-@SERVINGS.register("image")
-class ImageServing(Serving):
-    """Encoded image bytes (JPEG, PNG, GIF, BMP) -> class probabilities and label names.
-
-    Signature `serving_default(image_bytes: tf.string (batch,))` returns
-    `probabilities float32 (batch, K)`, `class_id int64 (batch,)`,
-    `label tf.string (batch,)`.  Images of another size are resized to the
-    model's input size (area interpolation); greyscale becomes RGB.  A second
-    signature `serve_pixels(image: uint8 (batch, H, W, 3))` skips decoding
-    (used for TensorFlow Lite).
-    """
-
-    def __init__(self, model, spec, info, preprocessor=None):
-        import tensorflow as tf
-
-        super().__init__(model, spec, info, preprocessor)
-        self.shape = tuple(spec.inputs["image"]["shape"])
-        self.class_names = list(info.get("class_names") or [str(i) for i in range(model.output_shape[-1])])
-        self.input_signature = [tf.TensorSpec([None], tf.string, name="image_bytes")]
-
-    def _decode(self, data):
-        import tensorflow as tf
-
-        h, w, c = self.shape
-        img = tf.io.decode_image(data, channels=c, expand_animations=False)
-        img = tf.cond(
-            tf.reduce_all(tf.equal(tf.shape(img)[:2], [h, w])),
-            lambda: img,
-            lambda: tf.cast(tf.clip_by_value(tf.round(tf.image.resize(img, [h, w], method="area")), 0, 255), tf.uint8),
-        )
-        return tf.ensure_shape(img, self.shape)
-
-    def _classify(self, images):
-        import tensorflow as tf
-
-        probs = tf.nn.softmax(tf.cast(self.model(images, training=False), tf.float32), axis=-1)
-        class_id = tf.argmax(probs, axis=-1)
-        return {"probabilities": probs, "class_id": class_id, "label": tf.gather(tf.constant(self.class_names), class_id)}
-
-    def serve(self, image_bytes):
-        import tensorflow as tf
-
-        images = tf.map_fn(self._decode, image_bytes, fn_output_signature=tf.TensorSpec(self.shape, tf.uint8))
-        return self._classify(images)
-
-    def extra_endpoints(self):
-        import tensorflow as tf
-
-        return {"serve_pixels": (lambda image: {"probabilities": self._classify(image)["probabilities"]},
-                                 [tf.TensorSpec([None, *self.shape], tf.uint8, name="image")])}
-
-    def samples(self):
-        import tensorflow as tf
-
-        rng = np.random.default_rng(0)
-        h, w, _ = self.shape
-        yy, xx = np.mgrid[0:h, 0:w]
-        smooth = np.stack([xx * 255 // w, yy * 255 // h, (xx + yy) * 255 // (h + w)], -1).astype(np.uint8)
-        noisy = rng.integers(0, 256, self.shape, dtype=np.uint8)
-        big = np.asarray(tf.image.resize(smooth[None], [2 * h, 3 * w]))[0].astype(np.uint8)
-        encoded = [tf.io.encode_jpeg(smooth).numpy(), tf.io.encode_png(noisy).numpy(), tf.io.encode_png(big).numpy()]
-        return {"image_bytes": np.array(encoded, dtype=object)}
-
-    def read_inputs(self, items):
-        data = []
-        for item in items:
-            path = pathlib.Path(item)
-            if not path.is_file():
-                raise ValueError(f"{item}: no such image file (this {self.spec.modality} model takes image files)")
-            raw = path.read_bytes()
-            if not raw.startswith(IMAGE_MAGIC):
-                raise ValueError(f"{item}: not a JPEG, PNG, GIF or BMP image; this model classifies images")
-            data.append(raw)
-        return {"image_bytes": np.array(data, dtype=object)}
-
-    def rows(self, items, outputs, top_k):
-        names = [n.decode() if isinstance(n, bytes) else n for n in self.class_names]
-        out = []
-        for i, item in enumerate(items):
-            p = np.asarray(outputs["probabilities"][i])
-            top = np.argsort(-p)[:top_k]
-            out.append({"input": str(item), "label": names[int(top[0])], "probability": float(p[top[0]]),
-                        "top_k": {names[int(t)]: float(p[t]) for t in top}})
-        return out
 
 
 # ---------------------------------------------------------------------------
@@ -225,10 +85,6 @@ def _load_preprocessor(run_dir: pathlib.Path):
 
     return load_preprocessor(path)
 
-
-def load_serving(spec: ModelSpec, model, info, preprocessor=None) -> Serving:
-    """The modality's `Serving` recipe around an in-memory model."""
-    return SERVINGS.get(spec.modality)(model, spec, info, preprocessor)
 
 
 def next_version(model_dir: pathlib.Path) -> int:

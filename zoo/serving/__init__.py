@@ -1,0 +1,78 @@
+"""Serving recipes: how each modality's raw inputs reach a model inside an export.
+
+`zoo.export` joins a trained model and its recipe into one SavedModel whose
+`serving_default` signature takes raw inputs.  A recipe is a `Serving`
+subclass registered under the modality it serves; one module per modality,
+imported at the bottom of this file.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from zoo.registry import ModelSpec, Registry
+
+__all__ = ["Serving", "SERVINGS", "load_serving"]
+
+SERVINGS = Registry("serving recipe")
+
+
+class Serving:
+    """How one modality's raw inputs reach the model inside the exported graph.
+
+    Subclasses set `input_signature` (a list of named `tf.TensorSpec`s on raw
+    inputs) and implement `serve(**raw) -> dict of tensors`, `samples()` (raw
+    sample inputs as numpy arrays, keyed like the signature) and
+    `read_inputs(paths_or_text)` for `zoo predict`.
+
+    Args:
+        model: the trained `keras.Model` on tensors.
+        spec: its registry spec.
+        info: the dataset info of its run (class names, vocabulary, ...).
+        preprocessor: the run's fitted preprocessor, if the modality has one.
+    """
+
+    input_signature: list = []
+
+    def __init__(self, model, spec: ModelSpec, info: Mapping[str, Any], preprocessor=None):
+        self.model, self.spec, self.info, self.preprocessor = model, spec, dict(info), preprocessor
+
+    def serve(self, **raw):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def extra_endpoints(self) -> dict[str, tuple[Callable, list]]:
+        """Other signatures to export, name -> (fn, input_signature)."""
+        return {}
+
+    def trackables(self) -> list:
+        """Resources (lookup tables, tokenizers) the serving function uses besides the model."""
+        return []
+
+    def samples(self) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def read_inputs(self, items: Sequence[str]) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def rows(self, items: Sequence[str], outputs: Mapping[str, np.ndarray], top_k: int) -> list[dict]:
+        """One readable dict per input for `zoo predict`."""
+        return [{"input": str(i)} | {k: _py(v[n]) for k, v in outputs.items()} for n, i in enumerate(items)]
+
+
+def _py(v):
+    v = np.asarray(v)
+    if v.dtype.kind in "SO":
+        return v.astype(bytes).tolist() if v.ndim else v.item().decode("utf-8", "replace")
+    return v.tolist()
+
+
+
+def load_serving(spec: ModelSpec, model, info, preprocessor=None) -> Serving:
+    """The modality's `Serving` recipe around an in-memory model (None: SavedModel-side helpers only)."""
+    return SERVINGS.get(spec.modality)(model, spec, info, preprocessor)
+
+
+from zoo.serving import image  # noqa: E402,F401  (registers "image")

@@ -1,0 +1,97 @@
+"""Image classifiers: encoded image bytes in, class probabilities and labels out."""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+
+from zoo.serving import SERVINGS, Serving
+
+IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM")
+
+
+@SERVINGS.register("image")
+class ImageServing(Serving):
+    """Encoded image bytes (JPEG, PNG, GIF, BMP) -> class probabilities and label names.
+
+    Signature `serving_default(image_bytes: tf.string (batch,))` returns
+    `probabilities float32 (batch, K)`, `class_id int64 (batch,)`,
+    `label tf.string (batch,)`.  Images of another size are resized to the
+    model's input size (area interpolation); greyscale becomes RGB.  A second
+    signature `serve_pixels(image: uint8 (batch, H, W, 3))` skips decoding
+    (used for TensorFlow Lite).
+    """
+
+    def __init__(self, model, spec, info, preprocessor=None):
+        import tensorflow as tf
+
+        super().__init__(model, spec, info, preprocessor)
+        self.shape = tuple(spec.inputs["image"]["shape"])
+        self.class_names = list(info.get("class_names") or [str(i) for i in range(model.output_shape[-1])])
+        self.input_signature = [tf.TensorSpec([None], tf.string, name="image_bytes")]
+
+    def _decode(self, data):
+        import tensorflow as tf
+
+        h, w, c = self.shape
+        img = tf.io.decode_image(data, channels=c, expand_animations=False)
+        img = tf.cond(
+            tf.reduce_all(tf.equal(tf.shape(img)[:2], [h, w])),
+            lambda: img,
+            lambda: tf.cast(tf.clip_by_value(tf.round(tf.image.resize(img, [h, w], method="area")), 0, 255), tf.uint8),
+        )
+        return tf.ensure_shape(img, self.shape)
+
+    def _classify(self, images):
+        import tensorflow as tf
+
+        probs = tf.nn.softmax(tf.cast(self.model(images, training=False), tf.float32), axis=-1)
+        class_id = tf.argmax(probs, axis=-1)
+        return {"probabilities": probs, "class_id": class_id, "label": tf.gather(tf.constant(self.class_names), class_id)}
+
+    def serve(self, image_bytes):
+        import tensorflow as tf
+
+        images = tf.map_fn(self._decode, image_bytes, fn_output_signature=tf.TensorSpec(self.shape, tf.uint8))
+        return self._classify(images)
+
+    def extra_endpoints(self):
+        import tensorflow as tf
+
+        return {"serve_pixels": (lambda image: {"probabilities": self._classify(image)["probabilities"]},
+                                 [tf.TensorSpec([None, *self.shape], tf.uint8, name="image")])}
+
+    def samples(self):
+        import tensorflow as tf
+
+        rng = np.random.default_rng(0)
+        h, w, _ = self.shape
+        yy, xx = np.mgrid[0:h, 0:w]
+        smooth = np.stack([xx * 255 // w, yy * 255 // h, (xx + yy) * 255 // (h + w)], -1).astype(np.uint8)
+        noisy = rng.integers(0, 256, self.shape, dtype=np.uint8)
+        big = np.asarray(tf.image.resize(smooth[None], [2 * h, 3 * w]))[0].astype(np.uint8)
+        encoded = [tf.io.encode_jpeg(smooth).numpy(), tf.io.encode_png(noisy).numpy(), tf.io.encode_png(big).numpy()]
+        return {"image_bytes": np.array(encoded, dtype=object)}
+
+    def read_inputs(self, items):
+        data = []
+        for item in items:
+            path = pathlib.Path(item)
+            if not path.is_file():
+                raise ValueError(f"{item}: no such image file (this {self.spec.modality} model takes image files)")
+            raw = path.read_bytes()
+            if not raw.startswith(IMAGE_MAGIC):
+                raise ValueError(f"{item}: not a JPEG, PNG, GIF or BMP image; this model classifies images")
+            data.append(raw)
+        return {"image_bytes": np.array(data, dtype=object)}
+
+    def rows(self, items, outputs, top_k):
+        names = [n.decode() if isinstance(n, bytes) else n for n in self.class_names]
+        out = []
+        for i, item in enumerate(items):
+            p = np.asarray(outputs["probabilities"][i])
+            top = np.argsort(-p)[:top_k]
+            out.append({"input": str(item), "label": names[int(top[0])], "probability": float(p[top[0]]),
+                        "top_k": {names[int(t)]: float(p[t]) for t in top}})
+        return out
