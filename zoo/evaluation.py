@@ -13,7 +13,13 @@ import numpy as np
 
 from zoo.registry import ModelSpec, Registry
 
-EVALUATORS = Registry("evaluator")
+
+
+def _load_tasks() -> None:
+    import zoo.tasks  # noqa: F401  (task modules register their evaluators)
+
+
+EVALUATORS = Registry("evaluator", loader=_load_tasks)
 
 
 def predict_logits(model, dataset, *, tta_flip: bool = False) -> tuple[np.ndarray, np.ndarray]:

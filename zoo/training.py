@@ -39,7 +39,13 @@ from zoo.registry import ModelSpec, Registry, create_model, get_spec
 
 __all__ = ["fit", "RunResult", "RunDirError", "make_optimizer", "TASKS", "precision_policy", "load_run"]
 
-TASKS = Registry("task")
+
+
+def _load_tasks() -> None:
+    import zoo.tasks  # noqa: F401  (task modules register their losses)
+
+
+TASKS = Registry("task", loader=_load_tasks)
 
 
 class RunDirError(ValueError):

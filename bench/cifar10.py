@@ -1,0 +1,169 @@
+"""CIFAR-10 benchmarks on this machine's CPU; every figure is measured in one run.
+
+    python bench/cifar10.py                    # all sections
+    python bench/cifar10.py --sections headroom,precision
+
+Sections:
+  headroom   training steps/s of cifar10_resnet fed by the real pipeline
+             (augmentation on) divided by steps/s on one in-memory batch of
+             the same shape (no input work at all).  Target >= 0.95.
+  precision  float32 vs mixed_bfloat16 training throughput on in-memory
+             batches, with the CPU's bf16 support stated.
+  train      cifar10_cnn the tutorial way (10 epochs, batch 32, Adam) beside
+             cifar10_resnet with the CPU preset of examples/train_cifar10.py:
+             test accuracy after every epoch, time to reach 90% / 93%,
+             final accuracy with and without flip TTA.
+
+Writes JSON to --out and prints a Markdown summary.  Accuracies are on the
+JPEG copy of CIFAR-10 (see ../shared/data/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "examples"))
+
+
+def cpu_info() -> dict:
+    model = platform.processor()
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), model)
+    except OSError:
+        pass
+    flags = pathlib.Path("/proc/cpuinfo").read_text() if pathlib.Path("/proc/cpuinfo").exists() else ""
+    return {"model": model, "cores": os.cpu_count(), "avx512f": "avx512f" in flags,
+            "avx512_bf16": "avx512_bf16" in flags, "amx_bf16": "amx_bf16" in flags, "avx2": "avx2" in flags,
+            "load_average_at_start": os.getloadavg()[0]}
+
+
+def _compiled(width, policy="float32", jit=False):
+    import keras
+
+    import zoo
+    from zoo.training import TASKS, make_optimizer
+
+    keras.config.set_dtype_policy(policy)
+    try:
+        model = zoo.create_model("cifar10_resnet", width=width)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    spec = zoo.get_spec("cifar10_resnet")
+    loss, metrics = TASKS.get("classification")(spec, spec.train)
+    model.compile(optimizer=make_optimizer(spec.train, 1000), loss=loss, metrics=metrics, jit_compile=jit)
+    return model
+
+
+def _steps_per_s(model, ds, steps):
+    model.fit(ds, steps_per_epoch=3, epochs=1, verbose=0)  # trace + warm up
+    t = time.perf_counter()
+    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
+    return steps / (time.perf_counter() - t)
+
+
+def headroom(args) -> dict:
+    import tensorflow as tf
+
+    from zoo.data import load_dataset
+
+    data = load_dataset("cifar10", data_dir=args.data_dir, batch_size=args.batch_size, seed=0, cutout=8)
+    real = data.train.repeat()
+    x, y = next(iter(data.train))
+    memory = tf.data.Dataset.from_tensors((x, y)).repeat()
+    model = _compiled(args.width)
+    runs = []
+    for _ in range(args.repeats):  # alternate to cancel drift in machine load
+        runs.append({"pipeline": _steps_per_s(model, real, args.steps), "in_memory": _steps_per_s(model, memory, args.steps)})
+    ratios = sorted(r["pipeline"] / r["in_memory"] for r in runs)
+    return {"model": f"cifar10_resnet width={args.width}", "batch_size": args.batch_size, "steps": args.steps,
+            "runs": runs, "ratio_median": ratios[len(ratios) // 2], "target": 0.95}
+
+
+def precision(args) -> dict:
+    import tensorflow as tf
+
+    x = tf.random.uniform((args.batch_size, 32, 32, 3), 0, 256, dtype=tf.int32)
+    ds = tf.data.Dataset.from_tensors((tf.cast(x, tf.uint8), tf.zeros((args.batch_size,), tf.int32))).repeat()
+    out = {}
+    for policy in ("float32", "mixed_bfloat16"):
+        out[policy] = _steps_per_s(_compiled(args.width, policy), ds, args.steps) * args.batch_size
+    out["ratio_bf16_over_fp32"] = out["mixed_bfloat16"] / out["float32"]
+    return {"images_per_s": out, "width": args.width, "batch_size": args.batch_size}
+
+
+def _threshold_times(history: dict, thresholds=(0.90, 0.93)) -> dict:
+    acc, secs = history.get("val_accuracy", []), history.get("wall_seconds", [])
+    out = {}
+    for t in thresholds:
+        hit = next((i for i, a in enumerate(acc) if a >= t), None)
+        out[f"{t:.0%}"] = None if hit is None else {"epoch": hit + 1, "seconds": secs[hit]}
+    return out
+
+
+def train(args) -> dict:
+    from train_cifar10 import CPU_PRESETS
+
+    import zoo
+
+    results = {}
+    runs = pathlib.Path(args.run_root)
+    for name, overrides in (("cifar10_cnn", {}), ("cifar10_resnet", dict(CPU_PRESETS["cifar10_resnet"]))):
+        if name not in args.models:
+            continue
+        if name == "cifar10_resnet" and args.resnet_epochs:
+            overrides["epochs"] = args.resnet_epochs
+        r = zoo.fit(name, run_dir=runs / name, data_dir=args.data_dir, overrides=overrides, verbose=2,
+                    eval_options={"tta_flip": name == "cifar10_resnet"})
+        h = r.history
+        results[name] = {
+            "settings": {"model": r.config["model_args"], "train": r.config["train"]},
+            "epochs": len(h["epoch"]),
+            "train_seconds_incl_eval": h["wall_seconds"][-1],
+            "test_accuracy_per_epoch": h["val_accuracy"],
+            "wall_seconds_per_epoch": h["wall_seconds"],
+            "final_test_accuracy": h["val_accuracy"][-1],
+            "final_test_accuracy_tta": r.metrics["test"]["accuracy"] if r.metrics["test"].get("tta_flip") else None,
+            "time_to": _threshold_times(h),
+            "run_dir": str(r.run_dir),
+        }
+    return results
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sections", default="headroom,precision,train")
+    p.add_argument("--data-dir")
+    p.add_argument("--width", type=int, default=16, help="cifar10_resnet width for headroom/precision")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--models", default="cifar10_cnn,cifar10_resnet")
+    p.add_argument("--resnet-epochs", type=int, help="override the preset's epochs")
+    p.add_argument("--run-root", default=str(ROOT / "runs" / "bench"))
+    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "cifar10.json"))
+    args = p.parse_args(argv)
+    args.models = args.models.split(",")
+    report = {"command": " ".join([os.path.basename(sys.executable), *sys.argv]), "cpu": cpu_info(),
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    for section in args.sections.split(","):
+        t = time.perf_counter()
+        report[section] = {"headroom": headroom, "precision": precision, "train": train}[section](args)
+        report[section + "_seconds"] = time.perf_counter() - t
+        out = pathlib.Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2))
+        print(json.dumps({section: report[section]}, indent=2), flush=True)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
