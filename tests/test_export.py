@@ -123,3 +123,14 @@ def test_cli_export_tflite_and_predict(image_run, tmp_path, capsys):
     (version / "saved_model.pb").write_bytes(b"garbage")
     assert main(["predict", str(version), str(img)]) == 2
     assert "is not a loadable SavedModel" in capsys.readouterr().err
+
+
+def test_cli_evaluate_reproduces_the_run_metrics(image_run, tiny_cifar, capsys):
+    assert main(["evaluate", "cifar10_cnn", "--run-dir", str(image_run), "--data-dir", str(tiny_cifar)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    written = json.loads((image_run / "evaluation.json").read_text())
+    expected = json.loads((image_run / "metrics.json").read_text())["test"]
+    assert printed["accuracy"] == written["accuracy"] == pytest.approx(expected["accuracy"])
+    assert written["confusion_matrix"] == expected["confusion_matrix"]
+    assert main(["evaluate", "cifar10_vit", "--run-dir", str(image_run)]) == 2
+    assert "holds a cifar10_cnn run, not cifar10_vit" in capsys.readouterr().err
