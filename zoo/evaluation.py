@@ -54,7 +54,11 @@ def _compiled_predict(model):
 
     fn = getattr(model, "_zoo_predict_fn", None)
     if fn is None:
-        fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        @tf.function(reduce_retracing=True)
+        @tf.autograph.experimental.do_not_convert
+        def fn(x):
+            return model(x, training=False)
+
         model._zoo_predict_fn = fn
     return fn
 
