@@ -6,3 +6,4 @@ is one import line here.
 """
 
 from applications import image_cnn  # noqa: F401  (registers cifar10_*)
+from applications import text_lstm  # noqa: F401  (registers imdb_*)

@@ -75,3 +75,49 @@ def write_cifar_archive(root, per_class_train=12, per_class_test=4, seed=0, corr
 def tiny_cifar(tmp_path_factory):
     """Data dir with a tiny learnable CIFAR-10-layout archive (120 train, 40 test images)."""
     return write_cifar_archive(tmp_path_factory.mktemp("tiny-cifar"))
+
+
+POSITIVE = "wonderful superb moving brilliant delightful great loved masterpiece charming".split()
+NEGATIVE = "awful boring dull terrible waste worst hated clumsy tedious".split()
+NEUTRAL = "the film movie plot actor scene story director it was and a of to this with".split()
+
+
+def write_imdb_archive(root, per_class_train=60, per_class_test=20, seed=0, raw_override=None):
+    """A tiny aclImdb-layout archive of learnable synthetic reviews, plus SHA256SUMS.
+
+    Positive reviews mix neutral words with words from POSITIVE, negative ones
+    with NEGATIVE; `raw_override={"aclImdb/train/neg/3": bytes}` replaces review 3's bytes.
+    Returns the data directory.
+    """
+    import hashlib
+    import io
+    import tarfile
+
+    import numpy as np
+
+    root = pathlib.Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    archive = root / "aclImdb.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for split, n in (("train", per_class_train), ("test", per_class_test)):
+            for cls, words in (("pos", POSITIVE), ("neg", NEGATIVE)):
+                for i in range(n):
+                    body = list(rng.choice(NEUTRAL, rng.integers(8, 40))) + list(rng.choice(words, 3))
+                    rng.shuffle(body)
+                    text = " ".join(body).capitalize() + ".<br /><br />" + " ".join(rng.choice(NEUTRAL, 5)) + "!"
+                    stars = rng.integers(7, 11) if cls == "pos" else rng.integers(1, 5)
+                    name = f"aclImdb/{split}/{cls}/{i}_{stars}.txt"
+                    data = (raw_override or {}).get(f"aclImdb/{split}/{cls}/{i}", text.encode("utf-8"))
+                    info = tarfile.TarInfo(name)
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    (root / "SHA256SUMS").write_text(f"{digest}  aclImdb.tar.gz\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_imdb(tmp_path_factory):
+    """Data dir with a tiny learnable IMDB-layout archive (120 train, 40 test reviews)."""
+    return write_imdb_archive(tmp_path_factory.mktemp("tiny-imdb"))

@@ -199,9 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
+    from zoo.export import ExportError
+
     try:
         return args.func(args)
-    except (KeyError, ValueError, FileNotFoundError, PermissionError) as exc:
+    except (KeyError, ValueError, FileNotFoundError, PermissionError, ExportError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"zoo {args.command}: error: {msg}", file=sys.stderr)
         return 2

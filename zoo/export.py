@@ -168,23 +168,40 @@ def verify_saved_model(path, serving: Serving, workdir: pathlib.Path) -> dict:
 
 
 def _convert_tflite(saved_model: pathlib.Path, serving: Serving, out: pathlib.Path, data=None) -> dict:
-    """Convert the pixel signature to TensorFlow Lite; check parity on sample or test images."""
+    """Convert the recipe's tensor-input endpoint to TensorFlow Lite and check parity with the SavedModel.
+
+    String decoding cannot run on TFLite builtins, so the converted signature
+    takes the model's tensors (pixels, token ids); ops without a builtin
+    kernel fall back to TF select ops.
+    """
     import tensorflow as tf
 
-    if "serve_pixels" not in serving.extra_endpoints():
-        raise ExportError(f"TensorFlow Lite export is available for image classifiers, not {serving.spec.modality} models")
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=["serve_pixels"])
+    endpoint = serving.tflite_endpoint
+    if endpoint is None:
+        raise ExportError(f"TensorFlow Lite export is available for image and text classifiers, "
+                          f"not {serving.spec.modality} models")
+    fn, (input_spec,) = serving.extra_endpoints()[endpoint]
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=[endpoint])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
     out.write_bytes(converter.convert())
-    interpreter = tf.lite.Interpreter(model_path=str(out))
-    runner = interpreter.get_signature_runner("serve_pixels")
-    images = data if data is not None else np.random.default_rng(0).integers(0, 256, (64, *serving.shape), dtype=np.uint8)
-    ref = np.concatenate([np.asarray(serving._classify(images[i:i + 32])["probabilities"]) for i in range(0, len(images), 32)])
-    lite = np.concatenate([runner(image=images[i:i + 1])["probabilities"] for i in range(len(images))])
+    x = np.asarray(data) if data is not None else serving.tensor_samples(64)
+    ref = np.concatenate([np.asarray(fn(x[i:i + 32])["probabilities"]) for i in range(0, len(x), 32)])
+    try:
+        runner = tf.lite.Interpreter(model_path=str(out)).get_signature_runner(endpoint)
+        (name,) = runner.get_input_details()
+        lite = np.concatenate([runner(**{name: x[i:i + 1]})["probabilities"] for i in range(len(x))])
+    except RuntimeError as exc:
+        out.unlink()
+        raise ExportError(f"{serving.spec.name} converts to TensorFlow Lite only with TF select ops "
+                          f"({str(exc).split('Node number')[-1].strip()[:120]}), which the Python interpreter "
+                          "cannot run, so parity cannot be checked; recurrent layers do this (their loop "
+                          "becomes TensorList ops). Serve the SavedModel, or use a non-recurrent model") from exc
     agreement = float((ref.argmax(-1) == lite.argmax(-1)).mean())
     max_diff = float(np.abs(ref - lite).max())
     if agreement < 0.99:
-        raise ExportError(f"TensorFlow Lite model agrees with the SavedModel on only {agreement:.1%} of {len(images)} images")
-    return {"file": out.name, "examples": len(images), "top1_agreement": agreement, "max_probability_diff": max_diff}
+        raise ExportError(f"TensorFlow Lite model agrees with the SavedModel on only {agreement:.1%} of {len(x)} inputs")
+    return {"file": out.name, "signature": endpoint, "examples": len(x), "top1_agreement": agreement,
+            "max_probability_diff": max_diff}
 
 
 def _model_card(name, version, spec, info, meta, signature, extra) -> tuple[dict, str]:
@@ -254,9 +271,9 @@ def export_model(
         info: dataset info (class names...) when passing a model.
         preprocessor: the fitted preprocessor when passing a model.
         verify: reload in a clean process without zoo and compare outputs.
-        tflite: also write `model.tflite` (image classifiers) with a parity check.
-        tflite_data: uint8 images `(N, H, W, 3)` for the TFLite parity check
-            (default: 64 random images).
+        tflite: also write `model.tflite` (image and text classifiers) with a parity check.
+        tflite_data: model inputs for the TFLite parity check, e.g. uint8
+            images `(N, H, W, 3)` (default: 64 synthetic inputs).
 
     Returns:
         Path of the new version directory.

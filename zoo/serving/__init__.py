@@ -47,6 +47,13 @@ class Serving:
         """Other signatures to export, name -> (fn, input_signature)."""
         return {}
 
+    #: the extra endpoint on model tensors that TensorFlow Lite converts (None: not supported)
+    tflite_endpoint: str | None = None
+
+    def tensor_samples(self, n: int) -> np.ndarray:
+        """`n` model inputs for the `tflite_endpoint` parity check."""
+        raise NotImplementedError
+
     def trackables(self) -> list:
         """Resources (lookup tables, tokenizers) the serving function uses besides the model."""
         return []
@@ -76,3 +83,4 @@ def load_serving(spec: ModelSpec, model, info, preprocessor=None) -> Serving:
 
 
 from zoo.serving import image  # noqa: E402,F401  (registers "image")
+from zoo.serving import text  # noqa: E402,F401  (registers "text")

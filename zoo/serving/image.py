@@ -62,6 +62,11 @@ class ImageServing(Serving):
         return {"serve_pixels": (lambda image: {"probabilities": self._classify(image)["probabilities"]},
                                  [tf.TensorSpec([None, *self.shape], tf.uint8, name="image")])}
 
+    tflite_endpoint = "serve_pixels"
+
+    def tensor_samples(self, n):
+        return np.random.default_rng(0).integers(0, 256, (n, *self.shape), dtype=np.uint8)
+
     def samples(self):
         import tensorflow as tf
 

@@ -1,0 +1,265 @@
+"""IMDB reviews from the offline archive, standardised and vectorised in tf.data.
+
+The archive `aclImdb.tar.gz` (layout `aclImdb/{train,test}/{pos,neg}/<id>_<stars>.txt`)
+is read in memory once; the reviews are cached as JSON under
+`cache_dir("imdb", <sha256[:16]>)`.  A `TextVectorizer` (standardisation +
+`keras.layers.TextVectorization`) is adapted on the training split only and
+travels with the run (`preprocessor/`) and the export, so trained models take
+raw strings.
+
+Defined behaviour for awkward input:
+- empty or whitespace-only text vectorises to no tokens (all padding); the
+  models then see a fully masked sequence and return their prior.  `zoo
+  predict` refuses such input with a message instead.
+- reviews longer than `sequence_length` tokens keep their first
+  `sequence_length` tokens (the rest is cut; `info["truncated_fraction"]`
+  says how many training reviews were cut).
+- bytes that are not UTF-8 in an archive file raise `DataError` naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import tarfile
+from typing import Any
+
+import numpy as np
+
+from zoo.data import (
+    DATA_DIR_ENV,
+    DATASETS,
+    PREPROCESSOR_FILE,
+    PREPROCESSORS,
+    DataBundle,
+    DataError,
+    atomic_write,
+    cache_dir,
+    resolve_data_dir,
+    verify_file,
+    write_json,
+)
+
+__all__ = ["IMDB_ARCHIVE", "CLASS_NAMES", "standardize", "load_imdb_texts", "TextVectorizer", "imdb"]
+
+IMDB_ARCHIVE = "aclImdb.tar.gz"
+CLASS_NAMES = ("neg", "pos")
+_MEMBER_RE = re.compile(r"^(?:\./)?aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
+_PUNCT = r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~']"
+
+
+def standardize(text):
+    """Lower-case, turn `<br />` and punctuation into spaces: tf.string `(...)` -> same shape.
+
+    Written with tf.strings ops so it runs in tf.data and inside exported graphs.
+    """
+    import tensorflow as tf
+
+    text = tf.strings.lower(text)
+    text = tf.strings.regex_replace(text, r"<br\s*/?>", " ")
+    text = tf.strings.regex_replace(text, _PUNCT, " ")
+    return tf.strings.strip(tf.strings.regex_replace(text, r"\s+", " "))
+
+
+def _read_archive(archive: pathlib.Path) -> dict[str, dict[str, list]]:
+    out = {s: {"text": [], "label": [], "name": []} for s in ("train", "test")}
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for member in tar:
+                m = _MEMBER_RE.match(member.name)
+                if not m or not member.isfile():
+                    continue
+                raw = tar.extractfile(member).read()
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise DataError(f"{archive.name}:{member.name}: not valid UTF-8 ({exc.reason} at byte {exc.start}); "
+                                    "IMDB reviews must be UTF-8 text") from exc
+                split, cls = m.group(1), m.group(2)
+                out[split]["text"].append(text)
+                out[split]["label"].append(CLASS_NAMES.index(cls))
+                out[split]["name"].append(member.name)
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise DataError(f"{archive}: cannot read the archive ({exc}); expected a gzip tar with "
+                        "aclImdb/{train,test}/{pos,neg}/<id>_<stars>.txt") from exc
+    for split, d in out.items():
+        if not d["text"]:
+            raise DataError(f"{archive}: no reviews under aclImdb/{split}/{{pos,neg}}/ (wrong archive?)")
+        order = np.argsort(d["name"], kind="stable")  # deterministic order
+        out[split] = {k: [v[i] for i in order] for k, v in d.items()}
+    return out
+
+
+def _from_tfds(split: str) -> tuple[list[str], np.ndarray]:
+    try:
+        import tensorflow_datasets as tfds
+
+        ds = tfds.load("imdb_reviews", split=split, as_supervised=True)
+        texts, labels = zip(*[(t.decode("utf-8"), int(y)) for t, y in tfds.as_numpy(ds)])
+    except Exception as exc:  # offline, no TFDS cache
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise DataError(f"IMDB: no data directory is set and tensorflow-datasets could not load 'imdb_reviews' "
+                        f"({type(exc).__name__}: {first}); pass --data-dir or set {DATA_DIR_ENV} to the folder "
+                        f"holding {IMDB_ARCHIVE}") from exc
+    return list(texts), np.asarray(labels, np.int32)
+
+
+def load_imdb_texts(split: str, data_dir=None) -> tuple[list[str], np.ndarray, dict]:
+    """Raw reviews of `split` ("train" | "test"): (texts list[str] (N,), labels int32 (N,), source info).
+
+    Label 1 is positive (rating >= 7), 0 negative (rating <= 4).
+    """
+    if split not in ("train", "test"):
+        raise DataError(f"IMDB has no split {split!r}; expected train or test")
+    folder = resolve_data_dir(data_dir)
+    if folder is None:
+        texts, labels = _from_tfds(split)
+        return texts, labels, {"source": "tensorflow-datasets:imdb_reviews", "sha256": None}
+    archive = folder / IMDB_ARCHIVE
+    if not archive.is_file():
+        raise DataError(f"IMDB archive {archive} not found: expected {IMDB_ARCHIVE} (layout "
+                        f"aclImdb/{{train,test}}/{{pos,neg}}/<id>_<stars>.txt) in the data directory {folder}")
+    digest = verify_file(archive, folder)
+    cache = cache_dir("imdb", digest[:16]) / "reviews.json"
+    if cache.exists():
+        data = json.loads(cache.read_text())
+    else:
+        data = _read_archive(archive)
+        write_json(cache, data, indent=None)
+    d = data[split]
+    return d["text"], np.asarray(d["label"], np.int32), {"source": str(archive), "sha256": digest}
+
+
+@PREPROCESSORS.register("text_vectorizer")
+class TextVectorizer:
+    """Standardise + vectorise reviews: tf.string `(batch,)` -> int32 token ids `(batch, T)`.
+
+    Token 0 is padding, 1 is out-of-vocabulary.  `T` is `sequence_length`
+    when `pad=True`, else the longest review in the batch (at most
+    `sequence_length`).
+
+    Args:
+        max_tokens: vocabulary size including padding and OOV.
+        sequence_length: reviews are cut to their first `sequence_length` tokens.
+        vocabulary: a fitted vocabulary (list of tokens, without padding/OOV);
+            None until `adapt`.
+    """
+
+    kind = "text_vectorizer"
+
+    def __init__(self, max_tokens: int = 20000, sequence_length: int = 256, vocabulary=None):
+        import keras
+
+        self.max_tokens, self.sequence_length = int(max_tokens), int(sequence_length)
+        self.layer = keras.layers.TextVectorization(max_tokens=self.max_tokens, standardize=None, split="whitespace",
+                                                    output_mode="int", vocabulary=vocabulary)
+        if vocabulary is not None:
+            self.layer(np.array([""]))  # build it, so exports can track its lookup table
+
+    def adapt(self, texts, batch_size: int = 1024) -> "TextVectorizer":
+        """Learn the vocabulary from `texts` (the training split only)."""
+        import tensorflow as tf
+
+        self.layer.adapt(tf.data.Dataset.from_tensor_slices(list(texts)).batch(batch_size).map(standardize))
+        return self
+
+    @property
+    def vocabulary(self) -> list[str]:
+        return list(self.layer.get_vocabulary())
+
+    def __call__(self, text, pad: bool = False):
+        """tf.string `(batch,)` -> int32 `(batch, T)`."""
+        import tensorflow as tf
+
+        ids = tf.cast(self.layer(standardize(text)), tf.int32)
+        ids = ids[:, : self.sequence_length]
+        if pad:
+            ids = tf.pad(ids, [[0, 0], [0, self.sequence_length - tf.shape(ids)[1]]])
+            ids = tf.ensure_shape(ids, [None, self.sequence_length])
+        return ids
+
+    def save(self, directory) -> None:
+        """Write `preprocessor.json` and `vocabulary.txt` into `directory`."""
+        directory = pathlib.Path(directory)
+        with atomic_write(directory / "vocabulary.txt") as tmp:
+            tmp.write_text("\n".join(self.vocabulary[2:]) + "\n", encoding="utf-8")  # without padding and OOV
+        write_json(directory / PREPROCESSOR_FILE, {"kind": self.kind, "max_tokens": self.max_tokens,
+                                                   "sequence_length": self.sequence_length,
+                                                   "standardize": "lower, <br />, punctuation -> space"})
+
+    @classmethod
+    def load(cls, directory) -> "TextVectorizer":
+        directory = pathlib.Path(directory)
+        meta = json.loads((directory / PREPROCESSOR_FILE).read_text())
+        vocab = (directory / "vocabulary.txt").read_text(encoding="utf-8").split("\n")[:-1]
+        return cls(meta["max_tokens"], meta["sequence_length"], vocabulary=["", "[UNK]", *vocab])
+
+
+def _pipeline(vectorizer, texts, labels, *, batch_size, training, seed):
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((texts, labels)).batch(1024)
+    ds = ds.map(lambda t, y: (vectorizer(t, pad=True), y), num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+    ds = ds.map(lambda ids, y: (ids[: tf.maximum(tf.cast(tf.math.count_nonzero(ids), tf.int32), 1)], y)).cache()
+    if training:
+        ds = ds.shuffle(min(len(labels), 25000), seed=seed, reshuffle_each_iteration=True)
+    length = lambda ids, y: tf.shape(ids)[0]  # noqa: E731
+    bounds = [b for b in (64, 128, 192, 256, 384) if b < vectorizer.sequence_length]
+    ds = ds.bucket_by_sequence_length(length, bounds, [batch_size] * (len(bounds) + 1), pad_to_bucket_boundary=False)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+@DATASETS.register("imdb")
+def imdb(
+    data_dir: str | os.PathLike | None = None,
+    *,
+    batch_size: int = 64,
+    limit: int | None = None,
+    seed: int = 0,
+    max_tokens: int = 20000,
+    sequence_length: int = 256,
+    val_split: float = 0.1,
+) -> DataBundle:
+    """IMDB sentiment as a `DataBundle` of `(token ids int32 (B, T), labels int32 (B,))` batches.
+
+    Batches are bucketed by length (T <= `sequence_length`), padded with 0.
+    The validation set is a seeded `val_split` of the training reviews; the
+    test set (25,000 reviews) is only for the final figure.  The vectorizer
+    is adapted on the remaining training reviews only.
+
+    Args:
+        data_dir: folder holding `aclImdb.tar.gz` (default `ZOO_DATA_DIR`).
+        batch_size: reviews per batch.
+        limit: keep the first `limit` reviews of each split (after a seeded shuffle).
+        seed: shuffling and split seed.
+        max_tokens: vocabulary size.
+        sequence_length: maximum tokens per review (longer ones are cut).
+        val_split: fraction of train held out for validation.
+    """
+    rng = np.random.default_rng(seed)
+    texts, labels, source = load_imdb_texts("train", data_dir)
+    order = rng.permutation(len(labels))
+    n_val = int(round(val_split * len(labels)))
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    test_texts, test_labels, _ = load_imdb_texts("test", data_dir)
+    test_idx = rng.permutation(len(test_labels))
+    if limit is not None:
+        train_idx, val_idx, test_idx = train_idx[:limit], val_idx[:limit], test_idx[:limit]
+    train_texts = [texts[i] for i in train_idx]
+    vectorizer = TextVectorizer(max_tokens, sequence_length).adapt(train_texts)
+    lengths = np.asarray([len(t.split()) for t in train_texts[:2000]])
+    make = lambda tx, y, training: _pipeline(vectorizer, tx, y, batch_size=batch_size, training=training, seed=seed)  # noqa: E731
+    val = make([texts[i] for i in val_idx], labels[val_idx], False) if len(val_idx) else None
+    info: dict[str, Any] = {
+        "class_names": list(CLASS_NAMES), **source, "num_train": int(len(train_idx)), "num_val": int(len(val_idx)),
+        "num_test": int(len(test_idx)), "batch_size": batch_size, "max_tokens": max_tokens,
+        "vocabulary_size": len(vectorizer.vocabulary), "sequence_length": sequence_length,
+        "truncated_fraction": float((lengths > sequence_length).mean()) if len(lengths) else 0.0,
+        "val_source": f"{val_split:.0%} of train (seed {seed})", "seed": seed, "limit": limit,
+        "drop_remainder": False,
+    }
+    train = make(train_texts, labels[train_idx], True)  # bucketing: the batch count varies a little per epoch
+    test = make([test_texts[i] for i in test_idx], test_labels[test_idx], False)
+    return DataBundle(train=train, val=val, test=test, info=info, preprocessor=vectorizer)

@@ -1,0 +1,74 @@
+"""Text classifiers: UTF-8 strings in, class probabilities and labels out."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from zoo.serving import SERVINGS, Serving
+
+
+@SERVINGS.register("text")
+class TextServing(Serving):
+    """Raw strings -> sentiment.
+
+    Signature `serving_default(text: tf.string (batch,))` returns
+    `probability float32 (batch,)` (of the last class, "pos" for IMDB),
+    `probabilities float32 (batch, K)`, `label tf.string (batch,)`.
+    A second signature `serve_tokens(tokens: int32 (batch, sequence_length))`
+    takes token ids (used for TensorFlow Lite).  Standardisation and vectorisation (the run's fitted `TextVectorizer`)
+    run inside the graph; reviews are cut to the vectorizer's
+    `sequence_length` tokens; an empty string is all padding and gets the
+    model's prior.
+    """
+
+    def __init__(self, model, spec, info, preprocessor=None):
+        import tensorflow as tf
+
+        super().__init__(model, spec, info, preprocessor)
+        self.class_names = list(info.get("class_names") or ["neg", "pos"])
+        self.input_signature = [tf.TensorSpec([None], tf.string, name="text")]
+
+    def trackables(self):
+        return [self.preprocessor.layer]
+
+    def serve(self, text):
+        import tensorflow as tf
+
+        tokens = self.preprocessor(text, pad=True)
+        probs = tf.nn.softmax(tf.cast(self.model(tokens, training=False), tf.float32), axis=-1)
+        class_id = tf.argmax(probs, axis=-1)
+        return {"probability": probs[:, -1], "probabilities": probs,
+                "label": tf.gather(tf.constant(self.class_names), class_id)}
+
+    tflite_endpoint = "serve_tokens"
+
+    def extra_endpoints(self):
+        import tensorflow as tf
+
+        def probabilities(tokens):
+            return {"probabilities": tf.nn.softmax(tf.cast(self.model(tokens, training=False), tf.float32), axis=-1)}
+
+        return {"serve_tokens": (probabilities, [tf.TensorSpec([None, self.preprocessor.sequence_length], tf.int32, name="tokens")])}
+
+    def tensor_samples(self, n):
+        rng = np.random.default_rng(0)
+        length = self.preprocessor.sequence_length
+        ids = rng.integers(2, len(self.preprocessor.vocabulary), (n, length)).astype(np.int32)
+        ids[np.arange(length)[None, :] >= rng.integers(1, length + 1, (n, 1))] = 0  # varied lengths, post-padded
+        return ids
+
+    def samples(self):
+        return {"text": np.array([b"A wonderful, moving film.<br /><br />Loved it!", b"Dull and far too long; I left early.",
+                                  b"", "Caf\u00e9 scenes \u2014 tr\u00e8s bien \U0001f600".encode("utf-8")], dtype=object)}
+
+    def read_inputs(self, items):
+        for item in items:
+            if not str(item).strip():
+                raise ValueError("empty text: pass the review itself as an argument, e.g. "
+                                 "zoo predict MODEL \"A wonderful film.\"")
+        return {"text": np.array([str(i).encode("utf-8") for i in items], dtype=object)}
+
+    def rows(self, items, outputs, top_k):
+        return [{"input": str(item)[:60], "label": outputs["label"][i].decode(),
+                 "probability_" + self.class_names[-1]: float(outputs["probability"][i])}
+                for i, item in enumerate(items)]
