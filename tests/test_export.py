@@ -3,8 +3,6 @@
 import json
 import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ import tensorflow as tf
 
 import zoo
 from zoo import export as zexport
+from conftest import run_without_zoo
 from zoo.cli import main
 from zoo.export import ExportError, export_model, predict
 from zoo.training import fit
@@ -45,16 +44,12 @@ def test_export_layout_card_and_clean_process_load(image_run, tmp_path):
     # our own check: a process with TensorFlow only, zoo unimportable, raw JPEG bytes in
     img = _jpeg(tmp_path / "red.jpg", size=(48, 40))
     script = (
-        "import sys, json; sys.modules['zoo'] = None; sys.modules['applications'] = None\n"
-        "import tensorflow as tf\n"
+        "import json\nimport tensorflow as tf\n"
         f"m = tf.saved_model.load({str(out)!r})\n"
         f"r = m.signatures['serving_default'](image_bytes=tf.constant([open({str(img)!r}, 'rb').read()]))\n"
         "print(json.dumps({'p': r['probabilities'].numpy().tolist(), 'label': r['label'].numpy()[0].decode()}))\n"
     )
-    proc = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert proc.returncode == 0, proc.stderr[-1500:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    got = json.loads(run_without_zoo(script))
     _, model, _ = zoo.training.load_run(image_run)
     decoded = tf.image.resize(tf.io.decode_jpeg(img.read_bytes()), [32, 32], method="area")
     want = tf.nn.softmax(model(tf.cast(tf.round(decoded), tf.uint8)[None])).numpy()

@@ -2,12 +2,11 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
+from conftest import run_without_zoo
 from zoo.cli import main
 from zoo.export import export_model, predict
 from zoo.training import fit
@@ -29,16 +28,12 @@ def test_export_takes_raw_strings_without_zoo(text_run, tmp_path):
     assert card["verified"] and (text_run / "preprocessor" / "vocabulary.txt").exists()
     reviews = ["A wonderful, superb film!", "Awful. Boring; a waste.", ""]
     script = (
-        "import sys, json; sys.modules['zoo'] = None; sys.modules['applications'] = None\n"
-        "import tensorflow as tf\n"
+        "import json\nimport tensorflow as tf\n"
         f"m = tf.saved_model.load({str(out)!r})\n"
         f"r = m.signatures['serving_default'](text=tf.constant({reviews!r}))\n"
         "print(json.dumps({'p': r['probability'].numpy().tolist(), 'l': [x.decode() for x in r['label'].numpy()]}))\n"
     )
-    proc = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert proc.returncode == 0, proc.stderr[-1500:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    got = json.loads(run_without_zoo(script))
     direct = predict("imdb_bilstm_attention", reviews[:2], run_dir=str(text_run))
     np.testing.assert_allclose(got["p"][:2], [r["probability_pos"] for r in direct], atol=1e-5)
     assert got["l"][:2] == ["pos", "neg"]

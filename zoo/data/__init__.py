@@ -347,6 +347,17 @@ def write_json(path: str | os.PathLike, obj: Any, *, indent: int = 2) -> pathlib
     return path
 
 
+def tfds_unavailable(tfds_name: str, archive: str, layout: str, exc: BaseException) -> "DataError":
+    """The error for "no data directory, and tensorflow-datasets could not load `tfds_name`"."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    return DataError(
+        f"no data directory is set and tensorflow-datasets could not load {tfds_name!r} "
+        f"({type(exc).__name__}: {first}). Either pass --data-dir or set {DATA_DIR_ENV} to the "
+        f"folder holding {archive} (layout {layout}), or connect to the network so "
+        f"tensorflow-datasets can download it"
+    )
+
+
 # ---------------------------------------------------------------------------
 # Datasets
 # ---------------------------------------------------------------------------

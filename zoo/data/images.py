@@ -35,6 +35,7 @@ from zoo.data import (
     atomic_write,
     cache_dir,
     resolve_data_dir,
+    tfds_unavailable,
     verify_file,
     write_json,
 )
@@ -229,14 +230,7 @@ def _cifar10_from_tfds(split: str) -> tuple[np.ndarray, np.ndarray]:
             tfds.load("cifar10", split=split, as_supervised=True, batch_size=-1)
         )
     except Exception as exc:  # offline, no TFDS cache, ...
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise DataError(
-            f"CIFAR-10: no data directory is set and tensorflow-datasets could not load "
-            f"'cifar10' ({type(exc).__name__}: {first}). Either pass --data-dir or set "
-            f"{DATA_DIR_ENV} to the folder holding {CIFAR10_ARCHIVE} (layout "
-            f"cifar10/{{train,test}}/<class>/NNNN.jpg), or connect to the network so "
-            f"tensorflow-datasets can download it"
-        ) from exc
+        raise tfds_unavailable("cifar10", CIFAR10_ARCHIVE, "cifar10/{train,test}/<class>/NNNN.jpg", exc) from exc
     return np.asarray(images, dtype=np.uint8), np.asarray(labels, dtype=np.int32)
 
 

@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 
 from zoo.data import (
-    DATA_DIR_ENV,
     DATASETS,
     PREPROCESSOR_FILE,
     PREPROCESSORS,
@@ -38,6 +37,7 @@ from zoo.data import (
     atomic_write,
     cache_dir,
     resolve_data_dir,
+    tfds_unavailable,
     verify_file,
     write_json,
 )
@@ -99,10 +99,7 @@ def _from_tfds(split: str) -> tuple[list[str], np.ndarray]:
         ds = tfds.load("imdb_reviews", split=split, as_supervised=True)
         texts, labels = zip(*[(t.decode("utf-8"), int(y)) for t, y in tfds.as_numpy(ds)])
     except Exception as exc:  # offline, no TFDS cache
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise DataError(f"IMDB: no data directory is set and tensorflow-datasets could not load 'imdb_reviews' "
-                        f"({type(exc).__name__}: {first}); pass --data-dir or set {DATA_DIR_ENV} to the folder "
-                        f"holding {IMDB_ARCHIVE}") from exc
+        raise tfds_unavailable("imdb_reviews", IMDB_ARCHIVE, "aclImdb/{train,test}/{pos,neg}/<id>_<stars>.txt", exc) from exc
     return list(texts), np.asarray(labels, np.int32)
 
 
