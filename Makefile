@@ -19,7 +19,7 @@ export KERAS_BACKEND ?= tensorflow
 PYTEST := $(BIN)/python -m pytest
 ARGS ?=
 
-.PHONY: setup train test slow bench clean
+.PHONY: setup train test slow bench bench-text clean
 setup: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml
@@ -41,6 +41,9 @@ slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/cifar10.py $(ARGS)
+
+bench-text: $(STAMP)
+	$(BIN)/python bench/text.py $(ARGS)
 
 clean:
 	rm -rf runs build *.egg-info .pytest_cache
