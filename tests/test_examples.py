@@ -1,0 +1,40 @@
+"""The examples end to end on real data slices (slow: `make slow`)."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _run(script, tmp_path, data_dir, *args):
+    cmd = [sys.executable, str(ROOT / "examples" / script), "--data-dir", str(data_dir), "--run-dir", str(tmp_path / "run"),
+           "--out", str(tmp_path / "sm"), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=tmp_path,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_cifar10_example_trains_evaluates_and_exports(tmp_path, shared_data_dir):
+    out = _run("train_cifar10.py", tmp_path, shared_data_dir, "--epochs", "1", "--limit", "5000", "--tta")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["test"]["num_examples"] == 5000 and metrics["test"]["accuracy"] > 0.25
+    assert (tmp_path / "run" / "confusion.png").exists() and (tmp_path / "run" / "curves.png").exists()
+    card = json.loads((tmp_path / "sm" / "cifar10_resnet" / "1" / "model_card.json").read_text())
+    assert card["verified"] and "SavedModel:" in out
+
+
+@pytest.mark.slow
+def test_text_example_trains_evaluates_exports_and_draws_attention(tmp_path, shared_data_dir):
+    _run("train_text.py", tmp_path, shared_data_dir, "--epochs", "1", "--limit", "3000")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["test"]["num_examples"] == 3000 and metrics["test"]["accuracy"] > 0.6
+    rows = json.loads((tmp_path / "run" / "attention.json").read_text())
+    assert len(rows) == 6 and all(abs(sum(r["weights"]) - 1) < 0.05 or len(r["words"]) == 40 for r in rows)
+    assert (tmp_path / "sm" / "imdb_bilstm_attention" / "1" / "saved_model.pb").exists()
