@@ -433,3 +433,4 @@ def load_preprocessor(directory: str | os.PathLike):
 # Loaders register themselves on import (they import TensorFlow lazily).
 from zoo.data import images  # noqa: E402,F401
 from zoo.data import text  # noqa: E402,F401
+from zoo.data import translation  # noqa: E402,F401

@@ -5,3 +5,5 @@ its evaluator into `zoo.evaluation.EVALUATORS`.  Both registries import this
 package on their first lookup, so a new task is one module plus one import
 line below.
 """
+
+from zoo.tasks import translation  # noqa: F401
