@@ -29,6 +29,11 @@ def _write(root, n=64):
     return root
 
 
+# Training the fixture run takes about a minute on 2 cores: these run with `make slow`
+# so that the default run stays under 10 minutes while the translator is in progress.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def translation_run(tmp_path_factory):
     data_dir = _write(tmp_path_factory.mktemp("m30k"))
