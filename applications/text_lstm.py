@@ -27,7 +27,8 @@ _COMMON = dict(
     dataset="imdb",
     inputs={"tokens": {"shape": [None], "dtype": "int32", "padding": 0}},
     raw_input="UTF-8 strings (reviews)",
-    preprocessor="TextVectorizer: lower-case, strip <br /> and punctuation, 20k-token vocabulary fitted on train",
+    preprocessor="TextVectorizer: lower-case, strip <br /> and punctuation, 20k-token vocabulary fitted on train, "
+                 "first 256 tokens kept (data.head_tokens=N keeps head and tail instead)",
     metrics=("accuracy", "confusion_matrix"),
 )
 
@@ -50,7 +51,7 @@ def _head(tokens, x, dropout, name):
 @register_model(
     **_COMMON,
     train={"epochs": 3, "batch_size": 64, "optimizer": "adam", "learning_rate": 1e-3, "schedule": "constant",
-           "clipnorm": 1.0, "data": {"max_tokens": 20000, "sequence_length": 256}},
+           "clipnorm": 1.0, "data": {"max_tokens": 20000, "sequence_length": 256, "head_tokens": None}},
     reference="the classic Keras LSTM sentiment classifier (Embedding + LSTM(128) + Dense)",
 )
 def imdb_lstm(*, vocabulary_size: int = 20000, embedding_dim: int = 128, units: int = 128, dropout: float = 0.0):
@@ -73,7 +74,8 @@ def imdb_lstm(*, vocabulary_size: int = 20000, embedding_dim: int = 128, units: 
 @register_model(
     **_COMMON,
     train={"epochs": 3, "batch_size": 64, "optimizer": "adamw", "learning_rate": 2e-3, "schedule": "cosine",
-           "warmup": 0.05, "weight_decay": 1e-4, "clipnorm": 1.0, "data": {"max_tokens": 20000, "sequence_length": 256}},
+           "warmup": 0.05, "weight_decay": 1e-4, "clipnorm": 1.0,
+           "data": {"max_tokens": 20000, "sequence_length": 256, "head_tokens": None}},
     reference="BiLSTM with attention pooling (Yang et al. 2016)",
 )
 def imdb_bilstm_attention(*, vocabulary_size: int = 20000, embedding_dim: int = 128, units: int = 64,
@@ -103,7 +105,7 @@ def imdb_bilstm_attention(*, vocabulary_size: int = 20000, embedding_dim: int = 
 @register_model(
     **_COMMON,
     train={"epochs": 3, "batch_size": 64, "optimizer": "adamw", "learning_rate": 1e-3, "schedule": "cosine",
-           "warmup": 0.1, "weight_decay": 0.01, "data": {"max_tokens": 20000, "sequence_length": 256}},
+           "warmup": 0.1, "weight_decay": 0.01, "data": {"max_tokens": 20000, "sequence_length": 256, "head_tokens": None}},
     reference="Transformer encoder (Vaswani et al. 2017) with learned positions and attention pooling",
 )
 def imdb_transformer(*, vocabulary_size: int = 20000, sequence_length: int = 256, embedding_dim: int = 64,

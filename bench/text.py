@@ -1,15 +1,20 @@
 """IMDB benchmark: test accuracy and training time of the three text models, side by side.
 
-    ZOO_DATA_DIR=../shared/data python bench/text.py --epochs 2
+    ZOO_DATA_DIR=../shared/data .venv/bin/python bench/text.py
 
-Each model trains on the 22,500 training reviews (2,500 held out for
-validation), then is evaluated once on the 25,000 test reviews.  Writes JSON
-to --out and prints a Markdown table.
+Each model trains with its spec's settings (`zoo info NAME`; `--epochs`
+overrides all) on the 22,500 training reviews (2,500 held out for
+validation), then is evaluated once on the 25,000 test reviews.  Runs go to
+`--run-root/<model>-<hash of its settings>`: rerunning the same command
+resumes an interrupted run and reloads finished ones (delete to retrain).
+Writes JSON to `--out`, the Markdown table beside it (`.md`), and prints the
+table.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import pathlib
 import sys
@@ -20,35 +25,54 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from cifar10 import cpu_info  # noqa: E402  (one definition of the machine report)
 
+MODELS = "imdb_lstm,imdb_bilstm_attention,imdb_transformer"
+
+
+def table(report: dict) -> str:
+    """The report as a Markdown table, one row per model."""
+    rows = ["| model | params | epochs | max tokens (head+tail) | val accuracy per epoch | test accuracy (reviews) "
+            "| training time |", "|---|---|---|---|---|---|---|"]
+    for name, m in report["models"].items():
+        data = m["settings"]["train"].get("data", {})
+        val = ", ".join(f"{v:.1%}" for v in m.get("val_accuracy_per_epoch") or [])
+        rows.append(f"| `{name}` | {m['params']:,} | {m['epochs']} | {data.get('sequence_length')} "
+                    f"({data.get('head_tokens')}+rest) | {val} | **{m['test_accuracy']:.2%}** ({m['num_test']:,}) "
+                    f"| {m['train_seconds']:.0f} s ({m['train_seconds'] / 60:.1f} min) |")
+    return "\n".join(rows)
+
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", default="imdb_lstm,imdb_bilstm_attention,imdb_transformer")
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--data-dir")
+    p.add_argument("--models", default=MODELS, help=f"comma-separated (default {MODELS})")
+    p.add_argument("--epochs", type=int, help="override every model's epochs (default: each spec's)")
+    p.add_argument("--data-dir", help="folder holding aclImdb.tar.gz (default $ZOO_DATA_DIR)")
     p.add_argument("--run-root", default=str(ROOT / "runs" / "bench"))
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "text.json"))
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every model")
     args = p.parse_args(argv)
 
     import zoo
+    from zoo.cli import parse_set
 
     report = {"command": " ".join(["python", *sys.argv]), "cpu": cpu_info(),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "models": {}}
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     for name in args.models.split(","):
         t = time.perf_counter()
-        r = zoo.fit(name, run_dir=pathlib.Path(args.run_root) / name, data_dir=args.data_dir, epochs=args.epochs, verbose=2)
+        overrides = {**parse_set(args.set), **({"epochs": args.epochs} if args.epochs else {})}
+        settings = json.dumps(zoo.get_spec(name).resolve(overrides), sort_keys=True, default=str)
+        run_dir = pathlib.Path(args.run_root) / f"{name}-{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
+        r = zoo.fit(name, run_dir=run_dir, data_dir=args.data_dir, overrides=overrides, verbose=2)
         report["models"][name] = {
             "test_accuracy": r.metrics["test"]["accuracy"], "num_test": r.metrics["test"]["num_examples"],
-            "val_accuracy_per_epoch": r.history.get("val_accuracy"), "train_seconds": r.metrics["train_seconds"],
-            "total_seconds_incl_data_and_eval": time.perf_counter() - t, "params": r.metrics["params"],
-            "settings": {"model": r.config["model_args"], "train": r.config["train"]},
+            "epochs": r.metrics["epochs"], "val_accuracy_per_epoch": r.history.get("val_accuracy"),
+            "train_seconds": r.metrics["train_seconds"], "total_seconds_incl_data_and_eval": time.perf_counter() - t,
+            "params": r.metrics["params"], "settings": {"model": r.config["model_args"], "train": r.config["train"]},
         }
-        out = pathlib.Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2))
-    print("| model | params | epochs | test accuracy | training time |\n|---|---|---|---|---|")
-    for name, m in report["models"].items():
-        print(f"| `{name}` | {m['params']:,} | {args.epochs} | {m['test_accuracy']:.2%} | {m['train_seconds'] / 60:.1f} min |")
+        out.with_suffix(".md").write_text(table(report) + "\n")
+        print(table(report), flush=True)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,10 @@ def plot_attention(model, vectorizer, reviews, labels, path):
             ax.text(j, 0, word, ha="center", va="center", rotation=60, fontsize=7)
         ax.set_yticks([])
         ax.set_xticks([])
-        ax.set_title(f"true {'pos' if y else 'neg'}, P(pos) = {p:.2f}", fontsize=8, loc="left")
+        length = int((ids != 0).sum())
+        top = [vocab[ids[k]] for k in np.argsort(-w[:length])[:5]]  # over the whole (head+tail) review
+        ax.set_title(f"true {'pos' if y else 'neg'}, P(pos) = {p:.2f}; most attended: {', '.join(top)}",
+                     fontsize=8, loc="left")
         rows.append({"words": words, "weights": [float(v) for v in w[:n]], "p_pos": float(p), "label": int(y)})
     fig.suptitle(f"{model.name}: attention over the first 40 words")
     _save(fig, path)

@@ -40,11 +40,29 @@ def test_export_takes_raw_strings_without_zoo(text_run, tmp_path):
     assert 0.0 <= got["p"][2] <= 1.0  # empty review: defined output (the model's prior)
 
 
+def test_a_review_alone_and_padded_in_a_batch_with_a_long_one_scores_the_same(text_run):
+    import tensorflow as tf
+
+    from zoo.export import _load_preprocessor
+    from zoo.serving import load_serving
+    from zoo.training import load_run
+
+    spec, model, _ = load_run(text_run)
+    serving = load_serving(spec, model, {"class_names": ["neg", "pos"]}, _load_preprocessor(text_run))
+    short = "A superb, moving film."
+    long = " ".join(["the plot was boring and the actor was awful"] * 30)  # longer than sequence_length
+    alone = serving.serve(text=tf.constant([short]))["probability"].numpy()
+    batch = serving.serve(text=tf.constant([long, short, "", "   "]))["probability"].numpy()
+    np.testing.assert_allclose(batch[1], alone[0], atol=1e-5)
+    np.testing.assert_allclose(batch[2], batch[3], atol=1e-6)  # empty == whitespace-only: all padding
+
+
 def test_predict_refuses_empty_text(text_run, capsys):
     assert main(["predict", "imdb_bilstm_attention", "  ", "--run-dir", str(text_run)]) == 2
     assert "empty text" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a training run, a full export and a TFLite conversion: ~1 min on 2 cores
 def test_tflite_export_of_the_token_signature_matches(tiny_imdb, tmp_path, capsys):
     run = tmp_path / "run"
     fit("imdb_transformer", run_dir=run, data_dir=tiny_imdb, epochs=1, batch_size=16, verbose=0,
@@ -57,6 +75,7 @@ def test_tflite_export_of_the_token_signature_matches(tiny_imdb, tmp_path, capsy
     assert card["tflite"]["max_probability_diff"] < 1e-3
 
 
+@pytest.mark.slow  # a full export and a failed conversion: ~30 s on 2 cores
 def test_tflite_of_a_recurrent_model_fails_clearly_and_leaves_nothing(text_run, tmp_path, capsys):
     out = tmp_path / "sm"
     assert main(["export", "imdb_bilstm_attention", "--run-dir", str(text_run), "--out", str(out), "--tflite"]) == 2

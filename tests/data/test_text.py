@@ -58,6 +58,27 @@ def test_vectorizer_save_load_round_trip_and_empty_text(tmp_path, tiny_imdb):
     assert (ids[3] != 0).all()  # long review cut to sequence_length
 
 
+def test_long_reviews_keep_head_and_tail_and_short_ones_are_untouched():
+    v = TextVectorizer(max_tokens=100, sequence_length=6, head_tokens=2).adapt([" ".join(f"w{i}" for i in range(12))])
+    vocab = v.vocabulary
+    ids = v(tf.constant(["w0 w1 w2 w3 w4 w5 w6 w7 w8 w9", "w3 w4"])).numpy()
+    assert [[vocab[i] for i in row] for row in ids] == [["w0", "w1", "w6", "w7", "w8", "w9"],
+                                                        ["w3", "w4", "", "", "", ""]]
+    plain = TextVectorizer(max_tokens=100, sequence_length=6, head_tokens=None, vocabulary=vocab)
+    assert [vocab[i] for i in plain(tf.constant(["w0 w1 w2 w3 w4 w5 w6 w7"])).numpy()[0]] == [f"w{i}" for i in range(6)]
+    assert v(tf.constant(["w3", "w4 w5"])).shape == (2, 2)  # unpadded: as long as the longest review
+
+
+def test_epoch_length_is_known_and_exact(tiny_imdb):
+    bundle = load_dataset("imdb", data_dir=tiny_imdb, batch_size=16, sequence_length=30, seed=3)
+    for split, n in (("train", bundle.info["num_train"]), ("val", bundle.info["num_val"]),
+                     ("test", bundle.info["num_test"])):
+        ds = getattr(bundle, split)
+        assert int(ds.cardinality()) == -(-n // 16) == sum(1 for _ in ds), split
+    first = [y.numpy().tolist() for _, y in bundle.train]
+    assert first != [y.numpy().tolist() for _, y in bundle.train]  # reshuffled every epoch
+
+
 def test_non_utf8_review_names_the_file(tmp_path):
     bad = {"aclImdb/train/neg/3": b"caf\xe9 is latin-1"}
     data_dir = write_imdb_archive(tmp_path / "d", per_class_train=5, per_class_test=2, raw_override=bad)

@@ -10,10 +10,12 @@ from zoo.training import fit
 
 TINY = {
     "imdb_lstm": {"vocabulary_size": 300, "embedding_dim": 16, "units": 16},
-    "imdb_bilstm_attention": {"vocabulary_size": 300, "embedding_dim": 16, "units": 12},
+    "imdb_bilstm_attention": {"vocabulary_size": 300, "embedding_dim": 16, "units": 12, "dropout": 0.1,
+                              "embedding_dropout": 0.0},
     "imdb_transformer": {"vocabulary_size": 300, "sequence_length": 64, "embedding_dim": 16, "num_heads": 2,
                          "intermediate_dim": 32, "num_layers": 1},
 }
+LEARNING_RATE = {"imdb_lstm": 5e-3, "imdb_bilstm_attention": 1e-2, "imdb_transformer": 1e-2}
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
@@ -45,8 +47,8 @@ def test_attention_weights_ignore_padding():
 
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_each_model_learns_on_a_small_slice(name, tmp_path, tiny_imdb):
-    result = fit(name, run_dir=tmp_path / "run", data_dir=tiny_imdb, epochs=5, batch_size=16, verbose=0,
-                 overrides={**TINY[name], "learning_rate": 1e-2, "warmup": 0.0,
+    result = fit(name, run_dir=tmp_path / "run", data_dir=tiny_imdb, epochs=3, batch_size=8, verbose=0,
+                 overrides={**TINY[name], "learning_rate": LEARNING_RATE[name], "warmup": 0.0,
                             "data": {"max_tokens": 300, "sequence_length": 64}})
     loss = result.history["loss"]
     assert loss[-1] < 0.8 * loss[0], loss

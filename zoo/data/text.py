@@ -12,7 +12,8 @@ Defined behaviour for awkward input:
   models then see a fully masked sequence and return their prior.  `zoo
   predict` refuses such input with a message instead.
 - reviews longer than `sequence_length` tokens keep their first
-  `sequence_length` tokens (the rest is cut; `info["truncated_fraction"]`
+  `head_tokens` and last `sequence_length - head_tokens` tokens (the middle
+  is cut; `info["truncated_fraction"]`
   says how many training reviews were cut).
 - bytes that are not UTF-8 in an archive file raise `DataError` naming it.
 """
@@ -139,17 +140,22 @@ class TextVectorizer:
 
     Args:
         max_tokens: vocabulary size including padding and OOV.
-        sequence_length: reviews are cut to their first `sequence_length` tokens.
+        sequence_length: most tokens kept per review.
+        head_tokens: a longer review keeps its first `head_tokens` and last
+            `sequence_length - head_tokens` tokens (None: the first
+            `sequence_length`, i.e. plain truncation).
         vocabulary: a fitted vocabulary (list of tokens, without padding/OOV);
             None until `adapt`.
     """
 
     kind = "text_vectorizer"
 
-    def __init__(self, max_tokens: int = 20000, sequence_length: int = 256, vocabulary=None):
+    def __init__(self, max_tokens: int = 20000, sequence_length: int = 256, vocabulary=None,
+                 head_tokens: int | None = 64):
         import keras
 
         self.max_tokens, self.sequence_length = int(max_tokens), int(sequence_length)
+        self.head_tokens = self.sequence_length if head_tokens is None else min(int(head_tokens), self.sequence_length)
         self.layer = keras.layers.TextVectorization(max_tokens=self.max_tokens, standardize=None, split="whitespace",
                                                     output_mode="int", vocabulary=vocabulary)
         if vocabulary is not None:
@@ -167,14 +173,23 @@ class TextVectorizer:
         return list(self.layer.get_vocabulary())
 
     def __call__(self, text, pad: bool = False):
-        """tf.string `(batch,)` -> int32 `(batch, T)`."""
+        """tf.string `(batch,)` -> int32 `(batch, T)`, 0-padded at the end.
+
+        A review longer than `sequence_length` tokens keeps its first
+        `head_tokens` and its last `sequence_length - head_tokens` tokens
+        (reviews often end with the verdict).
+        """
         import tensorflow as tf
 
-        ids = tf.cast(self.layer(standardize(text)), tf.int32)
-        ids = ids[:, : self.sequence_length]
-        if pad:
-            ids = tf.pad(ids, [[0, 0], [0, self.sequence_length - tf.shape(ids)[1]]])
-            ids = tf.ensure_shape(ids, [None, self.sequence_length])
+        ids = tf.cast(self.layer(standardize(text)), tf.int32)  # (batch, longest), 0-padded
+        ids = tf.pad(ids, [[0, 0], [0, 1]])  # at least one column, also for a batch of empty strings
+        n = tf.math.count_nonzero(ids, axis=1, dtype=tf.int32)[:, None]  # real tokens per review
+        j = tf.range(self.sequence_length)[None, :]
+        idx = j + tf.where(j >= self.head_tokens, tf.maximum(n - self.sequence_length, 0), 0)
+        ids = tf.gather(ids, tf.minimum(idx, tf.shape(ids)[1] - 1), batch_dims=1)
+        ids = tf.where(j < n, ids, 0)  # (batch, sequence_length)
+        if not pad:
+            ids = ids[:, : tf.maximum(tf.reduce_max(tf.minimum(n, self.sequence_length)), 1)]
         return ids
 
     def save(self, directory) -> None:
@@ -184,6 +199,7 @@ class TextVectorizer:
             tmp.write_text("\n".join(self.vocabulary[2:]) + "\n", encoding="utf-8")  # without padding and OOV
         write_json(directory / PREPROCESSOR_FILE, {"kind": self.kind, "max_tokens": self.max_tokens,
                                                    "sequence_length": self.sequence_length,
+                                                   "head_tokens": self.head_tokens,
                                                    "standardize": "lower, <br />, punctuation -> space"})
 
     @classmethod
@@ -191,20 +207,47 @@ class TextVectorizer:
         directory = pathlib.Path(directory)
         meta = json.loads((directory / PREPROCESSOR_FILE).read_text())
         vocab = (directory / "vocabulary.txt").read_text(encoding="utf-8").split("\n")[:-1]
-        return cls(meta["max_tokens"], meta["sequence_length"], vocabulary=["", "[UNK]", *vocab])
+        return cls(meta["max_tokens"], meta["sequence_length"], vocabulary=["", "[UNK]", *vocab],
+                   head_tokens=meta.get("head_tokens"))  # older runs: plain truncation
 
 
-def _pipeline(vectorizer, texts, labels, *, batch_size, training, seed):
+def _trim(ids, y):
+    """Drop the all-padding columns of a batch: int32 `(B, T)` -> `(B, T' <= T)`."""
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((texts, labels)).batch(1024)
+    return ids[:, : tf.maximum(tf.reduce_max(tf.math.count_nonzero(ids, axis=1, dtype=tf.int32)), 1)], y
+
+
+def _pipeline(vectorizer, texts, labels, *, batch_size, training, seed, sort_chunk=16):
+    """Batches `(int32 (B, T), int32 (B,))`, T = longest review in the batch (<= sequence_length).
+
+    Training: examples are shuffled every epoch, then each run of
+    `sort_chunk` batches is sorted by length and cut into batches, whose
+    order is shuffled again (little padding, still random).  Evaluation:
+    reviews sorted by length.  Either way there are exactly
+    `ceil(N / batch_size)` batches, so Keras knows the epoch length.
+    """
+    import tensorflow as tf
+
+    n = len(labels)
+    if not training:  # order does not matter for evaluation; sorting saves padding
+        order = np.argsort([len(t.split()) for t in texts], kind="stable")
+        texts, labels = [texts[i] for i in order], np.asarray(labels)[order]
+    ds = tf.data.Dataset.from_tensor_slices((list(texts), np.asarray(labels, np.int32))).batch(1024)
     ds = ds.map(lambda t, y: (vectorizer(t, pad=True), y), num_parallel_calls=tf.data.AUTOTUNE).unbatch()
-    ds = ds.map(lambda ids, y: (ids[: tf.maximum(tf.cast(tf.math.count_nonzero(ids), tf.int32), 1)], y)).cache()
+    ds = ds.map(lambda ids, y: (ids[: tf.maximum(tf.math.count_nonzero(ids, dtype=tf.int32), 1)], y)).cache()
     if training:
-        ds = ds.shuffle(min(len(labels), 25000), seed=seed, reshuffle_each_iteration=True)
-    length = lambda ids, y: tf.shape(ids)[0]  # noqa: E731
-    bounds = [b for b in (64, 128, 192, 256, 384) if b < vectorizer.sequence_length]
-    ds = ds.bucket_by_sequence_length(length, bounds, [batch_size] * (len(bounds) + 1), pad_to_bucket_boundary=False)
+        def sort_and_split(ids, y):
+            order = tf.argsort(tf.math.count_nonzero(ids, axis=1, dtype=tf.int32), stable=True)
+            return tf.data.Dataset.from_tensor_slices((tf.gather(ids, order), tf.gather(y, order))).batch(batch_size)
+
+        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.padded_batch(batch_size * sort_chunk).flat_map(sort_and_split)
+        ds = ds.shuffle(sort_chunk, seed=seed, reshuffle_each_iteration=True)
+    else:
+        ds = ds.padded_batch(batch_size)
+    ds = ds.map(_trim, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(-(-n // batch_size)))
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -217,11 +260,12 @@ def imdb(
     seed: int = 0,
     max_tokens: int = 20000,
     sequence_length: int = 256,
+    head_tokens: int | None = 64,
     val_split: float = 0.1,
 ) -> DataBundle:
     """IMDB sentiment as a `DataBundle` of `(token ids int32 (B, T), labels int32 (B,))` batches.
 
-    Batches are bucketed by length (T <= `sequence_length`), padded with 0.
+    Batches hold reviews of similar length (T = the longest, <= `sequence_length`), padded with 0.
     The validation set is a seeded `val_split` of the training reviews; the
     test set (25,000 reviews) is only for the final figure.  The vectorizer
     is adapted on the remaining training reviews only.
@@ -233,6 +277,8 @@ def imdb(
         seed: shuffling and split seed.
         max_tokens: vocabulary size.
         sequence_length: maximum tokens per review (longer ones are cut).
+        head_tokens: a longer review keeps its first `head_tokens` and last
+            `sequence_length - head_tokens` tokens (None: the first ones only).
         val_split: fraction of train held out for validation.
     """
     rng = np.random.default_rng(seed)
@@ -245,7 +291,7 @@ def imdb(
     if limit is not None:
         train_idx, val_idx, test_idx = train_idx[:limit], val_idx[:limit], test_idx[:limit]
     train_texts = [texts[i] for i in train_idx]
-    vectorizer = TextVectorizer(max_tokens, sequence_length).adapt(train_texts)
+    vectorizer = TextVectorizer(max_tokens, sequence_length, head_tokens=head_tokens).adapt(train_texts)
     lengths = np.asarray([len(t.split()) for t in train_texts[:2000]])
     make = lambda tx, y, training: _pipeline(vectorizer, tx, y, batch_size=batch_size, training=training, seed=seed)  # noqa: E731
     val = make([texts[i] for i in val_idx], labels[val_idx], False) if len(val_idx) else None
@@ -253,10 +299,10 @@ def imdb(
         "class_names": list(CLASS_NAMES), **source, "num_train": int(len(train_idx)), "num_val": int(len(val_idx)),
         "num_test": int(len(test_idx)), "batch_size": batch_size, "max_tokens": max_tokens,
         "vocabulary_size": len(vectorizer.vocabulary), "sequence_length": sequence_length,
-        "truncated_fraction": float((lengths > sequence_length).mean()) if len(lengths) else 0.0,
+        "head_tokens": vectorizer.head_tokens, "truncated_fraction": float((lengths > sequence_length).mean()) if len(lengths) else 0.0,
         "val_source": f"{val_split:.0%} of train (seed {seed})", "seed": seed, "limit": limit,
         "drop_remainder": False,
     }
-    train = make(train_texts, labels[train_idx], True)  # bucketing: the batch count varies a little per epoch
+    train = make(train_texts, labels[train_idx], True)
     test = make([test_texts[i] for i in test_idx], test_labels[test_idx], False)
     return DataBundle(train=train, val=val, test=test, info=info, preprocessor=vectorizer)

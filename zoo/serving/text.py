@@ -15,10 +15,12 @@ class TextServing(Serving):
     `probability float32 (batch,)` (of the last class, "pos" for IMDB),
     `probabilities float32 (batch, K)`, `label tf.string (batch,)`.
     A second signature `serve_tokens(tokens: int32 (batch, sequence_length))`
-    takes token ids (used for TensorFlow Lite).  Standardisation and vectorisation (the run's fitted `TextVectorizer`)
-    run inside the graph; reviews are cut to the vectorizer's
-    `sequence_length` tokens; an empty string is all padding and gets the
-    model's prior.
+    takes token ids (used for TensorFlow Lite).  Standardisation and
+    vectorisation (the run's fitted `TextVectorizer`) run inside the graph;
+    a review longer than the vectorizer's `sequence_length` tokens keeps its
+    head and tail (see `zoo.data.text`); an empty or whitespace-only string
+    is all padding and gets the model's output for an empty review (its
+    bias), a defined probability rather than an error.
     """
 
     def __init__(self, model, spec, info, preprocessor=None):
@@ -34,7 +36,7 @@ class TextServing(Serving):
     def serve(self, text):
         import tensorflow as tf
 
-        tokens = self.preprocessor(text, pad=True)
+        tokens = self.preprocessor(text)  # (batch, longest review <= sequence_length); padding is masked
         probs = tf.nn.softmax(tf.cast(self.model(tokens, training=False), tf.float32), axis=-1)
         class_id = tf.argmax(probs, axis=-1)
         return {"probability": probs[:, -1], "probabilities": probs,
