@@ -8,3 +8,4 @@ is one import line here.
 from applications import image_cnn  # noqa: F401  (registers cifar10_*)
 from applications import text_lstm  # noqa: F401  (registers imdb_*)
 from applications import translator  # noqa: F401  (registers multi30k_transformer)
+from applications import speech  # noqa: F401  (registers fsdd_ctc)

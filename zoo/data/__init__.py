@@ -434,3 +434,4 @@ def load_preprocessor(directory: str | os.PathLike):
 from zoo.data import images  # noqa: E402,F401
 from zoo.data import text  # noqa: E402,F401
 from zoo.data import translation  # noqa: E402,F401
+from zoo.data import speech  # noqa: E402,F401

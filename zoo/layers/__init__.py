@@ -5,6 +5,7 @@ under the package name ``"zoo"`` so `.keras` files load without
 `custom_objects` once `zoo.layers` is imported.
 """
 
+from zoo.layers.audio import LogMelSpectrogram, SpecAugment, UtteranceNormalization
 from zoo.layers.attention import (
     AttentionPooling,
     MultiHeadAttention,
@@ -23,10 +24,13 @@ from zoo.layers.transformer import (
 __all__ = [
     "AttentionPooling",
     "LearnedPositionEmbedding",
+    "LogMelSpectrogram",
     "MultiHeadAttention",
     "SinusoidalPositionEncoding",
+    "SpecAugment",
     "TokenAndPositionEmbedding",
     "TransformerDecoderBlock",
     "TransformerEncoderBlock",
+    "UtteranceNormalization",
     "compute_causal_mask",
 ]

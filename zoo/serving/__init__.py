@@ -85,3 +85,4 @@ def load_serving(spec: ModelSpec, model, info, preprocessor=None) -> Serving:
 from zoo.serving import image  # noqa: E402,F401  (registers "image")
 from zoo.serving import text  # noqa: E402,F401  (registers "text")
 from zoo.serving import translation  # noqa: E402,F401  (registers "translation")
+from zoo.serving import speech  # noqa: E402,F401  (registers "speech")

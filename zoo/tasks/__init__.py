@@ -7,3 +7,4 @@ line below.
 """
 
 from zoo.tasks import translation  # noqa: F401
+from zoo.tasks import speech  # noqa: F401

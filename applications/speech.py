@@ -1,0 +1,230 @@
+"""Free Spoken Digit recognizers: log-mel -> convolutional subsampling -> Transformer encoder -> CTC.
+
+The model takes padded 8 kHz waveforms and their lengths,
+`{"waveform": float32 (batch, samples), "length": int32 (batch,)}`: the
+log-mel front end, per-utterance normalisation and SpecAugment (training
+only) are layers of the model, so an export needs no preprocessing.  It
+returns CTC logits `(batch, frames, 11)` float32, batch-major, over the ten
+digit-word tokens ("zero" .. "nine", ids 0-9) and the blank (id 10, the last
+class).  One output frame covers 40 ms (10 ms hop, subsampled four times).
+
+**The CTC convention of the zoo** (`zoo.tasks.speech`): frames past an
+utterance's end are forced to blank (logit 0 for the blank, -1e4 for every
+token), so the logit length of every row is simply the number of frames:
+the CTC loss over the padded frames equals the loss over the valid ones
+(the forced frames have probability 1 of blank), and greedy or beam
+decoding over all frames yields what decoding the valid frames would.
+`output_lengths(model, length)` gives the valid frames when needed.
+
+References:
+    - A. Graves et al., "Connectionist Temporal Classification", ICML 2006.
+    - L. Dong et al., "Speech-Transformer", ICASSP 2018 (convolutional
+      subsampling before a Transformer encoder).
+    - D. S. Park et al., "SpecAugment", Interspeech 2019.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+from zoo.data.speech import BLANK_INDEX, DIGIT_WORDS, SAMPLE_RATE
+from zoo.layers import SinusoidalPositionEncoding, TransformerEncoderBlock
+from zoo.layers.audio import LogMelSpectrogram, SpecAugment, UtteranceNormalization, frame_mask
+from zoo.registry import register_model
+
+__all__ = ["fsdd_ctc", "ConvSubsampling", "CTCBlankPadding", "LengthMaskedEncoderBlock", "output_lengths"]
+
+_NEG = -1e4
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class ConvSubsampling(keras.layers.Layer):
+    """Stacked 3x3 convolutions of stride 2 over (time, frequency), then a projection.
+
+    Each stage zero-pads one frame/channel on each side and convolves with
+    stride 2 ("valid"), so output frame `j` always covers input frames
+    `2j - 1 .. 2j + 1` whatever the padded length (TensorFlow's "same"
+    padding would shift with the parity of the length).  Frames past the
+    input length are zeroed before each stage.
+
+    Args:
+        channels: int, filters of every convolution.
+        stages: int, halvings of time (and frequency).
+        dim: int, output features per frame.
+        **kwargs: other `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: float `(batch, frames, mel_bins)`.
+        frame_lengths: int `(batch,)`.
+
+    Returns:
+        `(outputs (batch, ceil(frames / 2**stages), dim), lengths int32 (batch,))`
+        with `lengths = ceil(frame_lengths / 2**stages)`.
+    """
+
+    def __init__(self, channels=32, stages=2, dim=96, **kwargs):
+        super().__init__(**kwargs)
+        self.channels, self.stages, self.dim = int(channels), int(stages), int(dim)
+        self.convs = [layers.Conv2D(self.channels, 3, strides=2, padding="valid", activation="relu",
+                                    name=f"conv{i + 1}") for i in range(self.stages)]
+        self.project = layers.Dense(self.dim, name="project")
+
+    def build(self, inputs_shape, frame_lengths_shape=None):
+        mel = inputs_shape[-1]
+        shape = (None, None, mel, 1)
+        for conv in self.convs:
+            conv.build((shape[0], None, shape[2] + 2, shape[3]))
+            shape = (None, None, (shape[2] + 2 - 3) // 2 + 1, self.channels)
+        self.project.build((None, None, shape[2] * self.channels))
+        self.built = True
+
+    def call(self, inputs, frame_lengths):
+        x = ops.expand_dims(inputs, -1)
+        lengths = ops.cast(frame_lengths, "int32")
+        for conv in self.convs:
+            x = x * ops.cast(frame_mask(lengths, ops.shape(x)[1]), x.dtype)[:, :, None, None]
+            x = conv(ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]))
+            lengths = (lengths + 1) // 2
+        b, t = ops.shape(x)[0], ops.shape(x)[1]
+        x = ops.reshape(x, (b, t, x.shape[2] * x.shape[3]))
+        return self.project(x), lengths
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels, "stages": self.stages, "dim": self.dim}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class CTCBlankPadding(keras.layers.Layer):
+    """Force frames past each utterance's end to the CTC blank.
+
+    Args:
+        blank_index: int, the blank's class id.
+        **kwargs: other `keras.layers.Layer` arguments.
+
+    Call arguments:
+        logits: float `(batch, frames, classes)`.
+        frame_lengths: int `(batch,)`.
+
+    Returns:
+        float32 `(batch, frames, classes)`: unchanged on valid frames; past
+        them 0 for the blank and -1e4 for every other class.
+    """
+
+    def __init__(self, blank_index=BLANK_INDEX, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.blank_index = int(blank_index)
+        self.built = True
+
+    def call(self, logits, frame_lengths):
+        logits = ops.cast(logits, "float32")
+        classes = ops.shape(logits)[-1]
+        forced = ops.where(ops.equal(ops.arange(classes), self.blank_index), 0.0, _NEG)
+        valid = frame_mask(frame_lengths, ops.shape(logits)[1])[:, :, None]
+        return ops.where(valid, logits, ops.cast(forced, "float32")[None, None, :])
+
+    def compute_output_shape(self, logits_shape, frame_lengths_shape=None):
+        return logits_shape
+
+    def get_config(self):
+        return {**super().get_config(), "blank_index": self.blank_index}
+
+
+def output_lengths(model, length):
+    """Valid output frames of `model` for waveforms of `length` samples: int32 `(batch,)`."""
+    frontend = model.get_layer("log_mel")
+    frames = frontend.frame_lengths(ops.convert_to_tensor(length, "int32"))
+    for _ in range(model.get_layer("subsample").stages):
+        frames = (frames + 1) // 2
+    return frames
+
+
+@register_model(
+    modality="speech",
+    task="recognition",
+    dataset="fsdd",
+    inputs={"waveform": {"shape": [None], "dtype": "float32", "range": [-1, 1], "sample_rate": SAMPLE_RATE},
+            "length": {"shape": [], "dtype": "int32"}},
+    raw_input="float32 waveforms (batch, samples) at 8 kHz + int32 lengths (batch,)",
+    preprocessor="none: log-mel, normalisation and SpecAugment are layers of the model",
+    metrics=("wer", "isolated_accuracy", "loso_accuracy"),
+    train={
+        "epochs": 40,
+        "batch_size": 32,
+        "optimizer": "adamw",
+        "learning_rate": 3e-3,  # 1e-3 stays on the all-blank plateau for 10+ epochs
+        "schedule": "cosine",
+        "warmup": 0.1,
+        "weight_decay": 1e-2,
+        "clipnorm": 5.0,
+        "data": {"connected": {"num_train": 1000, "num_test": 500}},
+    },
+    reference="CTC (Graves et al., 2006) over a Speech-Transformer-style encoder (Dong et al., 2018), SpecAugment",
+)
+def fsdd_ctc(*, num_tokens: int = len(DIGIT_WORDS), sample_rate: int = SAMPLE_RATE, num_mel_bins: int = 40,
+             frame_length: int = 200, frame_step: int = 80, fft_length: int = 512, conv_channels: int = 32,
+             subsample_stages: int = 2, dim: int = 96, num_layers: int = 3, num_heads: int = 4,
+             intermediate_dim: int = 192, dropout: float = 0.1, freq_masks: int = 2, freq_mask_width: int = 6,
+             time_masks: int = 2, time_mask_width: int = 10, time_mask_ratio: float = 0.1, seed: int = 0):
+    """FSDD digit recognizer: log-mel -> conv subsampling -> Transformer encoder -> CTC over digit words.
+
+    Args:
+        num_tokens: output tokens besides the blank (10 digit words).
+        sample_rate, num_mel_bins, frame_length, frame_step, fft_length: the
+            log-mel front end (`LogMelSpectrogram`).
+        conv_channels, subsample_stages: `ConvSubsampling` (time / 2**stages).
+        dim, num_layers, num_heads, intermediate_dim, dropout: the
+            pre-norm `TransformerEncoderBlock` stack.
+        freq_masks, freq_mask_width, time_masks, time_mask_width,
+        time_mask_ratio: SpecAugment (training only).
+        seed: seed of SpecAugment's random stream.
+
+    Returns:
+        keras.Model: `{"waveform": float32 (B, N), "length": int32 (B,)}` ->
+        logits float32 `(B, T', num_tokens + 1)`, blank last, frames past the
+        end forced to blank.
+    """
+    waveform = keras.Input((None,), dtype="float32", name="waveform")
+    length = keras.Input((), dtype="int32", name="length")
+    feats, frames = LogMelSpectrogram(sample_rate=sample_rate, num_mel_bins=num_mel_bins, frame_length=frame_length,
+                                      frame_step=frame_step, fft_length=fft_length, name="log_mel")(waveform, length)
+    feats = UtteranceNormalization(name="normalize")(feats, frames)
+    feats = SpecAugment(freq_masks=freq_masks, freq_mask_width=freq_mask_width, time_masks=time_masks,
+                        time_mask_width=time_mask_width, time_mask_ratio=time_mask_ratio, seed=seed,
+                        name="spec_augment")(feats, frames)
+    x, frames = ConvSubsampling(conv_channels, subsample_stages, dim, name="subsample")(feats, frames)
+    x = layers.Add(name="add_position")([x, SinusoidalPositionEncoding(name="position")(x)])
+    x = layers.Dropout(dropout, name="dropout")(x)
+    for i in range(num_layers):
+        x = LengthMaskedEncoderBlock(num_heads=num_heads, intermediate_dim=intermediate_dim, dropout=dropout,
+                                name=f"encoder_{i}")(x, frames)
+    x = layers.LayerNormalization(epsilon=1e-5, name="final_norm")(x)
+    logits = layers.Dense(num_tokens + 1, dtype="float32", name="logits")(x)
+    logits = CTCBlankPadding(blank_index=num_tokens, name="blank_padding")(logits, frames)
+    return keras.Model({"waveform": waveform, "length": length}, logits, name="fsdd_ctc")
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class LengthMaskedEncoderBlock(TransformerEncoderBlock):
+    """A pre-norm `TransformerEncoderBlock` whose padding mask comes from frame lengths.
+
+    Call arguments:
+        inputs: `(batch, frames, dim)`.
+        frame_lengths: int `(batch,)`; frames past them are masked out as keys.
+        training: dropout on/off.
+    """
+
+    def __init__(self, num_heads, intermediate_dim, dropout=0.0, normalize_first=True, **kwargs):
+        super().__init__(num_heads=num_heads, intermediate_dim=intermediate_dim, dropout=dropout,
+                         normalize_first=normalize_first, **kwargs)
+
+    def build(self, inputs_shape, frame_lengths_shape=None):
+        super().build(inputs_shape)
+
+    def call(self, inputs, frame_lengths=None, training=None):
+        mask = None if frame_lengths is None else frame_mask(frame_lengths, ops.shape(inputs)[1])
+        return super().call(inputs, padding_mask=mask, training=training)
+
+    def compute_output_shape(self, inputs_shape, frame_lengths_shape=None):
+        return inputs_shape

@@ -1,0 +1,147 @@
+"""fsdd_ctc: CTC convention and decoding on known logits, loss, shapes, inert padding, save/load, it learns."""
+
+import numpy as np
+import keras
+import pytest
+import tensorflow as tf
+
+import zoo
+from speech_fixtures import tone
+from applications.speech import output_lengths
+from zoo.data.speech import DIGIT_WORDS
+from zoo.tasks.speech import CTCLoss, beam_decode, decode, greedy_decode, ids_to_text, single_token_decode, ids_to_text_tf, word_error_rate
+
+TINY = dict(dim=32, num_layers=1, num_heads=2, intermediate_dim=64, conv_channels=8, num_mel_bins=20, fft_length=256)
+
+# 3 tokens + blank (id 3, the last class)
+B = 3
+
+
+def _one_hot_logits(paths, classes=4, peak=5.0):
+    out = np.zeros((len(paths), max(map(len, paths)), classes), np.float32)
+    for i, p in enumerate(paths):
+        for t, k in enumerate(p):
+            out[i, t, k] = peak
+    return out
+
+
+def test_greedy_decode_known_logits_and_tf_reference():
+    logits = _one_hot_logits([[0, 0, B, 0, 1, B], [2, B, 2, 2, 1, 1], [B, B, B, B, B, B]])
+    lengths = np.array([6, 4, 6], np.int32)
+    got = np.asarray(greedy_decode(logits, lengths))
+    assert got.shape == (3, 6) and got.dtype == np.int32
+    assert got[0].tolist()[:3] == [0, 0, 1] and got[1].tolist()[:2] == [2, 2]
+    assert (got[0, 3:] == -1).all() and (got[1, 2:] == -1).all() and (got[2] == -1).all()
+    # the pinned convention: batch-major logits, blank last == tf.nn.ctc_greedy_decoder (time-major, blank last)
+    rng = np.random.default_rng(0)
+    rand = rng.normal(size=(5, 9, 4)).astype(np.float32)
+    lens = np.array([9, 7, 1, 4, 9], np.int32)
+    (sparse,), _ = tf.nn.ctc_greedy_decoder(tf.transpose(rand, (1, 0, 2)), lens, merge_repeated=True)
+    want = tf.sparse.to_dense(sparse, default_value=-1).numpy()
+    mine = np.asarray(greedy_decode(rand, lens))
+    np.testing.assert_array_equal(mine[:, :want.shape[1]], want)
+    assert (mine[:, want.shape[1]:] == -1).all()
+    # beam search agrees on peaked logits, and greedy via decode(beam_width=1)
+    np.testing.assert_array_equal(np.asarray(beam_decode(logits, lengths, beam_width=4))[:, :3], got[:, :3])
+    np.testing.assert_array_equal(np.asarray(decode(logits, lengths)), got)
+
+
+def test_beam_search_beats_greedy_when_mass_is_split():
+    # two frames; blank has the single best path, but token 0 collects more probability over its paths
+    p = np.array([[[0.4, 0.0, 0.0, 0.6], [0.4, 0.0, 0.0, 0.6]]], np.float32) + 1e-6
+    logits = np.log(p / p.sum(-1, keepdims=True))
+    assert (np.asarray(greedy_decode(logits)) == -1).all()  # greedy: blank blank -> ""
+    assert np.asarray(beam_decode(logits, beam_width=8))[0, :1].tolist() == [0]  # P("0") = .64 > P("") = .36
+
+
+def test_single_token_decode_picks_the_word_with_most_ctc_mass():
+    # row 0: greedy reads "1 0 1" (three words), row 1: greedy reads "" (all blank); each must become one word
+    p = np.array([[[0.1, 0.5, 0.0, 0.4], [0.6, 0.0, 0.0, 0.4], [0.1, 0.5, 0.0, 0.4]],
+                  [[0.0, 0.0, 0.1, 0.9], [0.0, 0.0, 0.1, 0.9], [0.0, 0.0, 0.1, 0.9]]], np.float32) + 1e-6
+    logits = np.log(p / p.sum(-1, keepdims=True))
+
+    def brute(probs, k):  # P(k) = sum over alignments blank* k+ blank*
+        t = len(probs)
+        return sum(np.prod([probs[i, 3] for i in range(a)] + [probs[i, k] for i in range(a, b)]
+                           + [probs[i, 3] for i in range(b, t)]) for a in range(t) for b in range(a + 1, t + 1))
+
+    got = np.asarray(single_token_decode(logits))
+    assert got.shape == (2, 1) and got.dtype == np.int32
+    for row in range(2):
+        probs = p[row] / p[row].sum(-1, keepdims=True)
+        assert got[row, 0] == int(np.argmax([brute(probs, k) for k in range(3)]))
+    assert got[1, 0] == 2  # the only token with any mass in the all-blank row
+    assert np.asarray(greedy_decode(logits))[0, :3].tolist() == [1, 0, 1]
+    assert (np.asarray(greedy_decode(logits))[1] == -1).all()
+    np.testing.assert_array_equal(np.asarray(decode(logits, single_token=True)), got)
+
+
+def test_ids_to_text_python_and_graph():
+    ids = np.array([[3, 5, 9, -1], [-1, -1, -1, -1], [0, 0, -1, -1]], np.int32)
+    want = ["three five nine", "", "zero zero"]
+    assert ids_to_text(ids) == want
+    assert [s.decode() for s in ids_to_text_tf(ids).numpy()] == want
+
+
+def test_ctc_loss_known_values_padding_and_blank_frames():
+    loss = CTCLoss(reduction=None)
+    logits = np.log(np.array([[[0.7, 0.1, 0.1, 0.1]]], np.float32))  # one frame, label [0]
+    np.testing.assert_allclose(loss(np.array([[0]]), logits), [-np.log(0.7)], rtol=1e-5)
+    # two frames, label [1]: paths "1 1", "1 -", "- 1"
+    p = np.array([[0.1, 0.5, 0.1, 0.3], [0.2, 0.4, 0.2, 0.2]], np.float32)
+    want = -np.log(p[0, 1] * p[1, 1] + p[0, 1] * p[1, 3] + p[0, 3] * p[1, 1])
+    got = loss(np.array([[1, -1, -1]]), np.log(p)[None])  # -1 padding is not part of the label
+    np.testing.assert_allclose(got, [want], rtol=1e-5)
+    # frames forced to blank (as the model does past an utterance's end) leave the loss unchanged
+    forced = np.full((1, 3, 4), -1e4, np.float32)
+    forced[..., 3] = 0.0
+    np.testing.assert_allclose(loss(np.array([[1]]), np.concatenate([np.log(p)[None], forced], 1)), [want], rtol=1e-4)
+
+
+def test_model_shapes_blank_padding_lengths_and_reload(tmp_path):
+    model = zoo.create_model("fsdd_ctc", **TINY)
+    w = np.zeros((3, 4000), np.float32)
+    w[0] = tone(3, seconds=0.5)
+    w[1, :2000] = tone(7, seconds=0.25)
+    lengths = np.array([4000, 2000, 0], np.int32)
+    logits = np.asarray(model({"waveform": w, "length": lengths}))
+    frames = np.asarray(output_lengths(model, lengths))
+    assert logits.shape == (3, frames[0], 11) and logits.dtype == np.float32
+    np.testing.assert_array_equal(frames, [13, 7, 1])  # ceil(ceil(ceil(n / 80) / 2) / 2), at least 1
+    assert (logits[1, 7:].argmax(-1) == 10).all() and (logits[1, 7:, :10] <= -1e3).all()
+    alone = np.asarray(model({"waveform": w[1:2, :2000], "length": lengths[1:2]}))
+    np.testing.assert_allclose(alone[0], logits[1, :alone.shape[1]], atol=1e-4)  # padding is inert
+    path = tmp_path / "m.keras"
+    model.save(path)
+    again = keras.saving.load_model(path)
+    np.testing.assert_allclose(np.asarray(again({"waveform": w, "length": lengths})), logits, atol=1e-6)
+    spec = zoo.get_spec("fsdd_ctc")
+    assert spec.modality == "speech" and spec.dataset == "fsdd"
+    assert spec.metrics == ("wer", "isolated_accuracy", "loso_accuracy")
+
+
+def _synthetic(n, seed):
+    rng = np.random.default_rng(seed)
+    digits = rng.integers(0, 10, n)
+    w = np.zeros((n, 2400), np.float32)
+    lengths = np.zeros(n, np.int32)
+    for i, d in enumerate(digits):
+        x = tone(int(d), int(rng.integers(5)), rng.uniform(0.15, 0.3), rng=rng)
+        w[i, :len(x)], lengths[i] = x, len(x)
+    return {"waveform": w, "length": lengths}, digits[:, None].astype(np.int32)
+
+
+def test_learns_isolated_synthetic_digits():
+    x, y = _synthetic(240, seed=0)
+    xt, yt = _synthetic(100, seed=1)
+    model = zoo.create_model("fsdd_ctc", **TINY, freq_masks=0, time_masks=0, dropout=0.0)
+    model.compile(keras.optimizers.Adam(1e-2), CTCLoss())
+    before = float(model.evaluate(xt, yt, verbose=0))
+    model.fit(x, y, batch_size=16, epochs=12, verbose=0)
+    after = float(model.evaluate(xt, yt, verbose=0))
+    hyp = ids_to_text(greedy_decode(model.predict(xt, verbose=0)))
+    accuracy = np.mean([h == DIGIT_WORDS[d] for h, d in zip(hyp, yt[:, 0])])
+    assert after < 0.5 * before, (before, after)
+    assert accuracy > 0.4, (accuracy, hyp[:10])
+    wer = word_error_rate([DIGIT_WORDS[d] for d in yt[:, 0]], hyp)["wer"]
+    assert wer < 0.7

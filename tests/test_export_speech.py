@@ -1,0 +1,92 @@
+"""Speech export: waveform + length -> transcript SavedModel, loaded without zoo; predict on WAV files."""
+
+import json
+
+import numpy as np
+import pytest
+
+import zoo
+from conftest import run_without_zoo
+from speech_fixtures import tone, write_fsdd_archive
+from zoo.data.speech import encode_wav
+from zoo.export import export_model, predict
+from zoo.serving import load_serving
+from zoo.training import fit
+
+TINY = dict(dim=16, num_layers=1, num_heads=2, intermediate_dim=32, conv_channels=4, num_mel_bins=16, fft_length=256)
+
+
+@pytest.fixture(scope="module")
+def speech_run(tmp_path_factory):
+    """A finished (barely trained) fsdd_ctc run on a tiny synthetic FSDD."""
+    data = write_fsdd_archive(tmp_path_factory.mktemp("fsdd-export"), takes=6, speakers=("george", "lucas"))
+    run = tmp_path_factory.mktemp("speech-run") / "run"
+    result = fit("fsdd_ctc", run_dir=run, data_dir=data, epochs=1, batch_size=8, verbose=0,
+                 overrides={**TINY, "data": {"connected": {"num_train": 0, "num_test": 4, "max_digits": 2},
+                                              "pad_multiple": 8000}},
+                 eval_options={"beam_width": 1, "verbose": False})
+    return run, result
+
+
+def test_run_metrics(speech_run):
+    run, result = speech_run
+    test = json.loads((run / "metrics.json").read_text())["test"]
+    assert test["num_isolated"] == 100 and test["num_connected"] == 4
+    assert 0 <= test["isolated_accuracy"] <= 1 and test["wer"] >= 0
+    assert set(test["per_speaker_accuracy"]) == {"george", "lucas"}
+    assert (run / "transcripts.json").exists() and (run / "confusion.png").exists()
+    cm = np.array(test["confusion_matrix"])
+    assert cm.shape == (11, 11) and test["class_names"][-1] == "other"
+    assert cm.sum() == 100 and cm[-1].sum() == 0  # every reference is one digit word
+    assert np.trace(cm) / cm.sum() == pytest.approx(test["isolated_accuracy"])
+
+
+def test_export_serving_default_without_zoo(speech_run, tmp_path):
+    run, result = speech_run
+    out = export_model(run, base_dir=tmp_path / "sm")
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["verified"] is True and card["model"] == "fsdd_ctc"
+    sig = card["signature"]["serving_default"]
+    assert sig["inputs"] == {"waveform": ["float32", [None, None]], "length": ["int32", [None]]}
+    assert sig["outputs"] == {"transcript": ["string", [None]]}
+    assert card["data"]["tokens"][3] == "three" and card["data"]["blank_index"] == 10
+
+    w = np.zeros((3, 4000), np.float32)
+    w[0, :2000] = tone(4, seconds=0.25)
+    w[1] = np.concatenate([tone(1, seconds=0.2), np.zeros(800, np.float32), tone(9, seconds=0.2)])
+    lengths = np.array([2000, 4000, 3000], np.int32)  # row 2 is silence
+    np.save(tmp_path / "w.npy", w)
+    np.save(tmp_path / "n.npy", lengths)
+    script = (
+        "import json\nimport numpy as np, tensorflow as tf\n"
+        f"m = tf.saved_model.load({str(out)!r})\n"
+        f"r = m.signatures['serving_default'](waveform=tf.constant(np.load({str(tmp_path / 'w.npy')!r})),"
+        f" length=tf.constant(np.load({str(tmp_path / 'n.npy')!r})))\n"
+        "print(json.dumps([t.decode() for t in r['transcript'].numpy()]))\n"
+    )
+    got = json.loads(run_without_zoo(script))
+    serving = load_serving(result.spec, result.model, card["data"])
+    import tensorflow as tf
+
+    want = [t.decode() for t in serving.serve(tf.constant(w), tf.constant(lengths))["transcript"].numpy()]
+    assert got == want and got[2] == ""
+    assert all(set(t.split()) <= set(card["data"]["tokens"]) for t in got)
+
+
+def test_predict_reads_wav_files_and_refuses_bad_ones(speech_run, tmp_path):
+    run, _ = speech_run
+    out = export_model(run, base_dir=tmp_path / "sm", verify=False)
+    good = tmp_path / "five.wav"
+    good.write_bytes(encode_wav(tone(5, seconds=0.3)))
+    fast = tmp_path / "five16k.wav"
+    fast.write_bytes(encode_wav(tone(5, seconds=0.3, rate=16000), sample_rate=16000))
+    rows = predict(str(out), [str(good), str(fast)])
+    assert [r["input"] for r in rows] == [str(good), str(fast)] and all(isinstance(r["transcript"], str) for r in rows)
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not audio")
+    with pytest.raises(ValueError, match="notes.txt.*not a WAV"):
+        predict(str(out), [str(bad)])
+    stereo = tmp_path / "stereo.wav"
+    stereo.write_bytes(encode_wav(np.zeros((100, 2)), channels=2))
+    with pytest.raises(ValueError, match="stereo.wav.*stereo"):
+        predict(str(out), [str(stereo)])

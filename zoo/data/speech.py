@@ -1,0 +1,723 @@
+"""Free Spoken Digit Dataset (FSDD): WAV decoding, splits, connected digits, batched pipelines.
+
+    >>> from zoo.data import load_dataset
+    >>> bundle = load_dataset("fsdd", batch_size=32, connected={"num_train": 2000})
+    >>> inputs, labels = next(iter(bundle.train))
+    >>> inputs["waveform"].shape, inputs["length"].shape, labels.shape
+    (TensorShape([32, N]), TensorShape([32]), TensorShape([32, 7]))
+
+Data: `fsdd-recordings.tar.gz` in the data directory (2,500 WAV recordings,
+`recordings/<digit>_<speaker>_<take>.wav`, 8 kHz mono 16-bit PCM, five
+speakers), read in memory and decoded once into a cache
+(`cache_dir("fsdd", sha256[:16])`); without a data directory the
+tensorflow-datasets `spoken_digit` set is used.
+
+Token set (`DIGIT_WORDS`): one token per digit word, ids 0-9 for "zero" ..
+"nine"; the CTC blank is id 10 (the last class, as `tf.nn.ctc_greedy_decoder`
+expects).  Whole-word tokens rather than characters: the vocabulary is closed
+(ten words), a word needs one CTC frame instead of up to six ("three" spells
+t-h-r-e-e, whose doubled "e" needs a blank between), so the encoder can
+subsample time four-fold, and WER is then exactly the token error rate.
+
+Batches: `({"waveform": float32 (B, N), "length": int32 (B,)}, labels int32 (B, L))`.
+Waveforms are in [-1, 1] at 8 kHz, zero-padded after `length` samples to a
+multiple of `pad_multiple` samples; labels are token ids **padded with -1**
+(0 is the word "zero"), `L = max_digits` (1 for isolated digits only).
+
+Splits:
+- `"conventional"`: takes 0-4 of every digit and speaker are the test set
+  (250 recordings: 5 speakers x 10 digits x 5 takes), takes 5-49 the
+  training set (2,250).
+- `"speaker:<name>"` (leave-one-speaker-out): every recording of `<name>` is
+  the test set, the other four speakers' recordings the training set.
+
+Connected digits (`connected=dict(...)`): utterances of `min_digits`-
+`max_digits` digits made by joining recordings of one speaker with random
+silences (`min_gap`-`max_gap` seconds of zeros; `edge` seconds at most at
+either end).  They are built with `numpy.random.default_rng` from the
+seed and the split's name only, and only from recordings of their own split
+(`connected_utterances`).  Training draws fresh utterances every epoch
+(seed, epoch), the test set is fixed.
+
+Bad input (`read_wav`, `decode_wav`): an empty, truncated or non-WAV file, an
+unsupported encoding or a stereo file raises `DataError` naming the file;
+another sample rate is resampled to 8 kHz (FFT resampling, `resample`);
+recordings that are silence only (peak below `SILENCE_PEAK`) are left out of
+the dataset and counted in `info["skipped_silent"]`.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+import pathlib
+import re
+import struct
+import tarfile
+import warnings
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from zoo.data import (
+    DATA_DIR_ENV,
+    DATASETS,
+    DataBundle,
+    DataError,
+    atomic_write,
+    cache_dir,
+    resolve_data_dir,
+    tfds_unavailable,
+    verify_file,
+    write_json,
+)
+
+__all__ = [
+    "SAMPLE_RATE",
+    "DIGIT_WORDS",
+    "BLANK_INDEX",
+    "LABEL_PAD",
+    "SPEAKERS",
+    "FSDD_ARCHIVE",
+    "Recordings",
+    "SpeechBundle",
+    "decode_wav",
+    "read_wav",
+    "encode_wav",
+    "resample",
+    "load_fsdd_recordings",
+    "split_indices",
+    "connected_utterances",
+    "render_utterance",
+    "make_speech_dataset",
+    "transcript",
+    "fsdd",
+]
+
+SAMPLE_RATE = 8000
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+BLANK_INDEX = len(DIGIT_WORDS)  # CTC blank: the last class
+LABEL_PAD = -1
+SPEAKERS = ("george", "jackson", "lucas", "nicolas", "yweweler")
+FSDD_ARCHIVE = "fsdd-recordings.tar.gz"
+SILENCE_PEAK = 1e-3  # |sample| below this everywhere: a silence-only clip
+CONNECTED_DEFAULTS = {"num_train": 2000, "num_test": 500, "min_digits": 1, "max_digits": 7,
+                      "min_gap": 0.05, "max_gap": 0.3, "edge": 0.1}
+
+_CACHE_FORMAT = 1
+_MEMBER_RE = re.compile(r"^(?:\./)?(?:.*/)?recordings/(\d)_([A-Za-z]+)_(\d+)\.wav$")
+_FORMATS = {1: "PCM", 3: "IEEE float", 0xFFFE: "extensible"}
+
+
+# ---------------------------------------------------------------------------
+# WAV decoding
+
+
+def _chunks(data: bytes, name: str):
+    """{chunk id: (offset, declared size)} of a RIFF/WAVE file (first occurrence of each)."""
+    if len(data) == 0:
+        raise DataError(f"{name}: empty file (0 bytes); expected a WAV file (RIFF/WAVE, mono PCM)")
+    if len(data) < 12 or data[:4] not in (b"RIFF", b"RIFX") or data[8:12] != b"WAVE":
+        head = data[:12]
+        raise DataError(f"{name}: not a WAV file (starts with {head!r}; expected b'RIFF....WAVE'); "
+                        "pass a WAV file (mono PCM, 8 kHz preferred)")
+    if data[:4] == b"RIFX":
+        raise DataError(f"{name}: big-endian WAV (RIFX) is not supported; convert it to little-endian PCM WAV")
+    chunks, pos = {}, 12
+    while pos + 8 <= len(data):
+        cid, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        chunks.setdefault(cid, (pos + 8, size))
+        if cid == b"data":
+            break  # audio runs to the end (or to its declared size)
+        pos += 8 + size + (size & 1)
+    return chunks
+
+
+def decode_wav(data: bytes, *, name: str = "<bytes>", sample_rate: int | None = SAMPLE_RATE,
+               mono: str = "error") -> tuple[np.ndarray, int]:
+    """Decode WAV bytes to float32 samples in [-1, 1].
+
+    Supports PCM 8/16/24/32-bit and IEEE float 32/64-bit (plain or
+    WAVE_FORMAT_EXTENSIBLE).  16-bit PCM sample `s` becomes `s / 32768`;
+    8-bit (unsigned) `(s - 128) / 128`; 24- and 32-bit likewise scaled by
+    `2 ** (bits - 1)`.
+
+    Args:
+        data: the file's bytes.
+        name: the file or archive member name, used in error messages.
+        sample_rate: resample to this rate (FFT resampling); None keeps the file's rate.
+        mono: what to do with several channels: "error" (raise) or "mix" (average them).
+
+    Returns:
+        (samples float32 `(N,)`, sample rate int).
+
+    Raises:
+        DataError: empty, truncated, not WAV, unsupported encoding, several
+            channels with `mono="error"`, or no audio frames; the message
+            names the file.
+    """
+    chunks = _chunks(bytes(data), name)
+    if b"fmt " not in chunks:
+        raise DataError(f"{name}: WAV file without a 'fmt ' chunk (truncated or corrupt); expected a PCM WAV file")
+    off, size = chunks[b"fmt "]
+    if size < 16 or off + 16 > len(data):
+        raise DataError(f"{name}: truncated WAV header ('fmt ' chunk of {size} bytes, file of {len(data)} bytes)")
+    tag, channels, rate, _, block, bits = struct.unpack("<HHIIHH", data[off:off + 16])
+    if tag == 0xFFFE and size >= 40:
+        tag = struct.unpack("<H", data[off + 24:off + 26])[0]  # sub-format GUID starts with the real tag
+    if tag not in (1, 3) or (tag == 1 and bits not in (8, 16, 24, 32)) or (tag == 3 and bits not in (32, 64)):
+        raise DataError(f"{name}: unsupported WAV encoding (format tag {tag} {_FORMATS.get(tag, '?')}, {bits} bits); "
+                        "expected PCM 8/16/24/32-bit or float 32/64-bit")
+    if channels < 1 or rate < 1:
+        raise DataError(f"{name}: invalid WAV header ({channels} channels, {rate} Hz)")
+    if channels > 1 and mono != "mix":
+        raise DataError(f"{name}: {channels} channels (stereo); expected mono audio: mix it down first "
+                        "(e.g. `sox in.wav -c 1 out.wav`)")
+    if b"data" not in chunks:
+        raise DataError(f"{name}: WAV file without a 'data' chunk (truncated or corrupt)")
+    off, size = chunks[b"data"]
+    available = len(data) - off
+    if size == 0xFFFFFFFF or (size == 0 and available > 0):  # streamed WAV: size unknown
+        size = available
+    if size > available:
+        raise DataError(f"{name}: truncated WAV file: the header announces {size} bytes of audio, "
+                        f"the file holds {available}")
+    width = bits // 8
+    frames = size // (width * channels)
+    if frames == 0:
+        raise DataError(f"{name}: WAV file with no audio frames (0 samples)")
+    raw = data[off:off + frames * width * channels]
+    if tag == 3:
+        x = np.frombuffer(raw, "<f4" if bits == 32 else "<f8").astype(np.float32)
+    elif bits == 8:
+        x = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0
+    elif bits == 24:
+        b = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
+        v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+        x = (np.where(v >= 1 << 23, v - (1 << 24), v) / float(1 << 23)).astype(np.float32)
+    else:
+        x = (np.frombuffer(raw, "<i2" if bits == 16 else "<i4") / float(1 << (bits - 1))).astype(np.float32)
+    x = x.reshape(frames, channels).mean(axis=1, dtype=np.float32) if channels > 1 else x
+    if sample_rate is not None and rate != sample_rate:
+        x, rate = resample(x, rate, sample_rate), int(sample_rate)
+    return np.ascontiguousarray(x, np.float32), int(rate)
+
+
+def read_wav(path: str | os.PathLike, *, sample_rate: int | None = SAMPLE_RATE, mono: str = "error") -> np.ndarray:
+    """Read a WAV file as float32 `(N,)` at `sample_rate` (see `decode_wav`).
+
+    Raises:
+        DataError: missing file, or anything `decode_wav` refuses (the path is named).
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; expected a WAV file (mono, 8 kHz)")
+    return decode_wav(path.read_bytes(), name=str(path), sample_rate=sample_rate, mono=mono)[0]
+
+
+def encode_wav(samples, sample_rate: int = SAMPLE_RATE, *, channels: int = 1) -> bytes:
+    """float samples in [-1, 1] `(N,)` or `(N, channels)` -> 16-bit PCM WAV bytes (the FSDD format)."""
+    x = np.asarray(samples, np.float64).reshape(-1, channels)
+    pcm = np.clip(np.round(x * 32768.0), -32768, 32767).astype("<i2").tobytes()
+    header = struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + len(pcm), b"WAVE", b"fmt ", 16, 1, channels,
+                         sample_rate, sample_rate * 2 * channels, 2 * channels, 16, b"data", len(pcm))
+    return header + pcm
+
+
+def resample(x: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
+    """Band-limited (FFT) resampling of float32 `(N,)` from `orig_rate` to `target_rate` Hz.
+
+    The spectrum is cut (downsampling: an ideal low-pass at the new Nyquist
+    frequency) or zero-padded, as `scipy.signal.resample` does.  Output length
+    is `round(N * target_rate / orig_rate)`.
+    """
+    x = np.asarray(x, np.float32)
+    if orig_rate == target_rate or len(x) == 0:
+        return x
+    n_out = max(1, int(round(len(x) * target_rate / orig_rate)))
+    spec = np.fft.rfft(x.astype(np.float64))
+    keep = n_out // 2 + 1
+    out_spec = np.zeros(keep, np.complex128)
+    m = min(keep, len(spec))
+    out_spec[:m] = spec[:m]
+    if n_out % 2 == 0 and m == keep and n_out < len(x):
+        out_spec[-1] = out_spec[-1].real  # the new Nyquist bin of a real signal is real
+    return (np.fft.irfft(out_spec, n_out) * (n_out / len(x))).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------
+# Recordings: archive -> cached arrays
+
+
+@dataclass
+class Recordings:
+    """All recordings of the dataset, in memory.
+
+    Attributes:
+        audio: float32 `(total,)`, every recording back to back.
+        offsets: int64 `(R + 1,)`; recording `i` is `audio[offsets[i]:offsets[i + 1]]`.
+        digits, takes: int32 `(R,)`.
+        speakers: str array `(R,)`.
+        names: archive member names `(R,)`.
+        source, sha256: where they came from.
+        skipped_silent: member names left out as silence-only.
+        resampled: how many recordings had another sample rate (resampled to 8 kHz).
+    """
+
+    audio: np.ndarray
+    offsets: np.ndarray
+    digits: np.ndarray
+    speakers: np.ndarray
+    takes: np.ndarray
+    names: np.ndarray
+    source: str = ""
+    sha256: str | None = None
+    skipped_silent: list = field(default_factory=list)
+    resampled: int = 0
+
+    def __len__(self) -> int:
+        return len(self.digits)
+
+    def wave(self, i: int) -> np.ndarray:
+        return self.audio[self.offsets[i]:self.offsets[i + 1]]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+
+def _build_recordings(items, source, sha256) -> Recordings:
+    """[(name, samples, rate_was)] -> Recordings (sorted by name, silent clips left out)."""
+    items = sorted(items, key=lambda t: t[0])
+    kept, silent, resampled = [], [], 0
+    for name, x, was in items:
+        resampled += int(was != SAMPLE_RATE)
+        if float(np.max(np.abs(x))) < SILENCE_PEAK:
+            silent.append(name)
+            continue
+        kept.append((name, x))
+    if silent:
+        warnings.warn(f"FSDD: left out {len(silent)} silence-only recording(s): {', '.join(silent[:5])}")
+    if not kept:
+        raise DataError(f"{source}: no usable recordings (all {len(items)} are silence only)")
+    meta = [_MEMBER_RE.match(n) for n, _ in kept]
+    lengths = np.array([len(x) for _, x in kept], np.int64)
+    return Recordings(
+        audio=np.concatenate([x for _, x in kept]).astype(np.float32),
+        offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        digits=np.array([int(m.group(1)) for m in meta], np.int32),
+        speakers=np.array([m.group(2).lower() for m in meta]),
+        takes=np.array([int(m.group(3)) for m in meta], np.int32),
+        names=np.array([n for n, _ in kept]),
+        source=source, sha256=sha256, skipped_silent=silent, resampled=resampled,
+    )
+
+
+def _read_archive(archive: pathlib.Path) -> list:
+    raw = archive.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = zlib.decompress(raw, 31)
+        except zlib.error as exc:
+            raise DataError(f"{archive}: not a valid gzip file ({exc}); expected {FSDD_ARCHIVE}: "
+                            "replace it with the pinned copy") from exc
+    items = []
+    try:
+        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
+            for m in tar:
+                if not m.isfile() or not _MEMBER_RE.match(m.name):
+                    continue
+                x, rate = decode_wav(tar.extractfile(m).read(), name=f"{archive.name}:{m.name}", sample_rate=None)
+                was = rate
+                if rate != SAMPLE_RATE:
+                    x = resample(x, rate, SAMPLE_RATE)
+                items.append((m.name, x, was))
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise DataError(f"{archive}: not a readable tar archive ({exc}); expected {FSDD_ARCHIVE} with layout "
+                        "recordings/<digit>_<speaker>_<take>.wav: replace it with the pinned copy") from exc
+    if not items:
+        raise DataError(f"{archive}: no recordings/<digit>_<speaker>_<take>.wav members; expected the FSDD layout")
+    return items
+
+
+def _from_tfds() -> list:
+    try:
+        import tensorflow_datasets as tfds
+
+        ds = tfds.load("spoken_digit", split="train")
+        items = []
+        for ex in tfds.as_numpy(ds):
+            fname = ex["audio/filename"].decode() if isinstance(ex["audio/filename"], bytes) else str(ex["audio/filename"])
+            name = "recordings/" + pathlib.PurePosixPath(fname).name
+            if not _MEMBER_RE.match(name):
+                continue
+            audio = np.asarray(ex["audio"], np.float32)
+            items.append((name, audio / 32768.0 if np.abs(audio).max() > 1.5 else audio, SAMPLE_RATE))
+    except Exception as exc:  # offline, no TFDS cache, ...
+        raise tfds_unavailable("spoken_digit", FSDD_ARCHIVE, "recordings/<digit>_<speaker>_<take>.wav", exc) from exc
+    return items
+
+
+def load_fsdd_recordings(data_dir: str | os.PathLike | None = None) -> Recordings:
+    """Every FSDD recording, decoded at 8 kHz (cached after the first call).
+
+    With a data folder this reads `<data_dir>/fsdd-recordings.tar.gz`
+    (checked against `SHA256SUMS`) in memory and caches the decoded audio
+    under `cache_dir("fsdd", sha256[:16])`; without one it uses
+    tensorflow-datasets `spoken_digit`.
+
+    Raises:
+        DataError: missing/corrupt archive or a bad recording (named).
+    """
+    folder = resolve_data_dir(data_dir)
+    if folder is None:
+        return _build_recordings(_from_tfds(), "tensorflow-datasets:spoken_digit", None)
+    archive = folder / FSDD_ARCHIVE
+    if not archive.is_file():
+        raise DataError(f"FSDD archive {archive} not found: expected {FSDD_ARCHIVE} (layout "
+                        f"recordings/<digit>_<speaker>_<take>.wav) in the data directory {folder}; put it there, "
+                        f"point --data-dir/{DATA_DIR_ENV} at the folder holding it, or unset both to use "
+                        "tensorflow-datasets")
+    digest = verify_file(archive, folder)
+    cache = cache_dir("fsdd", digest[:16])
+    meta_path = cache / "meta.json"
+    if meta_path.is_file() and (cache / "audio.npz").is_file():
+        try:
+            import json
+
+            meta = json.loads(meta_path.read_text())
+            z = np.load(cache / "audio.npz")
+            if meta.get("format") == _CACHE_FORMAT:
+                return Recordings(z["audio"], z["offsets"], z["digits"], z["speakers"], z["takes"], z["names"],
+                                  str(archive), digest, meta.get("skipped_silent", []), meta.get("resampled", 0))
+        except (OSError, ValueError, KeyError):
+            pass  # corrupt cache: rebuild
+    rec = _build_recordings(_read_archive(archive), str(archive), digest)
+    with atomic_write(cache / "audio.npz") as tmp:
+        np.savez(tmp, audio=rec.audio, offsets=rec.offsets, digits=rec.digits, speakers=rec.speakers,
+                 takes=rec.takes, names=rec.names)
+    write_json(meta_path, {"format": _CACHE_FORMAT, "source": str(archive), "sha256": digest,
+                           "count": len(rec), "sample_rate": SAMPLE_RATE, "skipped_silent": rec.skipped_silent,
+                           "resampled": rec.resampled})
+    return rec
+
+
+# ---------------------------------------------------------------------------
+# Splits and connected digits
+
+
+def split_indices(rec: Recordings, split: str = "conventional") -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, test indices) into `rec` for a split name.
+
+    Args:
+        split: "conventional" (takes 0-4 test) or "speaker:<name>" (that speaker is the test set).
+
+    Raises:
+        DataError: unknown split or speaker, or an empty side.
+    """
+    if split == "conventional":
+        test = rec.takes < 5
+    elif isinstance(split, str) and split.startswith("speaker:"):
+        who = split.split(":", 1)[1].lower()
+        known = sorted(set(rec.speakers.tolist()))
+        if who not in known:
+            raise DataError(f"fsdd: unknown speaker {who!r} in split {split!r}; speakers: {', '.join(known)}")
+        test = rec.speakers == who
+    else:
+        raise DataError(f"fsdd: unknown split {split!r}; use 'conventional' or 'speaker:<name>' "
+                        f"(speakers: {', '.join(SPEAKERS)})")
+    train, test = np.flatnonzero(~test), np.flatnonzero(test)
+    if len(train) == 0 or len(test) == 0:
+        raise DataError(f"fsdd: split {split!r} leaves {len(train)} training and {len(test)} test recordings")
+    return train, test
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """A connected-digit utterance: recordings joined with silences.
+
+    `recordings[i]` is an index into `Recordings`; `gaps` has one more entry
+    than `recordings` (lead, between each pair, tail), in samples.
+    """
+
+    recordings: tuple
+    gaps: tuple
+
+
+def _settings(connected) -> dict:
+    if connected is True:
+        connected = {}
+    unknown = set(connected) - set(CONNECTED_DEFAULTS)
+    if unknown:
+        raise DataError(f"fsdd: unknown connected-digit settings {sorted(unknown)}; valid: {sorted(CONNECTED_DEFAULTS)}")
+    s = {**CONNECTED_DEFAULTS, **connected}
+    if not 1 <= int(s["min_digits"]) <= int(s["max_digits"]):
+        raise DataError(f"fsdd: need 1 <= min_digits <= max_digits, got {s['min_digits']}, {s['max_digits']}")
+    if not 0 <= float(s["min_gap"]) <= float(s["max_gap"]):
+        raise DataError(f"fsdd: need 0 <= min_gap <= max_gap, got {s['min_gap']}, {s['max_gap']}")
+    return s
+
+
+def connected_utterances(rec: Recordings, indices: Sequence[int], count: int, *, seed: int, stream: str,
+                         min_digits: int = 1, max_digits: int = 7, min_gap: float = 0.05, max_gap: float = 0.3,
+                         edge: float = 0.1, **_) -> list[Utterance]:
+    """`count` connected-digit utterances drawn from the recordings `indices` only.
+
+    Each utterance picks a speaker (uniformly among those in `indices`), a
+    length in `[min_digits, max_digits]`, that many of the speaker's
+    recordings (with replacement), gaps of `min_gap`-`max_gap` seconds
+    between them and 0-`edge` seconds before and after.  The result depends
+    only on (`seed`, `stream`, the settings and `indices`): the same call
+    gives the same utterances.
+
+    Args:
+        stream: names the random stream, e.g. "train/epoch3" or "test".
+    """
+    indices = np.asarray(indices)
+    rng = np.random.default_rng([int(seed), zlib.crc32(stream.encode())])
+    speakers = rec.speakers[indices]
+    by_speaker = {s: indices[speakers == s] for s in sorted(set(speakers.tolist()))}
+    names = list(by_speaker)
+    out = []
+    for _ in range(int(count)):
+        pool = by_speaker[names[rng.integers(len(names))]]
+        k = int(rng.integers(int(min_digits), int(max_digits) + 1))
+        picks = tuple(int(i) for i in rng.choice(pool, k))
+        gaps = rng.uniform(min_gap, max_gap, k + 1)
+        gaps[[0, -1]] = rng.uniform(0, edge, 2)
+        out.append(Utterance(picks, tuple(int(round(g * SAMPLE_RATE)) for g in gaps)))
+    return out
+
+
+def render_utterance(rec: Recordings, utt: Utterance) -> tuple[np.ndarray, list[int]]:
+    """(waveform float32 `(N,)`, digit labels) of a connected utterance."""
+    parts = [np.zeros(utt.gaps[0], np.float32)]
+    for i, g in zip(utt.recordings, utt.gaps[1:]):
+        parts += [rec.wave(i), np.zeros(g, np.float32)]
+    return np.concatenate(parts), [int(rec.digits[i]) for i in utt.recordings]
+
+
+def transcript(labels) -> str:
+    """Token ids (any -1 padding dropped) -> "three five nine"."""
+    return " ".join(DIGIT_WORDS[int(t)] for t in np.asarray(labels).reshape(-1) if 0 <= int(t) < len(DIGIT_WORDS))
+
+
+# ---------------------------------------------------------------------------
+# Pipelines
+
+
+def _pad_batch(waves: list, labels: list, label_width: int, pad_multiple: int):
+    n = max(1, max(len(w) for w in waves))
+    n = -(-n // pad_multiple) * pad_multiple
+    x = np.zeros((len(waves), n), np.float32)
+    y = np.full((len(waves), label_width), LABEL_PAD, np.int32)
+    for i, (w, lab) in enumerate(zip(waves, labels)):
+        x[i, :len(w)] = w
+        y[i, :len(lab)] = lab
+    return {"waveform": x, "length": np.array([len(w) for w in waves], np.int32)}, y
+
+
+def make_speech_dataset(rec: Recordings, items: Any, *, batch_size: int, training: bool, seed: int = 0,
+                        label_width: int, pad_multiple: int = 1600, bucket: int = 8,
+                        connected_per_epoch=None):
+    """Batched, prefetched `tf.data` pipeline over recordings and connected utterances.
+
+    Args:
+        rec: the recordings.
+        items: a list whose entries are recording indices (isolated digits)
+            or `Utterance`s (connected digits).
+        batch_size: examples per batch.
+        training: shuffle every epoch (seeded by (`seed`, epoch)), bucket by
+            length and drop the last partial batch; else fixed order, all examples.
+        label_width: labels are padded with -1 to this width.
+        pad_multiple: waveforms are zero-padded to a multiple of this many samples
+            (few distinct shapes -> few retraces).
+        bucket: when training, sort windows of `bucket` batches by length
+            before batching (less padding), then shuffle the batches.
+        connected_per_epoch: optional callable `epoch -> list[Utterance]`
+            adding fresh connected utterances to every training epoch.
+
+    Returns:
+        tf.data.Dataset of `({"waveform": float32 (B, N), "length": int32 (B,)}, int32 (B, label_width))`.
+    """
+    import tensorflow as tf
+
+    items = list(items)
+    extra = len(connected_per_epoch(0)) if connected_per_epoch else 0
+    total = len(items) + extra
+    if total == 0:
+        raise DataError("fsdd: no examples in this split (check limit and split)")
+    batch_size = int(batch_size)
+    drop = bool(training and total >= batch_size)
+    num_batches = total // batch_size if drop else -(-total // batch_size)
+    epochs = itertools.count()
+
+    def example(item):
+        if isinstance(item, Utterance):
+            return render_utterance(rec, item)
+        return rec.wave(int(item)), [int(rec.digits[int(item)])]
+
+    def gen():
+        if not training:
+            for s in range(0, total, batch_size):
+                ex = [example(i) for i in items[s:s + batch_size]]
+                yield _pad_batch([w for w, _ in ex], [lab for _, lab in ex], label_width, pad_multiple)
+            return
+        epoch = next(epochs)
+        rng = np.random.default_rng([int(seed), epoch])
+        pool = items + (list(connected_per_epoch(epoch)) if connected_per_epoch else [])
+        ex = [example(pool[i]) for i in rng.permutation(len(pool))]
+        window = batch_size * max(1, int(bucket))
+        batches = []
+        for s in range(0, len(ex), window):
+            chunk = sorted(ex[s:s + window], key=lambda e: len(e[0]))
+            batches += [chunk[b:b + batch_size] for b in range(0, len(chunk), batch_size)]
+        if drop:  # windows hold whole batches, so only the last one can be short
+            batches = [b for b in batches if len(b) == batch_size]
+        for k in rng.permutation(len(batches)):
+            b = batches[k]
+            yield _pad_batch([w for w, _ in b], [lab for _, lab in b], label_width, pad_multiple)
+
+    sig = ({"waveform": tf.TensorSpec([None, None], tf.float32), "length": tf.TensorSpec([None], tf.int32)},
+           tf.TensorSpec([None, label_width], tf.int32))
+    ds = tf.data.Dataset.from_generator(gen, output_signature=sig)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(num_batches))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+@dataclass
+class SpeechBundle(DataBundle):
+    """A `DataBundle` with the connected-digit test set and per-example facts for the metrics.
+
+    Attributes:
+        test_connected: connected-digit test pipeline (same structure), or None.
+        test_speakers: speaker of each isolated test example, in `test` order.
+        test_references: reference transcript of each isolated test example.
+        connected_references: reference transcript of each connected test utterance.
+        connected_members: recording names of each connected test utterance (split purity).
+    """
+
+    test_connected: Any = None
+    test_speakers: list = field(default_factory=list)
+    test_references: list = field(default_factory=list)
+    connected_references: list = field(default_factory=list)
+    connected_members: list = field(default_factory=list)
+
+
+@DATASETS.register("fsdd")
+def fsdd(
+    data_dir: str | os.PathLike | None = None,
+    *,
+    batch_size: int = 32,
+    limit: int | None = None,
+    seed: int = 0,
+    split: str = "conventional",
+    connected: bool | Mapping[str, Any] = False,
+    isolated: bool = True,
+    pad_multiple: int = 1600,
+    bucket: int = 8,
+) -> SpeechBundle:
+    """FSDD as a `SpeechBundle` of waveform pipelines (see the module docstring).
+
+    Args:
+        data_dir: folder holding `fsdd-recordings.tar.gz`; None: `$ZOO_DATA_DIR`, else TFDS.
+        batch_size: examples per batch.
+        limit: keep the first `limit` recordings of each side of the split
+            after a seeded shuffle (smoke runs); connected counts are capped by it too.
+        seed: seed of the subsets, shuffling and connected utterances.
+        split: "conventional" or "speaker:<name>" (leave-one-speaker-out).
+        connected: False (isolated digits only), True or a dict of
+            `CONNECTED_DEFAULTS` overrides (`num_train` fresh utterances per
+            epoch added to training, `num_test` fixed test utterances,
+            `min_digits`, `max_digits`, `min_gap`, `max_gap`, `edge` seconds).
+        isolated: train on the isolated recordings too (with connected digits).
+        pad_multiple: pad waveforms to a multiple of this many samples.
+        bucket: length-bucketing window, in batches (1: no bucketing).
+
+    Returns:
+        SpeechBundle: `train` (shuffled every epoch), `val` (the isolated test
+        set: monitoring only, nothing is selected on it), `test` (isolated
+        test recordings, in order), `test_connected`; `info` has the token
+        set, blank index, label padding, counts, speakers and source.
+        `preprocessor` is None: the log-mel front end is part of the model.
+
+    Raises:
+        DataError: missing/corrupt data or a bad setting.
+    """
+    if limit is not None and int(limit) < 1:
+        raise DataError(f"fsdd: limit must be a positive number of examples or None, got {limit}")
+    if int(batch_size) < 1:
+        raise DataError(f"fsdd: batch_size must be >= 1, got {batch_size}")
+    rec = load_fsdd_recordings(data_dir)
+    train_idx, test_idx = split_indices(rec, split)
+    rng = np.random.default_rng(seed)
+    if limit:
+        train_idx = np.sort(rng.permutation(train_idx)[:int(limit)])
+        test_idx = np.sort(rng.permutation(test_idx)[:int(limit)])
+    conn = _settings(connected) if connected else None
+    label_width = int(conn["max_digits"]) if conn else 1
+    if conn and limit:
+        conn = {**conn, "num_train": min(int(conn["num_train"]), int(limit)),
+                "num_test": min(int(conn["num_test"]), int(limit))}
+    if not isolated and not conn:
+        raise DataError("fsdd: isolated=False needs connected digits (connected=True or a dict)")
+    per_epoch = None
+    if conn and int(conn["num_train"]) > 0:
+        def per_epoch(epoch):
+            return connected_utterances(rec, train_idx, int(conn["num_train"]), seed=seed,
+                                        stream=f"{split}/train/epoch{epoch}", **conn)
+    common = dict(batch_size=batch_size, label_width=label_width, pad_multiple=int(pad_multiple))
+    train = make_speech_dataset(rec, list(train_idx) if isolated else [], training=True, seed=seed,
+                                bucket=bucket, connected_per_epoch=per_epoch, **common)
+    test = make_speech_dataset(rec, list(test_idx), training=False, **common)
+    test_conn, conn_utts = None, []
+    if conn and int(conn["num_test"]) > 0:
+        conn_utts = connected_utterances(rec, test_idx, int(conn["num_test"]), seed=seed,
+                                         stream=f"{split}/test", **conn)
+        test_conn = make_speech_dataset(rec, conn_utts, training=False, **common)
+    num_train = (len(train_idx) if isolated else 0) + (int(conn["num_train"]) if per_epoch else 0)
+    lengths = rec.lengths
+    info: dict[str, Any] = {
+        "name": "fsdd",
+        "tokens": list(DIGIT_WORDS),
+        "token_type": "digit words (one token per digit word)",
+        "blank_index": BLANK_INDEX,
+        "num_classes": BLANK_INDEX + 1,
+        "label_padding": LABEL_PAD,
+        "label_width": label_width,
+        "sample_rate": SAMPLE_RATE,
+        "split": split,
+        "speakers": sorted(set(rec.speakers.tolist())),
+        "test_speakers_in_split": sorted(set(rec.speakers[test_idx].tolist())),
+        "num_train": int(num_train),
+        "num_train_recordings": int(len(train_idx)),
+        "num_val": int(len(test_idx)),
+        "val_source": "test (isolated digits; monitoring only)",
+        "num_test": int(len(test_idx)),
+        "num_test_connected": len(conn_utts),
+        "connected": conn,
+        "isolated": bool(isolated),
+        "source": rec.source,
+        "sha256": rec.sha256,
+        "batch_size": int(batch_size),
+        "seed": int(seed),
+        "limit": None if limit is None else int(limit),
+        "pad_multiple": int(pad_multiple),
+        "bucket": int(bucket),
+        "seconds": {"min": float(lengths.min() / SAMPLE_RATE), "max": float(lengths.max() / SAMPLE_RATE),
+                    "mean": float(lengths.mean() / SAMPLE_RATE)},
+        "skipped_silent": list(rec.skipped_silent),
+        "resampled": int(rec.resampled),
+        "drop_remainder": bool(num_train >= int(batch_size)),
+        "steps_per_epoch": int(train.cardinality()),
+    }
+    return SpeechBundle(
+        train=train, val=test, test=test, info=info, preprocessor=None, test_connected=test_conn,
+        test_speakers=rec.speakers[test_idx].tolist(),
+        test_references=[DIGIT_WORDS[int(d)] for d in rec.digits[test_idx]],
+        connected_references=[transcript(rec.digits[list(u.recordings)]) for u in conn_utts],
+        connected_members=[[str(rec.names[i]) for i in u.recordings] for u in conn_utts],
+    )

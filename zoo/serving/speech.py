@@ -1,0 +1,91 @@
+"""Speech recognizers: float waveforms at 8 kHz (with lengths) in, transcripts out."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from zoo.serving import SERVINGS, Serving
+
+SAMPLE_RATE = 8000
+SILENCE_PEAK = 1e-3  # zoo.data.speech.SILENCE_PEAK (kept here so serving imports no TensorFlow at import time)
+
+
+@SERVINGS.register("speech")
+class SpeechServing(Serving):
+    """Padded float waveforms + lengths -> transcripts ("three five nine"), greedy CTC decoding in the graph.
+
+    Signature `serving_default(waveform: float32 (batch, samples),
+    length: int32 (batch,))` returns `transcript tf.string (batch,)`, digit
+    words separated by spaces.  Waveforms are mono, in [-1, 1], at 8 kHz,
+    zero-padded after `length` samples; the log-mel front end is part of
+    the Keras model, so the serving function adds only CTC decoding
+    (`tf.nn.ctc_greedy_decoder` through `keras.ops.ctc_decode`, blank last)
+    and the token -> word lookup, all core TensorFlow ops.
+
+    Documented behaviour on odd input: lengths are clipped to
+    `[0, samples]`; non-finite samples count as 0; an utterance that is
+    silence only (peak below 1e-3 within its length, or length 0) yields
+    the empty transcript.  Other sample rates must be resampled before the
+    call; `zoo predict` does that for WAV files (and refuses stereo,
+    empty, truncated and non-WAV files with the file named).
+    """
+
+    def __init__(self, model, spec, info, preprocessor=None):
+        import tensorflow as tf
+
+        super().__init__(model, spec, info, preprocessor)
+        self.tokens = [str(t) for t in (info.get("tokens") or
+                                        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])]
+        self.sample_rate = int(info.get("sample_rate", SAMPLE_RATE))
+        self.input_signature = [tf.TensorSpec([None, None], tf.float32, name="waveform"),
+                                tf.TensorSpec([None], tf.int32, name="length")]
+
+    def serve(self, waveform, length):
+        import tensorflow as tf
+
+        from zoo.tasks.speech import greedy_decode, ids_to_text_tf
+
+        waveform = tf.cast(waveform, tf.float32)
+        waveform = tf.where(tf.math.is_finite(waveform), waveform, 0.0)
+        samples = tf.shape(waveform)[1]
+        length = tf.clip_by_value(tf.cast(length, tf.int32), 0, samples)
+        logits = self.model({"waveform": waveform, "length": length}, training=False)
+        text = ids_to_text_tf(greedy_decode(logits), self.tokens)
+        inside = tf.sequence_mask(length, samples)
+        peak = tf.reduce_max(tf.where(inside, tf.abs(waveform), 0.0), axis=1, keepdims=False)
+        peak = tf.where(length > 0, peak, 0.0)
+        return {"transcript": tf.where(peak < SILENCE_PEAK, tf.constant(""), text)}
+
+    def samples(self):
+        sr = self.sample_rate
+        rng = np.random.default_rng(0)
+        t = np.arange(sr) / sr
+        tones = (0.3 * np.sin(2 * np.pi * np.where(t < 0.3, 700, 1500) * t)).astype(np.float32)
+        noise = (0.2 * rng.standard_normal(sr)).astype(np.float32)
+        wave = np.zeros((4, sr), np.float32)
+        wave[0, :int(0.6 * sr)] = tones[:int(0.6 * sr)]
+        wave[1] = noise
+        wave[3, :800] = 0.5 * np.sin(2 * np.pi * 440 * t[:800])
+        return {"waveform": wave, "length": np.array([int(0.6 * sr), sr, int(0.3 * sr), 800], np.int32)}
+
+    def read_inputs(self, items):
+        from zoo.data.speech import read_wav
+
+        waves = []
+        for item in items:
+            try:
+                waves.append(read_wav(item, sample_rate=self.sample_rate))
+            except ValueError as exc:
+                raise ValueError(f"{exc} (this speech model takes WAV files)") from None
+        n = max(1, max((len(w) for w in waves), default=1))
+        batch = np.zeros((len(waves), n), np.float32)
+        for i, w in enumerate(waves):
+            batch[i, :len(w)] = w
+        return {"waveform": batch, "length": np.array([len(w) for w in waves], np.int32)}
+
+    def rows(self, items, outputs, top_k):
+        rows = []
+        for i, item in enumerate(items):
+            out = outputs["transcript"][i]
+            rows.append({"input": str(item), "transcript": out.decode("utf-8") if isinstance(out, bytes) else str(out)})
+        return rows
