@@ -1,0 +1,107 @@
+"""FSDD benchmark: isolated-digit accuracy, connected-digit WER, leave-one-speaker-out accuracy, training time.
+
+    ZOO_DATA_DIR=../shared/data .venv/bin/python bench/speech.py                       # spec settings
+    ZOO_DATA_DIR=../shared/data .venv/bin/python bench/speech.py --epochs 10 --loso-epochs 5
+
+1. `fsdd_ctc` on the conventional split (takes 0-4 test: 250 recordings;
+   2,250 training recordings plus fresh connected-digit utterances every
+   epoch), evaluated on the isolated test recordings and on `num_test`
+   connected-digit utterances built from test recordings only, greedy and
+   beam decoding.
+2. Leave-one-speaker-out: one run per speaker (trained on the other four),
+   evaluated on every recording of the held-out speaker; the mean is the
+   LOSO figure.
+
+Targets (issue): isolated accuracy >= 99%, mean LOSO >= 90%, connected WER
+<= 3%.  Runs go to `--run-root/<tag>` (a finished run is reloaded; delete it
+to retrain).  Writes JSON to `--out` and the Markdown table beside it (`.md`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from cifar10 import cpu_info  # noqa: E402  (one definition of the machine report)
+
+SPEAKERS = ("george", "jackson", "lucas", "nicolas", "yweweler")
+
+
+def _run(split, epochs, args, overrides):
+    import zoo
+
+    tag = "fsdd_ctc" if split == "conventional" else f"fsdd_ctc_{split.replace(':', '_')}"
+    over = json.loads(json.dumps(overrides))
+    over.setdefault("data", {})["split"] = split
+    t = time.perf_counter()
+    result = zoo.fit("fsdd_ctc", run_dir=pathlib.Path(args.run_root) / tag, data_dir=args.data_dir, epochs=epochs,
+                     limit=args.limit, overrides=over, eval_options={"beam_width": args.beam_width}, verbose=2)
+    test = result.metrics["test"]
+    keep = ("isolated_accuracy", "isolated_accuracy_beam", "isolated_wer", "wer", "wer_beam",
+            "connected_sentence_accuracy", "num_isolated", "num_connected", "per_speaker_accuracy", "loso_accuracy")
+    return {"split": split, "epochs": result.metrics["epochs"], "params": result.metrics["params"],
+            "train_seconds": result.metrics["train_seconds"], "wall_seconds": time.perf_counter() - t,
+            "settings": result.config, **{k: test[k] for k in keep if k in test}}
+
+
+def table(report: dict) -> str:
+    """The report as Markdown."""
+    rows = ["| run | epochs | isolated accuracy (greedy / beam) | connected WER (greedy / beam) | training time |",
+            "|---|---|---|---|---|"]
+    for r in report["runs"]:
+        rows.append(f"| {r['split']} | {r['epochs']} | **{r['isolated_accuracy']:.2%}** / {r['isolated_accuracy_beam']:.2%} "
+                    f"({r['num_isolated']}) | **{r.get('wer', float('nan')):.2%}** / {r.get('wer_beam', float('nan')):.2%} "
+                    f"({r.get('num_connected', 0)} utt.) | {r['train_seconds']:.0f} s ({r['train_seconds'] / 60:.1f} min) |")
+    if report.get("loso_mean") is not None:
+        per = ", ".join(f"{r['split'].split(':')[1]} {r['loso_accuracy']:.1%}" for r in report["runs"] if "loso_accuracy" in r)
+        rows.append(f"\nLeave-one-speaker-out accuracy: {per}; **mean {report['loso_mean']:.2%}**")
+    return "\n".join(rows)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--epochs", type=int, help="epochs of the conventional run (default: the spec's)")
+    p.add_argument("--loso-epochs", type=int, help="epochs of each leave-one-speaker-out run (default: --epochs)")
+    p.add_argument("--speakers", default=",".join(SPEAKERS), help="LOSO speakers, comma-separated ('' for none)")
+    p.add_argument("--skip-conventional", action="store_true")
+    p.add_argument("--beam-width", type=int, default=8)
+    p.add_argument("--limit", type=int, help="first N recordings of each side (smoke runs only)")
+    p.add_argument("--data-dir", help="folder holding fsdd-recordings.tar.gz (default $ZOO_DATA_DIR)")
+    p.add_argument("--run-root", default=str(ROOT / "runs" / "bench"))
+    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "speech.json"))
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
+    args = p.parse_args(argv)
+
+    from zoo.cli import parse_set
+
+    overrides = parse_set(args.set)
+    report = {"command": " ".join(["python", *sys.argv]), "cpu": cpu_info(),
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "runs": []}
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save():
+        loso = [r["loso_accuracy"] for r in report["runs"] if "loso_accuracy" in r]
+        report["loso_mean"] = sum(loso) / len(loso) if loso else None
+        out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+        out.with_suffix(".md").write_text(table(report) + "\n")
+
+    if not args.skip_conventional:
+        report["runs"].append(_run("conventional", args.epochs, args, overrides))
+        save()
+    for who in [s for s in args.speakers.split(",") if s]:
+        report["runs"].append(_run(f"speaker:{who}", args.loso_epochs or args.epochs, args, overrides))
+        save()
+    save()
+    print(table(report))
+    print(f"machine: {report['cpu']['model']}, {report['cpu']['cores']} cores; JSON: {out}")
+
+
+if __name__ == "__main__":
+    main()
