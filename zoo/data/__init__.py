@@ -50,6 +50,7 @@ __all__ = [
     "verify_file",
     "atomic_write",
     "write_json",
+    "length_sorted_batches",
     "DATA_DIR_ENV",
     "CACHE_DIR_ENV",
 ]
@@ -356,6 +357,65 @@ def tfds_unavailable(tfds_name: str, archive: str, layout: str, exc: BaseExcepti
         f"folder holding {archive} (layout {layout}), or connect to the network so "
         f"tensorflow-datasets can download it"
     )
+
+
+# ---------------------------------------------------------------------------
+# Batching variable-length token sequences
+# ---------------------------------------------------------------------------
+
+
+def _trim_padding(*parts):
+    """Cut the all-padding (0) columns off every rank-2 tensor of a batch; other tensors pass."""
+    import tensorflow as tf
+
+    def trim(t):
+        if t.shape.rank != 2:
+            return t
+        return t[:, : tf.maximum(tf.reduce_max(tf.math.count_nonzero(t, axis=1, dtype=tf.int32)), 1)]
+
+    return tuple(trim(t) for t in parts)
+
+
+def length_sorted_batches(ds, *, size: int, batch_size: int, training: bool, seed: int = 0, sort_chunk: int = 16):
+    """Padded batches of 0-padded token sequences with little padding and a known epoch length.
+
+    Args:
+        ds: unbatched `tf.data.Dataset` of tuples whose parts are 1-D int
+            token sequences (0 is padding and never a real token) or scalars.
+        size: number of elements of `ds`.
+        batch_size: elements per batch.
+        training: shuffle every epoch (seeded), then sort each run of
+            `sort_chunk` batches by length (the longest sequence part of
+            each element), cut it into batches and shuffle their order;
+            otherwise keep the order of `ds`.
+        seed: shuffling seed.
+        sort_chunk: batches sorted together.
+
+    Returns:
+        `tf.data.Dataset` of the same tuples batched, rank-2 parts `(B, T)`
+        with T the longest in the batch; exactly `ceil(size / batch_size)`
+        batches each epoch, and its cardinality says so (Keras then knows
+        the epoch length; `bucket_by_sequence_length` gives a varying count).
+    """
+    import tensorflow as tf
+
+    size, batch_size = int(size), int(batch_size)
+    if training:
+        def length(parts):
+            counts = [tf.math.count_nonzero(t, axis=1, dtype=tf.int32) for t in parts if t.shape.rank == 2]
+            return tf.reduce_max(tf.stack(counts), axis=0)
+
+        def sort_and_split(*parts):
+            order = tf.argsort(length(parts), stable=True)
+            return tf.data.Dataset.from_tensor_slices(tuple(tf.gather(t, order) for t in parts)).batch(batch_size)
+
+        ds = ds.shuffle(max(size, 1), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.padded_batch(batch_size * int(sort_chunk)).flat_map(sort_and_split)
+        ds = ds.shuffle(int(sort_chunk), seed=seed, reshuffle_each_iteration=True)
+    else:
+        ds = ds.padded_batch(batch_size)
+    ds = ds.map(_trim_padding, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.apply(tf.data.experimental.assert_cardinality(-(-size // batch_size)))
 
 
 # ---------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from zoo.data import (
     DataError,
     atomic_write,
     cache_dir,
+    length_sorted_batches,
     resolve_data_dir,
     tfds_unavailable,
     verify_file,
@@ -211,13 +212,6 @@ class TextVectorizer:
                    head_tokens=meta.get("head_tokens"))  # older runs: plain truncation
 
 
-def _trim(ids, y):
-    """Drop the all-padding columns of a batch: int32 `(B, T)` -> `(B, T' <= T)`."""
-    import tensorflow as tf
-
-    return ids[:, : tf.maximum(tf.reduce_max(tf.math.count_nonzero(ids, axis=1, dtype=tf.int32)), 1)], y
-
-
 def _pipeline(vectorizer, texts, labels, *, batch_size, training, seed, sort_chunk=16):
     """Batches `(int32 (B, T), int32 (B,))`, T = longest review in the batch (<= sequence_length).
 
@@ -236,18 +230,7 @@ def _pipeline(vectorizer, texts, labels, *, batch_size, training, seed, sort_chu
     ds = tf.data.Dataset.from_tensor_slices((list(texts), np.asarray(labels, np.int32))).batch(1024)
     ds = ds.map(lambda t, y: (vectorizer(t, pad=True), y), num_parallel_calls=tf.data.AUTOTUNE).unbatch()
     ds = ds.map(lambda ids, y: (ids[: tf.maximum(tf.math.count_nonzero(ids, dtype=tf.int32), 1)], y)).cache()
-    if training:
-        def sort_and_split(ids, y):
-            order = tf.argsort(tf.math.count_nonzero(ids, axis=1, dtype=tf.int32), stable=True)
-            return tf.data.Dataset.from_tensor_slices((tf.gather(ids, order), tf.gather(y, order))).batch(batch_size)
-
-        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-        ds = ds.padded_batch(batch_size * sort_chunk).flat_map(sort_and_split)
-        ds = ds.shuffle(sort_chunk, seed=seed, reshuffle_each_iteration=True)
-    else:
-        ds = ds.padded_batch(batch_size)
-    ds = ds.map(_trim, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.apply(tf.data.experimental.assert_cardinality(-(-n // batch_size)))
+    ds = length_sorted_batches(ds, size=n, batch_size=batch_size, training=training, seed=seed, sort_chunk=sort_chunk)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

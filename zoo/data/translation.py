@@ -20,7 +20,7 @@ vocabulary):
 Ids: 0 `[PAD]`, 1 `[UNK]`, 2 `[START]`, 3 `[END]`.  Batches are
 `({"encoder_tokens": int32 (B, S), "decoder_tokens": int32 (B, T)}, targets int32 (B, T))`
 with `decoder_tokens = [START] + target pieces` and `targets = target pieces + [END]`,
-0-padded, bucketed by length.
+0-padded; training batches hold pairs of similar length (`length_sorted_batches`).
 
 Defined behaviour for awkward input:
 - empty source: no tokens; the encoder sees a fully masked sequence (the
@@ -52,6 +52,7 @@ from zoo.data import (
     DataBundle,
     DataError,
     cache_dir,
+    length_sorted_batches,
     resolve_data_dir,
     verify_file,
     write_json,
@@ -366,14 +367,15 @@ def _examples(tok: TranslationTokenizers, en, de):
 
 
 def _pipeline(tok, en, de, *, batch_size, training, seed):
+    """`({"encoder_tokens": (B, S), "decoder_tokens": (B, T)}, targets (B, T))` batches, exactly ceil(N / B) of them.
+
+    Training batches hold pairs of similar length (`length_sorted_batches`);
+    evaluation batches keep the file order.
+    """
     import tensorflow as tf
 
     ds = _examples(tok, en, de).cache()
-    if training:
-        ds = ds.shuffle(min(len(en), 30000), seed=seed, reshuffle_each_iteration=True)
-    length = lambda s, d, y: tf.maximum(tf.shape(s)[0], tf.shape(d)[0])  # noqa: E731
-    bounds = [b for b in (8, 12, 16, 20, 24, 32, 48) if b < tok.max_length]
-    ds = ds.bucket_by_sequence_length(length, bounds, [batch_size] * (len(bounds) + 1), pad_to_bucket_boundary=False)
+    ds = length_sorted_batches(ds, size=len(en), batch_size=batch_size, training=training, seed=seed)
     ds = ds.map(lambda s, d, y: ({"encoder_tokens": s, "decoder_tokens": d}, y))
     return ds.prefetch(tf.data.AUTOTUNE)
 
@@ -402,7 +404,7 @@ def multi30k(
 ) -> TranslationBundle:
     """Multi30k en->de as a bundle of teacher-forcing batches (see the module docstring).
 
-    Train: the 29,000 training pairs, shuffled and bucketed by length;
+    Train: the 29,000 training pairs, shuffled, in batches of similar length;
     val: the 1,014 official validation pairs; test: `test_2016_flickr`
     (1,000 pairs, in file order; `test_sources` / `test_references` hold the
     raw text for BLEU).  Vocabularies are learned on the (limited) training
