@@ -18,6 +18,7 @@ from zoo.data.speech import (
     read_wav,
     render_utterance,
     resample,
+    speed_perturb,
     split_indices,
 )
 
@@ -90,6 +91,36 @@ def test_other_sample_rates_are_resampled():
     np.testing.assert_allclose(x[200:-200], want[200:-200], atol=2e-3)
     assert decode_wav(_wav_bytes(x16, rate=rate), sample_rate=None)[1] == 16000
     assert len(resample(np.ones(300, np.float32), 8000, 11025)) == round(300 * 11025 / 8000)
+
+
+def test_speed_perturbation_scales_tempo_and_pitch():
+    t = np.arange(8000) / 8000
+    x = np.sin(2 * np.pi * 500 * t).astype(np.float32)
+    for factor in (0.9, 1.1):
+        y = speed_perturb(x, factor)
+        assert len(y) == round(8000 / factor)
+        peak = np.argmax(np.abs(np.fft.rfft(y))) * 8000 / len(y)  # Hz
+        assert peak == pytest.approx(500 * factor, abs=2)
+    np.testing.assert_array_equal(speed_perturb(x, 1.0), x)
+    with pytest.raises(ValueError, match="positive"):
+        speed_perturb(x, 0)
+
+
+def test_speed_perturbation_applies_to_training_only(tiny_fsdd):
+    plain = load_dataset("fsdd", data_dir=tiny_fsdd, batch_size=8, seed=1)
+    fast = load_dataset("fsdd", data_dir=tiny_fsdd, batch_size=8, seed=1, speed=0.2)
+    assert fast.info["speed"] == 0.2 and plain.info["speed"] == 0.0
+
+    def lengths(ds):
+        return sorted(np.concatenate([x["length"].numpy() for x, _ in ds]).tolist())
+
+    a, b = lengths(plain.train), lengths(fast.train)
+    assert len(a) == len(b) and a != b
+    ratio = np.array(b) / np.array(a)  # sorted lengths: roughly 1 / factor
+    assert 1 / 1.25 < ratio.min() and ratio.max() < 1 / 0.75
+    assert lengths(plain.test) == lengths(fast.test)
+    with pytest.raises(DataError, match="speed"):
+        load_dataset("fsdd", data_dir=tiny_fsdd, speed=0.6)
 
 
 def test_archive_recordings_cache_and_splits(tiny_fsdd):
