@@ -88,6 +88,26 @@ class _BlockBase(keras.layers.Layer):
         self.normalize_first = bool(normalize_first)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.supports_masking = True
+        # The attention layers and the feed-forward output projection depend
+        # on the input sizes: they are created in `build()`.
+        self._self_attention_layer = None
+        self._self_attention_layer_norm = self._make_layer_norm(
+            "self_attention_layer_norm"
+        )
+        self._self_attention_dropout = self._make_dropout(
+            "self_attention_dropout"
+        )
+        self._feedforward_layer_norm = self._make_layer_norm(
+            "feedforward_layer_norm"
+        )
+        self._feedforward_intermediate_dense = keras.layers.Dense(
+            self.intermediate_dim,
+            activation=self.activation,
+            name="feedforward_intermediate_dense",
+            **self._dense_kwargs(),
+        )
+        self._feedforward_output_dense = None
+        self._feedforward_dropout = self._make_dropout("feedforward_dropout")
 
     def _dense_kwargs(self):
         return dict(
@@ -201,48 +221,6 @@ class TransformerEncoderBlock(_BlockBase):
     y = block(x, padding_mask=np.array([[1] * 6, [1, 1, 1, 0, 0, 0]], bool))
     ```
     """
-
-    def __init__(
-        self,
-        num_heads,
-        intermediate_dim,
-        dropout=0.0,
-        activation="relu",
-        layer_norm_epsilon=1e-5,
-        normalize_first=False,
-        kernel_initializer="glorot_uniform",
-        **kwargs,
-    ):
-        super().__init__(
-            num_heads=num_heads,
-            intermediate_dim=intermediate_dim,
-            dropout=dropout,
-            activation=activation,
-            layer_norm_epsilon=layer_norm_epsilon,
-            normalize_first=normalize_first,
-            kernel_initializer=kernel_initializer,
-            **kwargs,
-        )
-        # The attention layer and the feed-forward output projection depend
-        # on the input size: they are created in `build()`.
-        self._self_attention_layer = None
-        self._self_attention_layer_norm = self._make_layer_norm(
-            "self_attention_layer_norm"
-        )
-        self._self_attention_dropout = self._make_dropout(
-            "self_attention_dropout"
-        )
-        self._feedforward_layer_norm = self._make_layer_norm(
-            "feedforward_layer_norm"
-        )
-        self._feedforward_intermediate_dense = keras.layers.Dense(
-            self.intermediate_dim,
-            activation=self.activation,
-            name="feedforward_intermediate_dense",
-            **self._dense_kwargs(),
-        )
-        self._feedforward_output_dense = None
-        self._feedforward_dropout = self._make_dropout("feedforward_dropout")
 
     def build(self, inputs_shape):
         if len(inputs_shape) != 3:
@@ -387,51 +365,13 @@ class TransformerDecoderBlock(_BlockBase):
     ```
     """
 
-    def __init__(
-        self,
-        num_heads,
-        intermediate_dim,
-        dropout=0.0,
-        activation="relu",
-        layer_norm_epsilon=1e-5,
-        normalize_first=False,
-        kernel_initializer="glorot_uniform",
-        **kwargs,
-    ):
-        super().__init__(
-            num_heads=num_heads,
-            intermediate_dim=intermediate_dim,
-            dropout=dropout,
-            activation=activation,
-            layer_norm_epsilon=layer_norm_epsilon,
-            normalize_first=normalize_first,
-            kernel_initializer=kernel_initializer,
-            **kwargs,
-        )
-        # Attention layers and the feed-forward output projection depend on
-        # the input sizes, and cross-attention exists only when the layer is
-        # built with an encoder sequence: they are created in `build()`.
-        self._self_attention_layer = None
-        self._self_attention_layer_norm = self._make_layer_norm(
-            "self_attention_layer_norm"
-        )
-        self._self_attention_dropout = self._make_dropout(
-            "self_attention_dropout"
-        )
+    def __init__(self, num_heads, intermediate_dim, **kwargs):
+        super().__init__(num_heads=num_heads, intermediate_dim=intermediate_dim, **kwargs)
+        # Cross-attention exists only when the layer is built with an
+        # encoder sequence: it is created in `build()`.
         self._cross_attention_layer = None
         self._cross_attention_layer_norm = None
         self._cross_attention_dropout = None
-        self._feedforward_intermediate_dense = keras.layers.Dense(
-            self.intermediate_dim,
-            activation=self.activation,
-            name="feedforward_intermediate_dense",
-            **self._dense_kwargs(),
-        )
-        self._feedforward_output_dense = None
-        self._feedforward_layer_norm = self._make_layer_norm(
-            "feedforward_layer_norm"
-        )
-        self._feedforward_dropout = self._make_dropout("feedforward_dropout")
 
     def build(self, decoder_sequence_shape, encoder_sequence_shape=None):
         if len(decoder_sequence_shape) != 3:
