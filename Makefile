@@ -19,7 +19,7 @@ export KERAS_BACKEND ?= tensorflow
 PYTEST := $(BIN)/python -m pytest
 ARGS ?=
 
-.PHONY: setup train test slow bench bench-text clean
+.PHONY: setup train test slow bench bench-text bench-translator bench-speech clean
 setup: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml
@@ -44,6 +44,12 @@ bench: $(STAMP)
 
 bench-text: $(STAMP)
 	$(BIN)/python bench/text.py $(ARGS)
+
+bench-translator: $(STAMP)
+	$(BIN)/python bench/translator.py $(ARGS)
+
+bench-speech: $(STAMP)
+	$(BIN)/python bench/speech.py $(ARGS)
 
 clean:
 	rm -rf runs build *.egg-info .pytest_cache

@@ -38,3 +38,25 @@ def test_text_example_trains_evaluates_exports_and_draws_attention(tmp_path, sha
     rows = json.loads((tmp_path / "run" / "attention.json").read_text())
     assert len(rows) == 6 and all(abs(sum(r["weights"]) - 1) < 0.05 or len(r["words"]) == 40 for r in rows)
     assert (tmp_path / "sm" / "imdb_bilstm_attention" / "1" / "saved_model.pb").exists()
+
+
+@pytest.mark.slow
+def test_speech_example_learns_real_digits_and_exports(tmp_path, shared_data_dir):
+    out = _run("train_speech.py", tmp_path, shared_data_dir, "--epochs", "12", "--limit", "600", "--beam-width", "1",
+               "--set", "data.connected.num_train=200", "--set", "data.connected.num_test=50")
+    test = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
+    assert test["num_isolated"] == 250 and test["num_connected"] == 50
+    assert test["isolated_accuracy_single_word"] > 0.5  # chance is 10%
+    assert (tmp_path / "run" / "confusion.png").exists() and (tmp_path / "run" / "transcripts.json").exists()
+    card = json.loads((tmp_path / "sm" / "fsdd_ctc" / "1" / "model_card.json").read_text())
+    assert card["verified"] and "SavedModel:" in out
+
+
+@pytest.mark.slow
+def test_translator_example_trains_evaluates_and_exports(tmp_path, shared_data_dir):
+    out = _run("train_translator.py", tmp_path, shared_data_dir, "--epochs", "1", "--limit", "300", "--beam-width", "2",
+               "--set", "embedding_dim=32", "--set", "intermediate_dim=64", "--set", "num_layers=1")
+    test = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
+    assert test["num_examples"] == 300 and "sacrebleu" in test and "bleu_tokenized_lowercase" in test
+    card = json.loads((tmp_path / "sm" / "multi30k_transformer" / "1" / "model_card.json").read_text())
+    assert card["verified"] and "A man is riding a bike." in out
