@@ -61,11 +61,12 @@ def test_export_maps_english_strings_to_german_without_zoo(translation_run, tmp_
     script = (
         "import json\nimport tensorflow as tf\n"
         f"m = tf.saved_model.load({str(out)!r})\n"
-        f"r = m.signatures['serving_default'](text=tf.constant({EN[:2] + ['x ' * 50]!r}))\n"
+        f"r = m.signatures['serving_default'](text=tf.constant({EN[:2] + ['x ' * 50, '', '   ']!r}))\n"
         "print(json.dumps({'t': [x.decode() for x in r['translation'].numpy()], 'cut': r['truncated'].numpy().tolist()}))\n"
     )
     got = json.loads(run_without_zoo(script))
-    assert got["t"][:2] == DE[:2] and got["cut"] == [False, False, True]
+    assert got["t"][:2] == DE[:2] and got["cut"] == [False, False, True, False, False]
+    assert got["t"][3:] == ["", ""]  # empty source -> empty translation, not the model's prior
     direct = predict("multi30k_transformer", EN[:2], run_dir=str(translation_run))
     assert [r["translation"] for r in direct] == DE[:2]
     from_export = predict(str(out), EN[:1])
@@ -75,3 +76,9 @@ def test_export_maps_english_strings_to_german_without_zoo(translation_run, tmp_
 def test_predict_refuses_empty_text(translation_run, capsys):
     assert main(["predict", "multi30k_transformer", " ", "--run-dir", str(translation_run)]) == 2
     assert "empty text" in capsys.readouterr().err
+
+
+def test_predict_table_with_a_cut_input_after_a_short_one(translation_run, capsys):
+    assert main(["predict", "multi30k_transformer", EN[0], "x " * 50, "--run-dir", str(translation_run)]) == 0
+    out = capsys.readouterr().out
+    assert "note" in out and "cut to the model's maximum length" in out and DE[0] in out

@@ -103,6 +103,8 @@ def cmd_evaluate(args) -> int:
     data = load_dataset(spec.dataset, data_dir=args.data_dir or config.get("data_dir"), batch_size=int(train["batch_size"]),
                         limit=args.limit if args.limit is not None else config.get("limit"), seed=int(train.get("seed", 0)),
                         **dict(train.get("data", {})))
+    if args.tta and spec.modality != "image":
+        raise ValueError(f"--tta (flip test-time augmentation) is for image models; {spec.name} is a {spec.modality} model")
     options = {"tta_flip": True} if args.tta else {}
     metrics = evaluate(spec, model, data, args.run_dir, **options)
     out = os.path.join(args.run_dir, "evaluation.json")
@@ -127,8 +129,8 @@ def cmd_predict(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        keys = list(rows[0]) if rows else []
-        print(_table([[_fmt(r[k]) for k in keys] for r in rows], keys))
+        keys = list(dict.fromkeys(k for r in rows for k in r))  # rows may differ (a "note" on some)
+        print(_table([[_fmt(r.get(k, "")) for k in keys] for r in rows], keys))
     return 0
 
 

@@ -102,6 +102,21 @@ def test_beam_width_one_equals_greedy_and_beams_stop_at_end(trained):
     assert np.mean([np.array_equal(b[:(t != 0).sum()], t[:(t != 0).sum()]) for b, t in zip(beam4, tgt)]) > 0.9
 
 
+def test_untrained_model_never_emits_reserved_ids_and_beam_one_is_greedy():
+    # random weights: no memorised answer hides tie-breaking or masking bugs
+    model = _tiny(num_layers=2)
+    enc = np.random.default_rng(5).integers(4, VOCAB, (6, 5)).astype(np.int32)
+    enc[2, 3:] = 0
+    greedy = np.asarray(greedy_decode(model, enc))
+    np.testing.assert_array_equal(greedy, np.asarray(beam_decode(model, enc, beam_width=1)))
+    for out in (greedy, np.asarray(beam_decode(model, enc, beam_width=3))):
+        for row in out:
+            n = np.flatnonzero(row == END_ID)
+            body = row[: n[0]] if len(n) else row
+            assert not np.isin(body, [0, 1, START_ID]).any(), row  # no [PAD], [UNK], [START] inside a sentence
+            assert not row[len(body) + 1:].any()  # padding after [END]
+
+
 def test_saves_and_reloads_with_tied_and_untied_outputs(tmp_path):
     enc = np.array([[5, 6, 7]], np.int32)
     dec = np.array([[START_ID, 4, 9]], np.int32)

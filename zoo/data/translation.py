@@ -23,8 +23,8 @@ with `decoder_tokens = [START] + target pieces` and `targets = target pieces + [
 0-padded; training batches hold pairs of similar length (`length_sorted_batches`).
 
 Defined behaviour for awkward input:
-- empty source: no tokens; the encoder sees a fully masked sequence (the
-  decoder still produces its prior).  `zoo predict` refuses it instead.
+- empty source: no tokens; `translate` and the serving signature return ""
+  for it (the model alone would produce its prior).  `zoo predict` refuses it.
 - longer than `max_length` pieces: the source keeps its first `max_length`
   pieces and the target its first `max_length - 1` (plus `[END]`);
   `info["truncated"]` counts the training pairs cut, and the serving

@@ -17,9 +17,9 @@ class TranslationServing(Serving):
     and was cut to its first `max_length`).  Tokenisation uses core
     TensorFlow ops only (a lookup table; the same ids as the keras-hub
     WordPiece tokenizer used in training), so the SavedModel loads with
-    TensorFlow alone.  An empty string translates to the model's prior
+    TensorFlow alone.  An empty or whitespace-only string translates to ""
     (`zoo predict` refuses it); characters never seen in training turn
-    their word into `[UNK]`.
+    their word into `[UNK]`, which the decoder never emits.
     """
 
     def __init__(self, model, spec, info, preprocessor=None):
@@ -32,6 +32,7 @@ class TranslationServing(Serving):
         return [self.preprocessor.core_source.table]
 
     def serve(self, text):
+        """tf.string `(B,)` -> `{"translation": tf.string (B,), "truncated": bool (B,)}` (greedy, cached)."""
         import tensorflow as tf
 
         from zoo.tasks.translation import greedy_decode
@@ -39,7 +40,8 @@ class TranslationServing(Serving):
         ids, truncated = self.preprocessor.encode_source_core(text)
         ids = tf.pad(ids, [[0, 0], [0, tf.maximum(1 - tf.shape(ids)[1], 0)]])  # at least one column
         tokens = greedy_decode(self.model, ids)
-        return {"translation": self.preprocessor.detokenize(tokens), "truncated": truncated}
+        empty = tf.equal(tf.strings.length(tf.strings.strip(text)), 0)
+        return {"translation": tf.where(empty, "", self.preprocessor.detokenize(tokens)), "truncated": truncated}
 
     def samples(self):
         long = " ".join(["A man in a red shirt is riding a bike down the street."] * 12)

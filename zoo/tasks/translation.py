@@ -34,7 +34,7 @@ from zoo.training import TASKS
 
 __all__ = ["MaskedTokenAccuracy", "greedy_decode", "beam_decode", "decode", "compiled_decode", "translate", "bleu_scores", "evaluate_translation"]
 
-PAD_ID, START_ID, END_ID = 0, 2, 3
+PAD_ID, UNK_ID, START_ID, END_ID = 0, 1, 2, 3
 _NEG = -1e9
 
 
@@ -107,8 +107,9 @@ def _next_fn(model, encoder_outputs, encoder_mask, cross_caches, cached):
     def next_fn(prompt, cache, index):
         logits, _, cache = (next_cached if cached else next_uncached)(prompt, cache, index)
         vocab = ops.shape(logits)[-1]
-        banned = ops.logical_or(ops.equal(ops.arange(vocab), PAD_ID), ops.equal(ops.arange(vocab), START_ID))
-        return ops.where(banned, ops.cast(_NEG, logits.dtype), logits), None, cache  # never emit [PAD]/[START]
+        ids = ops.arange(vocab)
+        banned = ops.logical_or(ops.less_equal(ids, UNK_ID), ops.equal(ids, START_ID))
+        return ops.where(banned, ops.cast(_NEG, logits.dtype), logits), None, cache  # never emit [PAD]/[UNK]/[START]
 
     return next_fn
 
@@ -245,7 +246,18 @@ def translate(model, tokenizers, sentences: Sequence[str], *, beam_width=1, leng
               batch_size=64, cached=True) -> list[str]:
     """English sentences -> German sentences (detokenised, cased).
 
-    Sources longer than the tokenizers' `max_length` pieces are cut to it.
+    Args:
+        model: a `TransformerTranslator`.
+        tokenizers: the run's `TranslationTokenizers`.
+        sentences: N English strings.
+        beam_width, length_penalty, max_length, cached: see `beam_decode`.
+        batch_size: sentences decoded together.
+
+    Returns:
+        N German strings.  An empty (or whitespace-only) source gives "";
+        a source longer than the tokenizers' `max_length` pieces is cut to
+        it (`tokenizers.encode_source` counts and the serving signature
+        reports it).
     """
     import tensorflow as tf
 
@@ -258,7 +270,7 @@ def translate(model, tokenizers, sentences: Sequence[str], *, beam_width=1, leng
         if ids.shape[1] == 0:
             ids = tf.zeros([len(chunk), 1], tf.int32)
         out += [s.decode("utf-8") for s in tokenizers.detokenize(fn(ids)).numpy()]
-    return out
+    return [o if str(src).strip() else "" for src, o in zip(sentences, out)]
 
 
 # ---------------------------------------------------------------------------
