@@ -209,10 +209,21 @@ def fsdd_ctc(*, num_tokens: int = len(DIGIT_WORDS), sample_rate: int = SAMPLE_RA
 class LengthMaskedEncoderBlock(TransformerEncoderBlock):
     """A pre-norm `TransformerEncoderBlock` whose padding mask comes from frame lengths.
 
+    Args:
+        num_heads: int, attention heads (head size `dim // num_heads`).
+        intermediate_dim: int, hidden size of the feed-forward network.
+        dropout: float, dropout of attention weights and residual branches.
+        normalize_first: bool, pre-norm (default) or post-norm.
+        **kwargs: other `TransformerEncoderBlock` arguments.
+
     Call arguments:
         inputs: `(batch, frames, dim)`.
         frame_lengths: int `(batch,)`; frames past them are masked out as keys.
         training: dropout on/off.
+
+    Returns:
+        `(batch, frames, dim)`; rows past `frame_lengths` are computed but
+        never attended to.
     """
 
     def __init__(self, num_heads, intermediate_dim, dropout=0.0, normalize_first=True, **kwargs):

@@ -35,14 +35,17 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     overrides = parse_set(args.set)
-    overrides.setdefault("data", {})["split"] = args.split
-    tag = "fsdd_ctc" if args.split == "conventional" else f"fsdd_ctc_{args.split.replace(':', '_')}"
+    data = overrides.setdefault("data", {})
+    data.setdefault("split", args.split)  # --set data.split=... wins over the --split default
+    split = data["split"]
+    tag = "fsdd_ctc" if split == "conventional" else f"fsdd_ctc_{split.replace(':', '_')}"
     result = zoo.fit("fsdd_ctc", run_dir=args.run_dir or f"runs/{tag}", data_dir=args.data_dir, epochs=args.epochs,
                      batch_size=args.batch_size, limit=args.limit, overrides=overrides,
                      eval_options={"beam_width": args.beam_width})
     test = result.metrics["test"]
-    print(f"\nfsdd_ctc ({args.split}): isolated-digit accuracy {test['isolated_accuracy']:.2%} "
-          f"on {test['num_isolated']} recordings", end="")
+    print(f"\nfsdd_ctc ({split}): isolated-digit accuracy {test['isolated_accuracy']:.2%} "
+          f"(single-word decoding {test['isolated_accuracy_single_word']:.2%}) on {test['num_isolated']} recordings",
+          end="")
     if "wer" in test:
         print(f"; connected-digit WER {test['wer']:.2%} (beam {test['wer_beam']:.2%}) on {test['num_connected']}", end="")
     print(f"; {result.metrics['train_seconds'] / 60:.1f} min of training")

@@ -47,6 +47,8 @@ def test_speech_example_learns_real_digits_and_exports(tmp_path, shared_data_dir
     test = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
     assert test["num_isolated"] == 250 and test["num_connected"] == 50
     assert test["isolated_accuracy_single_word"] > 0.5  # chance is 10%
+    loss = json.loads((tmp_path / "run" / "history.json").read_text())["loss"]
+    assert len(loss) == 12 and loss[-1] < 0.5 * loss[0], loss  # CTC loss falls on real speech
     assert (tmp_path / "run" / "confusion.png").exists() and (tmp_path / "run" / "transcripts.json").exists()
     card = json.loads((tmp_path / "sm" / "fsdd_ctc" / "1" / "model_card.json").read_text())
     assert card["verified"] and "SavedModel:" in out
@@ -59,4 +61,5 @@ def test_translator_example_trains_evaluates_and_exports(tmp_path, shared_data_d
     test = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
     assert test["num_examples"] == 300 and "sacrebleu" in test and "bleu_tokenized_lowercase" in test
     card = json.loads((tmp_path / "sm" / "multi30k_transformer" / "1" / "model_card.json").read_text())
-    assert card["verified"] and "A man is riding a bike." in out
+    assert card["verified"] and "A man is riding a bike.  ->  " in out
+    assert "[UNK]" not in out and "[START]" not in out and "[PAD]" not in out

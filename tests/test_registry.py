@@ -85,6 +85,15 @@ def test_unknown_override_lists_valid_keys(throwaway):
     assert model_kw == {"units": 7} and train_kw["epochs"] == 3 and train_kw["data"] == {"augment": False}
 
 
+def test_nested_data_overrides_merge_with_the_spec():
+    spec = zoo.get_spec("fsdd_ctc")
+    assert spec.train["data"]["connected"]["num_train"] == 1000
+    _, train_kw = spec.resolve({"data": {"connected": {"num_test": 100}, "speed": 0.1}})
+    assert train_kw["data"]["connected"] == {**spec.train["data"]["connected"], "num_test": 100}
+    assert train_kw["data"]["speed"] == 0.1
+    assert spec.train["data"]["connected"]["num_test"] == 500  # the spec itself is untouched
+
+
 def test_duplicate_registration_is_an_error(throwaway):
     throwaway("tmp_dup")
     with pytest.raises(ValueError, match="already registered"):

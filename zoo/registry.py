@@ -237,7 +237,7 @@ class ModelSpec:
                 model_kw[key] = value
             elif key in TRAIN_KEYS:
                 if key == "data" and isinstance(value, Mapping):
-                    value = {**train_kw.get("data", {}), **value}
+                    value = _deep_merge(train_kw.get("data", {}), value)
                 train_kw[key] = value
             else:
                 close = difflib.get_close_matches(key, [*self.defaults, *TRAIN_KEYS], n=3)
@@ -248,6 +248,17 @@ class ModelSpec:
                     f"training settings: {', '.join(sorted(TRAIN_KEYS))}"
                 )
         return model_kw, train_kw
+
+
+def _deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict:
+    """`base` updated by `update`, nested mappings merged key by key (not replaced)."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def _load_model_families() -> None:

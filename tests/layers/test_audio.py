@@ -37,12 +37,16 @@ def test_log_mel_matches_keras_mel_spectrogram():
 def test_padding_is_inert():
     layer, norm = LogMelSpectrogram(), UtteranceNormalization()
     w, n = _waves([3000, 1200], 3200, seed=1)
-    wide = np.concatenate([w, np.random.default_rng(2).standard_normal((2, 1600)).astype(np.float32)], 1)  # junk past length
+    wide = np.concatenate([w, np.zeros((2, 1600), np.float32)], 1)
+    junk = np.random.default_rng(2).standard_normal(wide.shape).astype(np.float32)
+    past = np.arange(wide.shape[1])[None, :] >= n[:, None]
+    wide = np.where(past, junk, wide)  # junk right after each length: only the zeroing keeps it out
     f1, l1 = layer(w, n)
     f2, l2 = layer(wide, n)
     alone, _ = layer(w[1:, :1200], n[1:])
     t = f1.shape[1]
-    np.testing.assert_allclose(np.asarray(f2)[:, :t][0, :l1[0]], np.asarray(f1)[0, :l1[0]], atol=1e-4)
+    for i in range(2):
+        np.testing.assert_allclose(np.asarray(f2)[i, :l1[i]], np.asarray(f1)[i, :l1[i]], atol=1e-4)
     np.testing.assert_allclose(np.asarray(alone)[0, :l1[1]], np.asarray(f1)[1, :l1[1]], atol=1e-4)
     y = np.asarray(norm(f1, l1))
     valid = y[1, :int(l1[1])]
@@ -80,3 +84,9 @@ def test_spec_augment_training_only_and_inside_lengths():
 def test_configs_round_trip(cls):
     layer = cls()
     assert cls.from_config(layer.get_config()).get_config() == layer.get_config()
+
+
+def test_empty_batch_of_zero_samples_gives_one_frame():
+    feats, frames = LogMelSpectrogram(num_mel_bins=16)(np.zeros((2, 0), np.float32), np.zeros(2, np.int32))
+    assert tuple(feats.shape)[::2] == (2, 16) and np.isfinite(np.asarray(feats)).all()
+    assert np.asarray(frames).tolist() == [1, 1]

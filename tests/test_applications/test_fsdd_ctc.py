@@ -7,7 +7,7 @@ import tensorflow as tf
 
 import zoo
 from speech_fixtures import tone
-from applications.speech import output_lengths
+from applications.speech import CTCBlankPadding, ConvSubsampling, LengthMaskedEncoderBlock, output_lengths
 from zoo.data.speech import DIGIT_WORDS
 from zoo.tasks.speech import CTCLoss, beam_decode, decode, greedy_decode, ids_to_text, single_token_decode, ids_to_text_tf, word_error_rate
 
@@ -118,6 +118,36 @@ def test_model_shapes_blank_padding_lengths_and_reload(tmp_path):
     spec = zoo.get_spec("fsdd_ctc")
     assert spec.modality == "speech" and spec.dataset == "fsdd"
     assert spec.metrics == ("wer", "isolated_accuracy", "loso_accuracy")
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ConvSubsampling(channels=4, stages=3, dim=8),
+    lambda: CTCBlankPadding(blank_index=4),
+    lambda: LengthMaskedEncoderBlock(num_heads=2, intermediate_dim=16, dropout=0.1),
+    lambda: CTCLoss(normalize="label_length"),
+], ids=["ConvSubsampling", "CTCBlankPadding", "LengthMaskedEncoderBlock", "CTCLoss"])
+def test_speech_parts_round_trip_through_config(make):
+    obj = make()
+    config = obj.get_config()
+    again = type(obj).from_config(config)
+    assert again.get_config() == config
+    assert keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(obj)).get_config() == config
+
+
+def test_speech_layers_compute_what_their_config_says():
+    x = np.random.default_rng(0).standard_normal((2, 17, 16)).astype(np.float32)
+    lengths = np.array([17, 9], np.int32)
+    sub = ConvSubsampling(channels=4, stages=3, dim=8)
+    y, n = sub(x, lengths)
+    assert tuple(y.shape) == (2, 3, 8) and np.asarray(n).tolist() == [3, 2]  # ceil(17/8), ceil(9/8)
+    clone = ConvSubsampling.from_config(sub.get_config())
+    clone(x, lengths)
+    clone.set_weights(sub.get_weights())
+    np.testing.assert_allclose(np.asarray(clone(x, lengths)[0]), np.asarray(y), atol=1e-6)
+    logits = CTCBlankPadding(blank_index=3)(np.zeros((2, 4, 4), np.float32), np.array([4, 1], np.int32))
+    assert (np.asarray(logits)[1, 1:].argmax(-1) == 3).all() and (np.asarray(logits)[0] == 0).all()
+    with pytest.raises(ValueError, match="normalize"):
+        CTCLoss(normalize="frames")
 
 
 def _synthetic(n, seed):

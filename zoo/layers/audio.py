@@ -55,7 +55,8 @@ class LogMelSpectrogram(keras.layers.Layer):
         **kwargs: other `keras.layers.Layer` arguments.
 
     Call arguments:
-        waveform: float `(batch, samples)`, zero-padded.
+        waveform: float `(batch, samples)`, zero-padded (`samples` may be 0:
+            treated as one silent sample).
         length: int `(batch,)`, true samples of each waveform (clipped to [0, samples]).
 
     Returns:
@@ -95,6 +96,8 @@ class LogMelSpectrogram(keras.layers.Layer):
 
     def call(self, waveform, length):
         waveform = ops.cast(waveform, "float32")
+        # a batch padded to 0 samples gets one zero sample: the STFT's reflect padding needs some signal
+        waveform = ops.pad(waveform, [[0, 0], [0, ops.maximum(1 - ops.shape(waveform)[1], 0)]])
         samples = ops.shape(waveform)[1]
         length = ops.clip(ops.cast(length, "int32"), 0, samples)
         keep = ops.less(ops.expand_dims(ops.arange(samples, dtype="int32"), 0), ops.expand_dims(length, 1))

@@ -41,6 +41,7 @@ class SpeechServing(Serving):
                                 tf.TensorSpec([None], tf.int32, name="length")]
 
     def serve(self, waveform, length):
+        """float32 `(B, N)` waveforms + int32 `(B,)` lengths -> `{"transcript": tf.string (B,)}`."""
         import tensorflow as tf
 
         from zoo.tasks.speech import greedy_decode, ids_to_text_tf
@@ -69,6 +70,7 @@ class SpeechServing(Serving):
         return {"waveform": wave, "length": np.array([int(0.6 * sr), sr, int(0.3 * sr), 800], np.int32)}
 
     def read_inputs(self, items):
+        """WAV paths -> `{"waveform": float32 (B, N) zero-padded, "length": int32 (B,)}` at 8 kHz (resampled)."""
         from zoo.data.speech import read_wav
 
         waves = []
