@@ -43,6 +43,18 @@ def test_fit_writes_a_complete_run_and_learns(tmp_path, tiny_cifar):
     np.testing.assert_allclose(model.predict(x, verbose=0), result.model.predict(x, verbose=0), atol=1e-6)
 
 
+class _StopAfterTwo(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            self.model.stop_training = True  # e.g. a time budget
+
+
+def test_an_early_stop_records_the_epochs_that_ran(tmp_path, tiny_cifar):
+    result = _fit(tmp_path / "run", tiny_cifar, epochs=5, callbacks=[_StopAfterTwo()])
+    assert result.metrics["epochs"] == 2 and result.metrics["epochs_planned"] == 5
+    assert json.loads((result.run_dir / "state.json").read_text()) == {"status": "complete", "epochs": 2}
+
+
 class _Crash(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self.params and getattr(self, "_epoch", 0) == 1 and batch == 2:

@@ -338,11 +338,13 @@ def fit(
     history = logger.history
     save_model(model, run_dir / "model.keras")
 
-    metrics = {"model": spec.name, "params": int(model.count_params()), "epochs": int(train_kw["epochs"]),
+    ran = len(history.get("loss", [])) or int(train_kw["epochs"])  # fewer when a callback stopped training early
+    metrics = {"model": spec.name, "params": int(model.count_params()), "epochs": ran,
+               "epochs_planned": int(train_kw["epochs"]),
                "train_seconds": float(history.get("wall_seconds", [0.0])[-1] if history.get("wall_seconds") else 0.0),
                "precision": policy}
     if evaluate_test:
         metrics["test"] = evaluate(spec, model, data, run_dir, **dict(eval_options or {}))
     write_json(run_dir / "metrics.json", _jsonable(metrics))
-    write_json(state_path, {"status": "complete", "epochs": int(train_kw["epochs"])})
+    write_json(state_path, {"status": "complete", "epochs": ran})
     return RunResult(run_dir, model, spec, history, metrics, config, data)
