@@ -252,14 +252,21 @@ def resample(x: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
 def speed_perturb(x: np.ndarray, factor: float) -> np.ndarray:
     """`x` played `factor` times faster: float32 `(round(N / factor),)`, pitch scaled by `factor`.
 
-    Band-limited resampling (`resample`) from `factor * 1000` to 1000 Hz
-    (the factor is rounded to 0.001): the speed perturbation of Ko et al.,
-    "Audio Augmentation for Speech Recognition", Interspeech 2015.
+    Linear interpolation at `factor`-spaced points: for factors near 1
+    (0.9-1.1) it is what band-limited resampling (`resample`) gives up to
+    a mild low-pass, at a twentieth of the cost, which matters because it
+    runs on every training example of every epoch.  The speed
+    perturbation of Ko et al., "Audio Augmentation for Speech
+    Recognition", Interspeech 2015.
     """
-    rate = int(round(float(factor) * 1000))
-    if rate <= 0:
+    factor = float(factor)
+    if factor <= 0:
         raise ValueError(f"speed_perturb: factor must be positive, got {factor}")
-    return resample(x, rate, 1000)
+    x = np.asarray(x, np.float32)
+    if factor == 1.0 or len(x) == 0:
+        return x
+    n_out = max(1, int(round(len(x) / factor)))
+    return np.interp(np.arange(n_out) * factor, np.arange(len(x)), x).astype(np.float32)
 
 
 # ---------------------------------------------------------------------------
