@@ -158,7 +158,8 @@ def output_lengths(model, length):
         "warmup": 0.1,
         "weight_decay": 1e-2,
         "clipnorm": 5.0,
-        "data": {"connected": {"num_train": 1000, "num_test": 500}},
+        # speed perturbation 0.9-1.1: connected WER 2.86% -> 2.27%, isolated 96.4% -> 97.2% (bench/RESULTS.md)
+        "data": {"connected": {"num_train": 1000, "num_test": 500}, "speed": 0.1},
     },
     reference="CTC (Graves et al., 2006) over a Speech-Transformer-style encoder (Dong et al., 2018), SpecAugment",
 )
