@@ -62,6 +62,12 @@ def test_predict_refuses_empty_text(text_run, capsys):
     assert "empty text" in capsys.readouterr().err
 
 
+def test_evaluate_refuses_a_limit_that_would_refit_the_vocabulary(text_run, tiny_imdb, capsys):
+    args = ["evaluate", "imdb_bilstm_attention", "--run-dir", str(text_run), "--data-dir", str(tiny_imdb)]
+    assert main([*args, "--limit", "7"]) == 2
+    assert "new vocabulary" in capsys.readouterr().err
+
+
 @pytest.mark.slow  # a training run, a full export and a TFLite conversion: ~1 min on 2 cores
 def test_tflite_export_of_the_token_signature_matches(tiny_imdb, tmp_path, capsys):
     run = tmp_path / "run"

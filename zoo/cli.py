@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pathlib
 import os
 import sys
 from typing import Any, Sequence
@@ -100,6 +101,10 @@ def cmd_evaluate(args) -> int:
     if spec.name != args.name:
         raise ValueError(f"{args.run_dir} holds a {spec.name} run, not {args.name}")
     train = config["train"]
+    if (args.limit is not None and args.limit != config.get("limit")
+            and (pathlib.Path(args.run_dir) / "preprocessor").exists()):
+        raise ValueError(f"--limit {args.limit} differs from the run's ({config.get('limit')}): the loader would fit "
+                         "a new vocabulary on that slice, which does not match the trained model; leave --limit out")
     data = load_dataset(spec.dataset, data_dir=args.data_dir or config.get("data_dir"), batch_size=int(train["batch_size"]),
                         limit=args.limit if args.limit is not None else config.get("limit"), seed=int(train.get("seed", 0)),
                         **dict(train.get("data", {})))
