@@ -42,13 +42,14 @@ def test_text_example_trains_evaluates_exports_and_draws_attention(tmp_path, sha
 
 @pytest.mark.slow
 def test_speech_example_learns_real_digits_and_exports(tmp_path, shared_data_dir):
-    out = _run("train_speech.py", tmp_path, shared_data_dir, "--epochs", "12", "--limit", "600", "--beam-width", "1",
+    out = _run("train_speech.py", tmp_path, shared_data_dir, "--epochs", "20", "--limit", "800", "--batch-size", "16",
+               "--beam-width", "1",
                "--set", "data.connected.num_train=200", "--set", "data.connected.num_test=50")
     test = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
     assert test["num_isolated"] == 250 and test["num_connected"] == 50
     assert test["isolated_accuracy_single_word"] > 0.5  # chance is 10%
     loss = json.loads((tmp_path / "run" / "history.json").read_text())["loss"]
-    assert len(loss) == 12 and loss[-1] < 0.5 * loss[0], loss  # CTC loss falls on real speech
+    assert len(loss) == 20 and loss[-1] < 0.5 * loss[0], loss  # CTC loss falls on real speech
     assert (tmp_path / "run" / "confusion.png").exists() and (tmp_path / "run" / "transcripts.json").exists()
     card = json.loads((tmp_path / "sm" / "fsdd_ctc" / "1" / "model_card.json").read_text())
     assert card["verified"] and "SavedModel:" in out

@@ -41,6 +41,7 @@ def test_run_metrics(speech_run):
     assert np.trace(cm) / cm.sum() == pytest.approx(test["isolated_accuracy"])
 
 
+@pytest.mark.slow  # a full export verified in a fresh process, then another: ~12-30 s; `make slow`
 def test_export_serving_default_without_zoo(speech_run, tmp_path):
     run, result = speech_run
     out = export_model(run, base_dir=tmp_path / "sm")
