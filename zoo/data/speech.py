@@ -94,6 +94,7 @@ __all__ = [
     "connected_utterances",
     "render_utterance",
     "make_speech_dataset",
+    "pad_waveforms",
     "transcript",
     "fsdd",
 ]
@@ -521,24 +522,34 @@ def render_utterance(rec: Recordings, utt: Utterance) -> tuple[np.ndarray, list[
     return np.concatenate(parts), [int(rec.digits[i]) for i in utt.recordings]
 
 
-def transcript(labels) -> str:
-    """Token ids (any -1 padding dropped) -> "three five nine"."""
-    return " ".join(DIGIT_WORDS[int(t)] for t in np.asarray(labels).reshape(-1) if 0 <= int(t) < len(DIGIT_WORDS))
+def transcript(labels, tokens: Sequence[str] = DIGIT_WORDS) -> str:
+    """Token ids `(L,)` (ids outside the token set, such as -1 padding, dropped) -> "three five nine"."""
+    return " ".join(tokens[int(t)] for t in np.asarray(labels).reshape(-1) if 0 <= int(t) < len(tokens))
 
 
 # ---------------------------------------------------------------------------
 # Pipelines
 
 
-def _pad_batch(waves: list, labels: list, label_width: int, pad_multiple: int):
-    n = max(1, max(len(w) for w in waves))
+def pad_waveforms(waves: Sequence[np.ndarray], pad_multiple: int = 1) -> dict:
+    """Waveforms of any lengths -> `{"waveform": float32 (B, N), "length": int32 (B,)}`, the model's inputs.
+
+    Each row is zero-padded after its own length; `N` is the longest (at
+    least 1) rounded up to a multiple of `pad_multiple`.
+    """
+    n = max(1, max((len(w) for w in waves), default=1))
     n = -(-n // pad_multiple) * pad_multiple
     x = np.zeros((len(waves), n), np.float32)
-    y = np.full((len(waves), label_width), LABEL_PAD, np.int32)
-    for i, (w, lab) in enumerate(zip(waves, labels)):
+    for i, w in enumerate(waves):
         x[i, :len(w)] = w
+    return {"waveform": x, "length": np.array([len(w) for w in waves], np.int32)}
+
+
+def _pad_batch(waves: list, labels: list, label_width: int, pad_multiple: int):
+    y = np.full((len(waves), label_width), LABEL_PAD, np.int32)
+    for i, lab in enumerate(labels):
         y[i, :len(lab)] = lab
-    return {"waveform": x, "length": np.array([len(w) for w in waves], np.int32)}, y
+    return pad_waveforms(waves, pad_multiple), y
 
 
 def make_speech_dataset(rec: Recordings, items: Any, *, batch_size: int, training: bool, seed: int = 0,
@@ -561,8 +572,8 @@ def make_speech_dataset(rec: Recordings, items: Any, *, batch_size: int, trainin
         connected_per_epoch: optional callable `epoch -> list[Utterance]`
             adding fresh connected utterances to every training epoch.
         speed: when training, play each example at a random speed in
-            `[1 - speed, 1 + speed]` (band-limited resampling: tempo and
-            pitch change together, the usual speed perturbation); 0: off.
+            `[1 - speed, 1 + speed]` (`speed_perturb`: tempo and pitch
+            change together, the usual speed perturbation); 0: off.
 
     Returns:
         tf.data.Dataset of `({"waveform": float32 (B, N), "length": int32 (B,)}, int32 (B, label_width))`.

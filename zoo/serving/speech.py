@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from zoo.data.speech import DIGIT_WORDS, SAMPLE_RATE, SILENCE_PEAK, pad_waveforms, read_wav
 from zoo.serving import SERVINGS, Serving
-
-SAMPLE_RATE = 8000
-SILENCE_PEAK = 1e-3  # zoo.data.speech.SILENCE_PEAK (kept here so serving imports no TensorFlow at import time)
 
 
 @SERVINGS.register("speech")
@@ -24,7 +22,7 @@ class SpeechServing(Serving):
 
     Documented behaviour on odd input: lengths are clipped to
     `[0, samples]`; non-finite samples count as 0; an utterance that is
-    silence only (peak below 1e-3 within its length, or length 0) yields
+    silence only (peak below `SILENCE_PEAK` = 1e-3 within its length, or length 0) yields
     the empty transcript.  Other sample rates must be resampled before the
     call; `zoo predict` does that for WAV files (and refuses stereo,
     empty, truncated and non-WAV files with the file named).
@@ -34,8 +32,7 @@ class SpeechServing(Serving):
         import tensorflow as tf
 
         super().__init__(model, spec, info, preprocessor)
-        self.tokens = [str(t) for t in (info.get("tokens") or
-                                        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])]
+        self.tokens = [str(t) for t in (info.get("tokens") or DIGIT_WORDS)]
         self.sample_rate = int(info.get("sample_rate", SAMPLE_RATE))
         self.input_signature = [tf.TensorSpec([None, None], tf.float32, name="waveform"),
                                 tf.TensorSpec([None], tf.int32, name="length")]
@@ -71,19 +68,13 @@ class SpeechServing(Serving):
 
     def read_inputs(self, items):
         """WAV paths -> `{"waveform": float32 (B, N) zero-padded, "length": int32 (B,)}` at 8 kHz (resampled)."""
-        from zoo.data.speech import read_wav
-
         waves = []
         for item in items:
             try:
                 waves.append(read_wav(item, sample_rate=self.sample_rate))
             except ValueError as exc:
                 raise ValueError(f"{exc} (this speech model takes WAV files)") from None
-        n = max(1, max((len(w) for w in waves), default=1))
-        batch = np.zeros((len(waves), n), np.float32)
-        for i, w in enumerate(waves):
-            batch[i, :len(w)] = w
-        return {"waveform": batch, "length": np.array([len(w) for w in waves], np.int32)}
+        return pad_waveforms(waves)
 
     def rows(self, items, outputs, top_k):
         rows = []

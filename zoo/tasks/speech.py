@@ -32,7 +32,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from zoo.data.speech import DIGIT_WORDS, LABEL_PAD
+from zoo.data.speech import DIGIT_WORDS, transcript
 from zoo.evaluation import EVALUATORS
 from zoo.training import TASKS
 
@@ -152,7 +152,7 @@ def decode(logits, lengths=None, *, beam_width: int = 1, single_token: bool = Fa
 def ids_to_text(ids, tokens: Sequence[str] = DIGIT_WORDS) -> list[str]:
     """int `(B, T)` -1-padded token ids -> list of B transcripts ("three five nine")."""
     ids = np.asarray(ids)
-    return [" ".join(tokens[int(t)] for t in row if 0 <= int(t) < len(tokens)) for row in ids.reshape(len(ids), -1)]
+    return [transcript(row, tokens) for row in ids.reshape(len(ids), -1)]
 
 
 def ids_to_text_tf(ids, tokens: Sequence[str] = DIGIT_WORDS):
