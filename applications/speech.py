@@ -79,13 +79,25 @@ class ConvSubsampling(keras.layers.Layer):
         self.project.build((None, None, shape[2] * self.channels))
         self.built = True
 
+    @staticmethod
+    def _halve(lengths):
+        """Valid frames after one stride-2 stage: `ceil(lengths / 2)`."""
+        return (lengths + 1) // 2
+
+    def frame_lengths(self, frame_lengths):
+        """Valid output frames for `frame_lengths` input frames: `ceil(frame_lengths / 2**stages)`, int32 `(batch,)`."""
+        lengths = ops.cast(frame_lengths, "int32")
+        for _ in range(self.stages):
+            lengths = self._halve(lengths)
+        return lengths
+
     def call(self, inputs, frame_lengths):
         x = ops.expand_dims(inputs, -1)
         lengths = ops.cast(frame_lengths, "int32")
         for conv in self.convs:
             x = x * ops.cast(frame_mask(lengths, ops.shape(x)[1]), x.dtype)[:, :, None, None]
             x = conv(ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]))
-            lengths = (lengths + 1) // 2
+            lengths = self._halve(lengths)
         b, t = ops.shape(x)[0], ops.shape(x)[1]
         x = ops.reshape(x, (b, t, x.shape[2] * x.shape[3]))
         return self.project(x), lengths
@@ -133,11 +145,8 @@ class CTCBlankPadding(keras.layers.Layer):
 
 def output_lengths(model, length):
     """Valid output frames of `model` for waveforms of `length` samples: int32 `(batch,)`."""
-    frontend = model.get_layer("log_mel")
-    frames = frontend.frame_lengths(ops.convert_to_tensor(length, "int32"))
-    for _ in range(model.get_layer("subsample").stages):
-        frames = (frames + 1) // 2
-    return frames
+    frames = model.get_layer("log_mel").frame_lengths(ops.convert_to_tensor(length, "int32"))
+    return model.get_layer("subsample").frame_lengths(frames)
 
 
 @register_model(

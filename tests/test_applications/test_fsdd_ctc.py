@@ -140,6 +140,7 @@ def test_speech_layers_compute_what_their_config_says():
     sub = ConvSubsampling(channels=4, stages=3, dim=8)
     y, n = sub(x, lengths)
     assert tuple(y.shape) == (2, 3, 8) and np.asarray(n).tolist() == [3, 2]  # ceil(17/8), ceil(9/8)
+    assert np.asarray(sub.frame_lengths(lengths)).tolist() == [3, 2]  # the rule output_lengths uses
     clone = ConvSubsampling.from_config(sub.get_config())
     clone(x, lengths)
     clone.set_weights(sub.get_weights())
