@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import pathlib
 import os
+import pathlib
 import sys
 from typing import Any, Sequence
 
@@ -100,6 +100,8 @@ def cmd_evaluate(args) -> int:
     spec, model, config = load_run(args.run_dir)
     if spec.name != args.name:
         raise ValueError(f"{args.run_dir} holds a {spec.name} run, not {args.name}")
+    if args.tta and spec.modality != "image":  # before loading any data
+        raise ValueError(f"--tta (flip test-time augmentation) is for image models; {spec.name} is a {spec.modality} model")
     train = config["train"]
     if (args.limit is not None and args.limit != config.get("limit")
             and (pathlib.Path(args.run_dir) / "preprocessor").exists()):
@@ -108,8 +110,6 @@ def cmd_evaluate(args) -> int:
     data = load_dataset(spec.dataset, data_dir=args.data_dir or config.get("data_dir"), batch_size=int(train["batch_size"]),
                         limit=args.limit if args.limit is not None else config.get("limit"), seed=int(train.get("seed", 0)),
                         **dict(train.get("data", {})))
-    if args.tta and spec.modality != "image":
-        raise ValueError(f"--tta (flip test-time augmentation) is for image models; {spec.name} is a {spec.modality} model")
     options = {"tta_flip": True} if args.tta else {}
     metrics = evaluate(spec, model, data, args.run_dir, **options)
     out = os.path.join(args.run_dir, "evaluation.json")
