@@ -35,8 +35,10 @@ def table(report: dict) -> str:
     for name, m in report["models"].items():
         data = m["settings"]["train"].get("data", {})
         val = ", ".join(f"{v:.1%}" for v in m.get("val_accuracy_per_epoch") or [])
+        head = data.get("head_tokens")
+        window = "first" if head is None else f"{head}+rest"
         rows.append(f"| `{name}` | {m['params']:,} | {m['epochs']} | {data.get('sequence_length')} "
-                    f"({data.get('head_tokens')}+rest) | {val} | **{m['test_accuracy']:.2%}** ({m['num_test']:,}) "
+                    f"({window}) | {val} | **{m['test_accuracy']:.2%}** ({m['num_test']:,}) "
                     f"| {m['train_seconds']:.0f} s ({m['train_seconds'] / 60:.1f} min) |")
     return "\n".join(rows)
 
@@ -58,9 +60,9 @@ def main(argv=None):
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "models": {}}
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    overrides = {**parse_set(args.set), **({"epochs": args.epochs} if args.epochs else {})}
     for name in args.models.split(","):
         t = time.perf_counter()
-        overrides = {**parse_set(args.set), **({"epochs": args.epochs} if args.epochs else {})}
         settings = json.dumps(zoo.get_spec(name).resolve(overrides), sort_keys=True, default=str)
         run_dir = pathlib.Path(args.run_root) / f"{name}-{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
         r = zoo.fit(name, run_dir=run_dir, data_dir=args.data_dir, overrides=overrides, verbose=2)
