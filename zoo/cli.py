@@ -130,7 +130,9 @@ def cmd_export(args) -> int:
 def cmd_predict(args) -> int:
     from zoo.export import predict
 
-    rows = predict(args.target, args.inputs, run_dir=args.run_dir, top_k=args.top_k)
+    generation = {k: getattr(args, k) for k in ("sampler", "num_return_sequences", "max_length", "temperature",
+                                                  "top_p", "seed")}
+    rows = predict(args.target, args.inputs, run_dir=args.run_dir, top_k=args.top_k, generation=generation)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -197,8 +199,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("target", help="a SavedModel directory, or a registered model name (with --run-dir)")
     s.add_argument("inputs", nargs="+")
     s.add_argument("--run-dir", help="run directory when TARGET is a model name (default: runs/NAME)")
-    s.add_argument("--top-k", type=int, default=3)
+    s.add_argument("--top-k", type=int, help="classes to list (default 3); text generation: k of --sampler top_k")
     s.add_argument("--json", action="store_true", help="machine-readable output")
+    g = s.add_argument_group("text generation (language models such as imdb_gpt)")
+    g.add_argument("--sampler", help="greedy | beam | top_k | top_p | random (default top_p)")
+    g.add_argument("--num-return-sequences", type=int, help="continuations per prompt (default 1)")
+    g.add_argument("--max-length", type=int, help="total tokens: start + prompt + continuation (default 64)")
+    g.add_argument("--temperature", type=float, help="divide the logits by this (default 1.0)")
+    g.add_argument("--top-p", type=float, help="p of the top_p sampler (default 0.9)")
+    g.add_argument("--seed", type=int, help="seed of the random samplers (same seed, same text)")
     s.set_defaults(func=cmd_predict)
     return p
 

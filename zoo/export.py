@@ -332,14 +332,18 @@ def export_model(
 # predict
 
 
-def predict(target: str, items: Sequence[str], *, run_dir: str | None = None, top_k: int = 3) -> list[dict]:
+def predict(target: str, items: Sequence[str], *, run_dir: str | None = None, top_k: int | None = None,
+            generation: Mapping[str, Any] | None = None) -> list[dict]:
     """Run a SavedModel directory or a registered model's trained run on raw inputs.
 
     Args:
         target: a SavedModel version directory (with its `model_card.json`),
             or a registered model name (its run: `run_dir`, default `runs/NAME`).
         items: image/WAV file paths, or text strings, as the model's modality needs.
-        top_k: how many classes to list for classifiers.
+        top_k: how many classes to list for classifiers (default 3); for
+            text generation, the k of the top_k sampler.
+        generation: text-generation settings (sampler, num_return_sequences,
+            max_length, temperature, top_p, seed); an error for other models.
 
     Returns:
         One dict per input, e.g. {"input": "cat.jpg", "label": "cat", "probability": 0.93, ...}.
@@ -361,10 +365,10 @@ def predict(target: str, items: Sequence[str], *, run_dir: str | None = None, to
         serving = load_serving(get_spec(card["model"]), None, card.get("data", {})) if card["model"] in _names() else None
         if serving is None:
             raise ValueError(f"{path}: unknown model {card['model']!r} in its model card")
-        raw = serving.read_inputs(items)
+        raw = _read_inputs(serving, items, top_k, generation)
         kwargs = {k: tf.constant(list(v) if v.dtype == object else v) for k, v in raw.items()}
         outputs = {k: v.numpy() for k, v in fn(**kwargs).items()}
-        return serving.rows(items, outputs, top_k)
+        return serving.rows(items, outputs, top_k or 3)
     if target not in _names():
         get_spec(target)  # raises with close matches
     from zoo.training import load_run
@@ -373,8 +377,19 @@ def predict(target: str, items: Sequence[str], *, run_dir: str | None = None, to
     rdir = pathlib.Path(run_dir or os.path.join("runs", target))
     info = json.loads((rdir / "data_info.json").read_text()) if (rdir / "data_info.json").exists() else {}
     serving = load_serving(spec, model, info, _load_preprocessor(rdir))
-    outputs = _call_serving(serving, serving.read_inputs(items))
-    return serving.rows(items, outputs, top_k)
+    outputs = _call_serving(serving, _read_inputs(serving, items, top_k, generation))
+    return serving.rows(items, outputs, top_k or 3)
+
+
+def _read_inputs(serving: Serving, items, top_k, generation) -> dict:
+    """The recipe's raw inputs; generation settings only reach a text-generation recipe."""
+    if getattr(serving, "generation", False):
+        return serving.read_inputs(items, **{**dict(generation or {}), "top_k": top_k})
+    used = sorted(k for k, v in (generation or {}).items() if v is not None)
+    if used:
+        raise ValueError(f"{', '.join('--' + k.replace('_', '-') for k in used)}: generation settings are for "
+                         f"text-generation models; {serving.spec.name} is a {serving.spec.task} model")
+    return serving.read_inputs(items)
 
 
 def _names():

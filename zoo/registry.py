@@ -174,6 +174,7 @@ TRAIN_KEYS = {
     "clipnorm": "gradient clipping by global norm (None: off)",
     "seed": "random seed for weights, shuffling and augmentation",
     "data": "keyword arguments for the dataset loader (augmentation, vocabulary size, ...)",
+    "init_from": "a finished run whose weights (and fitted preprocessor) start this model: fine-tuning",
 }
 
 

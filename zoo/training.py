@@ -236,6 +236,14 @@ def load_run(run_dir, *, compile: bool = False) -> tuple[ModelSpec, keras.Model,
                       "finish training first (rerun the same `zoo train` command to resume)")
 
 
+def _init_from(model: keras.Model, spec: ModelSpec, source_dir) -> None:
+    """Start `model` from the finished run `source_dir` through the model's `load_pretrained(source_model)`."""
+    if not hasattr(model, "load_pretrained"):
+        raise ValueError(f"{spec.name} cannot start from another run (init_from): it has no load_pretrained")
+    _, source, _ = load_run(source_dir)
+    model.load_pretrained(source)
+
+
 def fit(
     name: str,
     data: DataBundle | None = None,
@@ -300,8 +308,11 @@ def fit(
 
     keras.utils.set_random_seed(int(train_kw["seed"]))
     if data is None:
+        data_kw = dict(train_kw.get("data", {}))
+        if train_kw.get("init_from"):  # fine-tuning reads its inputs with the pre-trained run's preprocessor
+            data_kw.setdefault("preprocessor_from", str(train_kw["init_from"]))
         data = load_dataset(spec.dataset, data_dir=data_dir, batch_size=int(train_kw["batch_size"]),
-                            limit=limit, seed=int(train_kw["seed"]), **dict(train_kw.get("data", {})))
+                            limit=limit, seed=int(train_kw["seed"]), **data_kw)
     write_json(run_dir / "data_info.json", _jsonable(data.info))
     if data.preprocessor is not None and hasattr(data.preprocessor, "save"):
         data.preprocessor.save(run_dir / "preprocessor")
@@ -318,6 +329,8 @@ def fit(
     try:
         with _strategy().scope():
             model = create_model(name, **model_kw)
+            if train_kw.get("init_from") and not (run_dir / "backup").exists():
+                _init_from(model, spec, train_kw["init_from"])
             loss, metrics = TASKS.get(spec.task)(spec, train_kw)
             model.compile(optimizer=make_optimizer(train_kw, steps * int(train_kw["epochs"])),
                           loss=loss, metrics=metrics, jit_compile=jit_compile)

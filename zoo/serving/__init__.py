@@ -78,8 +78,12 @@ def _py(v):
 
 
 def load_serving(spec: ModelSpec, model, info, preprocessor=None) -> Serving:
-    """The modality's `Serving` recipe around an in-memory model (None: SavedModel-side helpers only)."""
-    return SERVINGS.get(spec.modality)(model, spec, info, preprocessor)
+    """The task's `Serving` recipe if one is registered (e.g. "language_model"), else the modality's.
+
+    `model` may be None (SavedModel-side helpers only).
+    """
+    recipe = SERVINGS.get(spec.task) if spec.task in SERVINGS else SERVINGS.get(spec.modality)
+    return recipe(model, spec, info, preprocessor)
 
 
 from zoo.serving import image  # noqa: E402,F401  (registers "image")
