@@ -203,6 +203,8 @@ class GPTClassifier(keras.Model):
             return
         d = self.backbone.embedding_dim
         self.backbone.build((None, None))
+        if not self.lm_weight:  # the language-model head is unused: no "gradients do not exist" warning
+            self.backbone.output_bias.trainable = False
         if self.pool is not None:
             self.pool.build((None, None, d))
         self.head.build((None, d))

@@ -57,6 +57,7 @@ class GenerationServing(Serving):
             import keras
 
             holder = keras.layers.Layer(name="samplers")
+            holder.built = True
             holder.samplers = {name: make_sampler(name, num_beams=NUM_BEAMS, seed=0) for name in SAMPLERS}
             for name, smp in holder.samplers.items():
                 if getattr(smp, "seed_generator", None) is not None:
@@ -75,9 +76,11 @@ class GenerationServing(Serving):
         length = tf.clip_by_value(max_length, 2, self.model.max_length)
         n = tf.maximum(num_return_sequences, 1)
         ids, truncated = prompt_ids(self.preprocessor, text, length)
-        which = tf.where(tf.equal(tf.constant(list(SAMPLERS)), sampler))
-        tf.debugging.assert_equal(tf.size(which), 1, message=f"unknown sampler; choose one of {', '.join(SAMPLERS)}")
-        index = tf.cast(tf.reshape(which, [-1])[0], tf.int32)
+        known = tf.equal(tf.constant(list(SAMPLERS)), sampler)
+        check = tf.debugging.Assert(tf.reduce_any(known), [f"unknown sampler; choose one of {', '.join(SAMPLERS)}:",
+                                                           sampler])
+        with tf.control_dependencies([check]):
+            index = tf.cast(tf.argmax(tf.cast(known, tf.int32)), tf.int32)
 
         def branch(name):
             def run():
