@@ -50,6 +50,8 @@ def test_export_loads_without_zoo_and_documents_its_signature(exported):
     assert set(card["signature"]["serving_default"]["inputs"]) == {
         "text", "sampler", "max_length", "num_return_sequences", "temperature", "top_k", "top_p", "seed"}
     assert card["signature"]["serving_default"]["outputs"]["generated"][1] == [None, None]
+    readme = (exported / "README.md").read_text()
+    assert "| `sampler` | tf.string `()` |" in readme and "num_return_sequences=1" in readme
     script = (
         "import sys, importlib.abc\n"
         "class B(importlib.abc.MetaPathFinder):\n"

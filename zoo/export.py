@@ -246,6 +246,8 @@ m.signatures["serving_default"](**inputs)
 
 Hyperparameters, data split and the full metrics are in `model_card.json`.
 """
+    if extra.get("serving_notes"):
+        md += "\n## Using the signature\n\n" + extra["serving_notes"] + "\n"
     return card, md
 
 
@@ -304,6 +306,8 @@ def export_model(
         archive.write_out(str(saved), verbose=False)
         signature = verify_saved_model(saved, serving, work) if verify else {}
         extra = {"verified": bool(verify), "tolerance": TOLERANCE if verify else None}
+        if getattr(serving, "card_notes", None):  # what the signature's inputs mean (e.g. sampler settings)
+            extra["serving_notes"] = serving.card_notes()
         if tflite:
             extra["tflite"] = _convert_tflite(saved, serving, saved / "model.tflite", tflite_data)
         for item in saved.iterdir():  # SavedModel files at the version root, as TF Serving expects

@@ -65,6 +65,20 @@ class GenerationServing(Serving):
             self._holder = holder
         return self._holder
 
+    def card_notes(self) -> str:
+        """The model card's explanation of the signature (inputs, outputs, defaults of `zoo predict`)."""
+        import inspect
+
+        doc = inspect.getdoc(type(self))
+        body = doc.split("\n\n", 1)[1]
+        return (body + "\n\n`zoo predict` defaults: " + ", ".join(f"{k}={v}" for k, v in DEFAULTS.items())
+                + " (seed None: a random seed).  Example:\n\n```python\nimport tensorflow as tf\n"
+                "f = tf.saved_model.load(PATH).signatures[\"serving_default\"]\n"
+                "out = f(text=tf.constant([\"This movie was\"]), sampler=tf.constant(\"top_p\"), max_length=tf.constant(64),\n"
+                "        num_return_sequences=tf.constant(3), temperature=tf.constant(1.0), top_k=tf.constant(50),\n"
+                "        top_p=tf.constant(0.9), seed=tf.constant(1, tf.int64))\n"
+                "out[\"generated\"]  # (1, 3) continuations\n```")
+
     def trackables(self):
         return [self.preprocessor.layer, self._samplers()]
 

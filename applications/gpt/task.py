@@ -159,7 +159,7 @@ def _finish(tokens, prompt_mask):
 
 
 def generate(model, prompt_ids, *, sampler="greedy", max_length=None, num_return_sequences=1, temperature=1.0,
-             top_k=50, top_p=0.9, num_beams=4, seed=None, cached=True, sampler_object=None):
+             top_k=50, top_p=0.9, num_beams=4, seed=None, cached=True, stop=True, sampler_object=None):
     """Continue token prompts with a keras-hub sampler.
 
     Args:
@@ -174,6 +174,8 @@ def generate(model, prompt_ids, *, sampler="greedy", max_length=None, num_return
         temperature, top_k, top_p, num_beams: sampler settings.
         seed: int seed of the random samplers (None: unseeded).
         cached: use the key/value cache (True) or recompute the prefix every step.
+        stop: end the loop once every row has produced `[END]` (False: always
+            fill `max_length`, e.g. for timing).
         sampler_object: a ready sampler to use instead of building one (exports).
 
     Returns:
@@ -209,7 +211,7 @@ def generate(model, prompt_ids, *, sampler="greedy", max_length=None, num_return
         smp.k = min(int(smp.k), model.vocabulary_size) if isinstance(smp.k, int) else ops.minimum(
             smp.k, model.vocabulary_size)
     seed_sampler(smp, seed)
-    out = smp(next_fn, buf, cache=cache, index=index, mask=mask, stop_token_ids=[END_ID])
+    out = smp(next_fn, buf, cache=cache, index=index, mask=mask, stop_token_ids=[END_ID] if stop else None)
     if beam:
         out, _ = out  # (B, num_beams, L) best first
         k = ops.shape(out)[1]
