@@ -127,6 +127,8 @@ def test_classifier_fine_tuned_from_the_run_exports_raw_strings(lm_run, tiny_imd
                  overrides=overrides, verbose=0)
     vocab = (run / "preprocessor" / "vocabulary.txt").read_text()
     assert (tmp_path / "clf" / "preprocessor" / "vocabulary.txt").read_text() == vocab  # the LM's tokenizer
+    config = json.loads((tmp_path / "clf" / "config.json").read_text())
+    assert config["train"]["data"]["preprocessor_from"] == str(run)  # so `zoo evaluate` reads the same ids
     assert 0.0 <= result.metrics["test"]["accuracy"] <= 1.0
     path = export_model(tmp_path / "clf", base_dir=tmp_path / "saved")
     assert main(["predict", str(path), "A wonderful film.", "--json"]) == 0

@@ -292,6 +292,8 @@ def fit(
     train_kw.setdefault("seed", 0)
     train_kw.setdefault("epochs", 10)
     train_kw.setdefault("batch_size", 64)
+    if train_kw.get("init_from"):  # fine-tuning reads its inputs with the pre-trained run's preprocessor
+        train_kw["data"] = {"preprocessor_from": str(train_kw["init_from"]), **dict(train_kw.get("data", {}))}
     run_dir = pathlib.Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     policy = precision_policy(precision)
@@ -308,11 +310,8 @@ def fit(
 
     keras.utils.set_random_seed(int(train_kw["seed"]))
     if data is None:
-        data_kw = dict(train_kw.get("data", {}))
-        if train_kw.get("init_from"):  # fine-tuning reads its inputs with the pre-trained run's preprocessor
-            data_kw.setdefault("preprocessor_from", str(train_kw["init_from"]))
         data = load_dataset(spec.dataset, data_dir=data_dir, batch_size=int(train_kw["batch_size"]),
-                            limit=limit, seed=int(train_kw["seed"]), **data_kw)
+                            limit=limit, seed=int(train_kw["seed"]), **dict(train_kw.get("data", {})))
     write_json(run_dir / "data_info.json", _jsonable(data.info))
     if data.preprocessor is not None and hasattr(data.preprocessor, "save"):
         data.preprocessor.save(run_dir / "preprocessor")

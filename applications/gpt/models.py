@@ -147,6 +147,23 @@ class GPTLanguageModel(keras.Model):
         set_keras_mask(x, None)
         return self.logits(x), x, tuple(new)
 
+    def load_pretrained(self, source) -> None:
+        """Start from another `GPTLanguageModel` (or a `GPTClassifier`'s backbone): copy its weights.
+
+        Raises:
+            ValueError: the architectures differ (names each mismatch).
+        """
+        source = getattr(source, "backbone", source)
+        if not isinstance(source, GPTLanguageModel):
+            raise ValueError(f"init_from needs an imdb_gpt run (a GPTLanguageModel), got a {type(source).__name__}")
+        mine, theirs = self.get_config(), source.get_config()
+        keys = ("vocabulary_size", "max_length", "embedding_dim", "num_layers", "num_heads", "intermediate_dim")
+        diff = [f"{k} {theirs[k]} vs {mine[k]}" for k in keys if theirs[k] != mine[k]]
+        if diff:
+            raise ValueError("init_from: the pre-trained language model differs from this model ("
+                             + ", ".join(diff) + "); pass the same sizes with --set")
+        self.set_weights(source.get_weights())
+
     def get_config(self):
         config = super().get_config()
         config.update(vocabulary_size=self.vocabulary_size, max_length=self.max_length,
@@ -224,21 +241,11 @@ class GPTClassifier(keras.Model):
         return ops.cast(self.head(self.head_dropout_layer(pooled, training=training)), "float32")
 
     def load_pretrained(self, source) -> None:
-        """Start from a trained `GPTLanguageModel` (or a `GPTClassifier`'s backbone): copy its weights.
+        """Start from a trained `GPTLanguageModel` (or another classifier's backbone): copy the backbone weights.
 
-        Raises:
-            ValueError: the architectures differ (names the first mismatch).
+        The head keeps its fresh initialisation.  Raises ValueError when the sizes differ.
         """
-        source = getattr(source, "backbone", source)
-        if not isinstance(source, GPTLanguageModel):
-            raise ValueError(f"init_from needs an imdb_gpt run (a GPTLanguageModel), got a {type(source).__name__}")
-        mine, theirs = self.backbone.get_config(), source.get_config()
-        keys = ("vocabulary_size", "max_length", "embedding_dim", "num_layers", "num_heads", "intermediate_dim")
-        diff = [f"{k} {theirs[k]} vs {mine[k]}" for k in keys if theirs[k] != mine[k]]
-        if diff:
-            raise ValueError("init_from: the pre-trained language model differs from this classifier's backbone ("
-                             + ", ".join(diff) + "); pass the same sizes with --set")
-        self.backbone.set_weights(source.get_weights())
+        self.backbone.load_pretrained(source)
 
     def get_config(self):
         config = super().get_config()
