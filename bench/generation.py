@@ -122,6 +122,7 @@ def main(argv=None):
     p.add_argument("--lm-epochs", type=int, default=20)
     p.add_argument("--cls-epochs", type=int, default=2)
     p.add_argument("--cls-set", action="append", default=[], metavar="KEY=VALUE", help="classifier-only overrides")
+    p.add_argument("--cls-tag", default="", help="suffix of the classifier run directories (variants on one LM run)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="backbone size (both models)")
     p.add_argument("--val-limit", type=int, default=1000, help="test reviews for the per-epoch perplexity")
     p.add_argument("--speed-batch", type=int, default=8)
@@ -144,6 +145,12 @@ def main(argv=None):
     lm = zoo.fit("imdb_gpt", run_dir=runs / "imdb_gpt", data_dir=args.data_dir, epochs=args.lm_epochs,
                  limit=args.limit, overrides={**size, "data": {**data_kw, "val_limit": args.val_limit}}, verbose=2,
                  callbacks=[_TimeBudget(args.lm_minutes)])
+    if lm.data is None:  # a finished run was loaded, not retrained: its data for the baselines and prompts
+        from zoo.data import load_dataset
+
+        train = lm.config["train"]
+        lm.data = load_dataset("imdb_lm", data_dir=args.data_dir, batch_size=int(train["batch_size"]),
+                               limit=lm.config.get("limit"), seed=int(train.get("seed", 0)), **dict(train["data"]))
     test = lm.metrics["test"]
     report["language_model"] = {
         "params": lm.metrics["params"], "epochs_run": lm.metrics["epochs"], "train_seconds": lm.metrics["train_seconds"],
@@ -168,7 +175,7 @@ def main(argv=None):
     for label, extra in (("pretrained", {"init_from": str(lm.run_dir)}),
                          ("scratch", {"data": {**data_kw, "preprocessor_from": str(lm.run_dir)}})):
         t0 = time.perf_counter()
-        r = zoo.fit("imdb_gpt_classifier", run_dir=runs / f"imdb_gpt_classifier_{label}", data_dir=args.data_dir,
+        r = zoo.fit("imdb_gpt_classifier", run_dir=runs / f"imdb_gpt_classifier_{label}{args.cls_tag}", data_dir=args.data_dir,
                     epochs=args.cls_epochs, limit=args.limit, overrides={**cls_over, **extra}, verbose=2)
         report["classifier"][label] = {"test_accuracy": r.metrics["test"]["accuracy"],
                                        "num_test": r.metrics["test"]["num_examples"],
