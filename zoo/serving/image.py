@@ -80,6 +80,8 @@ class ImageServing(Serving):
         return {"image_bytes": np.array(encoded, dtype=object)}
 
     def read_inputs(self, items):
+        import tensorflow as tf
+
         data = []
         for item in items:
             path = pathlib.Path(item)
@@ -88,6 +90,10 @@ class ImageServing(Serving):
             raw = path.read_bytes()
             if not raw.startswith(IMAGE_MAGIC):
                 raise ValueError(f"{item}: not a JPEG, PNG, GIF or BMP image; this model classifies images")
+            try:
+                tf.io.decode_image(raw, channels=3, expand_animations=False)
+            except tf.errors.InvalidArgumentError:
+                raise ValueError(f"{item}: the image cannot be decoded (truncated or corrupt file)") from None
             data.append(raw)
         return {"image_bytes": np.array(data, dtype=object)}
 
