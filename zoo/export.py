@@ -243,6 +243,7 @@ def _model_card(name, version, spec, info, meta, signature, extra) -> tuple[dict
 
 - inputs: {sig_in}  ({spec.raw_input})
 - outputs: {sig_out}
+{("- bad inputs: " + extra["notes"]) if extra.get("notes") else ""}
 
 ```python
 import tensorflow as tf
@@ -320,7 +321,7 @@ def export_model(
         saved.rmdir()
         while True:
             version = next_version(model_dir)
-            card, md = _model_card(name, version, spec, info, meta, signature, extra)
+            card, md = _model_card(name, version, spec, info, meta, signature, {**extra, "notes": serving.notes})
             (tmp / "model_card.json").write_text(json.dumps(jsonable(card), indent=2))
             (tmp / "README.md").write_text(md)
             try:

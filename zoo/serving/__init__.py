@@ -64,6 +64,9 @@ class Serving:
     def read_inputs(self, items: Sequence[str]) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    #: what a serving user should know about bad inputs, written into the model card
+    notes: str = ""
+
     #: whether `zoo predict` arguments are file paths (images, WAVs) rather than the text itself
     reads_files: bool = True
 
