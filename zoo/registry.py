@@ -279,7 +279,7 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-def check_value(owner: str, key: str, value: Any, default: Any, *, sizes: bool = False) -> None:
+def check_value(owner: str, key: str, value: Any, default: Any, *, sizes: bool = False, optional: bool = False) -> None:
     """Refuse a setting whose type or range cannot be right, judged by its default.
 
     Args:
@@ -289,11 +289,14 @@ def check_value(owner: str, key: str, value: Any, default: Any, *, sizes: bool =
         default: the spec's or function's default (None: anything goes).
         sizes: integers are sizes or counts: 0 is refused too, unless the
             name says 0 is meaningful (masks, seeds, stages).
+        optional: None is accepted too (a loader setting switched off).
 
     Raises:
         ValueError: one line naming the setting, what it needs and what it got.
     """
-    if default is None or isinstance(default, bool) and not isinstance(value, bool) and isinstance(value, Mapping):
+    if default is None or value is None and optional:
+        return
+    if isinstance(default, bool) and isinstance(value, Mapping):  # a switch that takes its settings as a group
         return
     leaf = key.rsplit(".", 1)[-1]
     bad = None

@@ -241,7 +241,7 @@ def check_data_settings(spec: ModelSpec, data: Mapping[str, Any]) -> None:
                              + (f" (did you mean {', '.join(close)}?)" if close else "")
                              + (f" (use {hint})" if hint else "")
                              + f"; the {spec.dataset} loader takes: {', '.join(valid)}")
-        check_value(spec.name, f"data.{key}", value, params[key].default)
+        check_value(spec.name, f"data.{key}", value, params[key].default, optional=True)
 
 
 def load_run(run_dir, *, compile: bool = False) -> tuple[ModelSpec, keras.Model, dict]:
@@ -262,10 +262,10 @@ def load_run(run_dir, *, compile: bool = False) -> tuple[ModelSpec, keras.Model,
     spec = get_spec(config["model"])  # loads every family, which registers their layers
     try:
         model = keras.saving.load_model(candidate, compile=compile)
-    except Exception as exc:  # a truncated or foreign file: keras says "File not found" or worse
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise RunDirError(f"{candidate} cannot be loaded ({type(exc).__name__}: {first}): the file is corrupt; "
-                          "delete it and rerun the same `zoo train` command (it resumes from the backup)") from None
+    except Exception as exc:  # a truncated or foreign file: Keras says "File not found" or worse
+        raise RunDirError(f"{candidate} cannot be loaded: the file is truncated or corrupt (Keras raised "
+                          f"{type(exc).__name__}); delete it to fall back to checkpoints/last.keras (the last finished "
+                          "epoch), or train again in a new --run-dir") from None
     return spec, model, config
 
 
