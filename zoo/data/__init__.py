@@ -329,6 +329,10 @@ class DataBundle:
         preprocessor: what turns raw inputs into model inputs (a tokenizer,
             a feature extractor), for export; None when the model takes the
             pipeline's inputs as they are (images: raw uint8 pixels).
+        model_args: builder arguments the data decides, such as the fitted
+            vocabulary's size or the sequence length the pipeline cuts to;
+            `fit` passes them to the builder, so such a setting is written
+            once (`--set data.max_tokens=N` sizes the embedding too).
     """
 
     train: "tf.data.Dataset"
@@ -336,6 +340,7 @@ class DataBundle:
     test: "tf.data.Dataset"
     info: dict
     preprocessor: object | None = None
+    model_args: dict = dataclasses.field(default_factory=dict)
 
 
 DATASETS = Registry("dataset")

@@ -288,4 +288,5 @@ def imdb(
     }
     train = make(train_texts, labels[train_idx], True)
     test = make([test_texts[i] for i in test_idx], test_labels[test_idx], False)
-    return DataBundle(train=train, val=val, test=test, info=info, preprocessor=vectorizer)
+    return DataBundle(train=train, val=val, test=test, info=info, preprocessor=vectorizer,
+                      model_args={"vocabulary_size": len(vectorizer.vocabulary), "sequence_length": sequence_length})
