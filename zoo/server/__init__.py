@@ -41,7 +41,8 @@ Differences from TF Serving (what a client might notice):
   agree (no padding of variable-length inputs), and a request larger than
   the maximum runs alone instead of being split.
 - A version that fails to load is reported with state `END` and its error,
-  and retried only when its `saved_model.pb` changes.
+  retried on the next 4 polls, then only when its `saved_model.pb` changes
+  (TF Serving retries 5 times, a minute apart).
 - Error message wording differs; the status codes and the `{"error": ...}`
   shape are the same.  Extra routes: `/` and `/demo` (the demo page) and
   `/demo/models` (what the page needs: modality, class names).

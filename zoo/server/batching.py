@@ -52,31 +52,36 @@ class Batcher:
         self.run, self.max_batch_size, self.timeout, self.executor = run, int(max_batch_size), float(timeout), executor
         self.queue: asyncio.Queue | None = None
         self.task: asyncio.Task | None = None
+        self.closed = False
         self.calls = 0  # joined calls made (for tests and the benchmark)
 
     async def submit(self, inputs: Inputs) -> dict[str, np.ndarray]:
         """Queue one request (all inputs share dimension 0) and wait for its rows of the outputs."""
         loop = asyncio.get_running_loop()
+        rows = {int(v.shape[0]) for v in inputs.values() if v.ndim}
+        if self.closed or len(rows) != 1 or any(v.ndim == 0 for v in inputs.values()):  # run alone
+            return await loop.run_in_executor(self.executor, self.run, inputs)
         if self.task is None or self.task.done():
             self.queue = asyncio.Queue()
             self.task = loop.create_task(self._loop())
-        rows = {int(v.shape[0]) for v in inputs.values() if v.ndim}
-        if len(rows) != 1 or any(v.ndim == 0 for v in inputs.values()):  # not batchable: run alone
-            return await loop.run_in_executor(self.executor, self.run, inputs)
         item = _Item(inputs, rows.pop(), _key(inputs), loop.create_future())
         await self.queue.put(item)
         return await item.future
 
     def close(self) -> None:
-        """Cancel the collecting task (server shutdown)."""
-        if self.task is not None:
-            self.task.cancel()
+        """Finish what is queued, then stop collecting; later requests run alone (call on the event loop)."""
+        self.closed = True
+        if self.queue is not None and self.task is not None and not self.task.done():
+            self.queue.put_nowait(None)  # the collecting task ends when it reaches this
 
     async def _loop(self):
         loop = asyncio.get_running_loop()
-        while True:
-            items = [await self.queue.get()]
-            rows = items[0].rows
+        done = False
+        while not done:
+            first = await self.queue.get()
+            if first is None:
+                return
+            items, rows = [first], first.rows
             deadline = loop.time() + self.timeout
             while rows < self.max_batch_size:
                 try:
@@ -89,6 +94,9 @@ class Batcher:
                         item = await asyncio.wait_for(self.queue.get(), left)
                     except asyncio.TimeoutError:
                         break
+                if item is None:
+                    done = True
+                    break
                 items.append(item)
                 rows += item.rows
             for group in self._groups(items):

@@ -22,6 +22,8 @@ from zoo.server.codec import Spec
 
 __all__ = ["ModelRepository", "ModelVersion", "NotFound", "find_versions"]
 
+MAX_LOAD_ATTEMPTS = 5  # a failing version is retried on the next polls, then only when its saved_model.pb changes
+
 
 class NotFound(LookupError):
     """Unknown model, version or signature: the server answers HTTP 404."""
@@ -51,6 +53,7 @@ class ModelVersion:
     inputs: dict[str, dict[str, Spec]] = field(default_factory=dict)
     card: dict[str, Any] | None = None
     stamp: tuple = ()
+    attempts: int = 0
     _loaded: Any = None
 
     def load(self) -> "ModelVersion":
@@ -142,9 +145,11 @@ class ModelRepository:
                 changes.append((name, v, "unloaded"))
             for v in sorted(found):
                 old = self.versions[name].get(v)
-                if old is not None and not (old.state == "END" and old.stamp != _stamp(found[v])):
-                    continue  # loaded, or failed and unchanged since (a retry would fail the same way)
+                if old is not None and not (old.state == "END" and (old.attempts < MAX_LOAD_ATTEMPTS
+                                                                    or old.stamp != _stamp(found[v]))):
+                    continue  # loaded, or failed too often and unchanged since
                 entry = ModelVersion(name, v, found[v])
+                entry.attempts = (old.attempts if old is not None and old.stamp == _stamp(found[v]) else 0) + 1
                 with self._lock:
                     self.versions[name] = {**self.versions[name], v: entry}
                 entry.load()
@@ -217,4 +222,6 @@ class ModelRepository:
                 return self.get(name, version)
             except NotFound:
                 time.sleep(0.05)
-        raise TimeoutError(f"{name} version {version} did not become available within {timeout} s")
+        entry = self.versions.get(name, {}).get(version)
+        seen = f"state {entry.state} {entry.error}".strip() if entry else "not found on disk"
+        raise TimeoutError(f"{name} version {version} did not become available within {timeout} s ({seen})")
