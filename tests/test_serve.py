@@ -342,10 +342,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
+@pytest.mark.slow  # 4-10 s on 2 shared cores (a browser start, four widgets): `make slow`
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install chromium); "
                                              "this test drives the system browser and never downloads one")
 def test_demo_page_in_headless_chromium(server, direct, tiny_cifar, tmp_path):
-    """Upload a CIFAR test JPEG -> its label and top 5; type a review -> its sentiment."""
+    """Upload a CIFAR test JPEG -> its label and top 5; type a review -> its sentiment; translate; transcribe a WAV."""
     import tarfile
 
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
@@ -353,6 +354,12 @@ def test_demo_page_in_headless_chromium(server, direct, tiny_cifar, tmp_path):
         image = tar.extractfile("cifar10/test/cat/0000.jpg").read()
     (tmp_path / "cat.jpg").write_bytes(image)
     want_label = direct["image"](image_bytes=tf.constant([image]))["label"].numpy()[0].decode()
+    from speech_fixtures import tone
+    from serve_fixtures import EN
+    from zoo.data.speech import DIGIT_WORDS, encode_wav
+
+    (tmp_path / "five.wav").write_bytes(encode_wav(tone(5, seconds=0.3)))
+    want_german = direct["translation"](text=tf.constant([EN[0]]))["translation"].numpy()[0].decode()
     review = "A wonderful, superb and moving film."
     want_sentiment = {"pos": "positive", "neg": "negative"}[
         direct["text"](text=tf.constant([review]))["label"].numpy()[0].decode()]
@@ -375,5 +382,17 @@ def test_demo_page_in_headless_chromium(server, direct, tiny_cifar, tmp_path):
             page.click("#panel-imdb_bilstm_attention button.go")
             page.wait_for_selector("#panel-imdb_bilstm_attention .result b.label")
             assert page.inner_text("#panel-imdb_bilstm_attention .result b.label") == want_sentiment
+
+            # the other two widgets: English -> German, and a WAV decoded and resampled by the browser
+            page.click("nav button[data-model=multi30k_transformer]")
+            page.fill("#panel-multi30k_transformer textarea", EN[0])
+            page.click("#panel-multi30k_transformer button.go")
+            page.wait_for_selector("#panel-multi30k_transformer .result span.label")
+            assert page.inner_text("#panel-multi30k_transformer .result span.label") == want_german
+            page.click("nav button[data-model=fsdd_ctc]")
+            page.set_input_files("#panel-fsdd_ctc input.upload", str(tmp_path / "five.wav"))
+            page.wait_for_selector("#panel-fsdd_ctc .result b.label")
+            words = page.inner_text("#panel-fsdd_ctc .result b.label")
+            assert words == "(silence)" or set(words.split()) <= set(DIGIT_WORDS), words
         finally:
             browser.close()
