@@ -110,6 +110,7 @@ def measure(worker, concurrency: int, seconds: float, warmup: float) -> dict:
 
 
 def http_worker(port: int, bodies: list[bytes], name: str):
+    """Per client thread: a keep-alive connection and a call that POSTs the next body to `:predict`."""
     def make(i):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         conn.connect()  # Nagle off, as curl and most HTTP clients do (else a body sent after its headers waits)
@@ -129,6 +130,7 @@ def http_worker(port: int, bodies: list[bytes], name: str):
 
 
 def start_server(path: pathlib.Path, max_batch_size: int) -> tuple[subprocess.Popen, int]:
+    """`zoo serve path` in its own process on a free port; returns once the model answers."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -152,6 +154,7 @@ def start_server(path: pathlib.Path, max_batch_size: int) -> tuple[subprocess.Po
 
 
 def main(argv=None) -> int:
+    """Measure every setting at every concurrency, print the table, write the JSON."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model-dir", help="model directory of versions (default saved_models/cifar10_cnn, else untrained)")
     p.add_argument("--seconds", type=float, default=5.0, help="measured seconds per setting")

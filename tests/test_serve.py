@@ -168,6 +168,12 @@ def test_bad_requests_get_a_clear_error_and_the_server_keeps_answering(server, w
     assert status == 200 and len(answer["predictions"][0]["probabilities"]) == 10
 
 
+def test_empty_batches(server):
+    status, body = call(f"{server.url}/v1/models/imdb_bilstm_attention:predict", {"inputs": {"text": []}})
+    assert status == 200 and body == {"outputs": {"probability": [], "probabilities": [], "label": []}}
+    assert call(f"{server.url}/v1/models/imdb_bilstm_attention:predict", {"instances": []})[0] == 400
+
+
 def test_unknown_routes_and_verbs_are_json_errors(server):
     assert call(f"{server.url}/v1/models/cifar10_cnn/labels/stable")[0] == 404
     status, body = call(f"{server.url}/v1/models/cifar10_cnn:classify", {"examples": []})

@@ -32,13 +32,15 @@ _PATH = re.compile(r"^(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(
                    r"(?P<verb>/metadata|:[A-Za-z]+)?$")
 
 
-def _runner(fn):
+def _runner(fn, specs):
     """numpy inputs -> the signature's outputs as numpy arrays (runs in a worker thread)."""
     import tensorflow as tf
 
+    dtypes = {k: tf.string if s.is_string else tf.as_dtype(s.dtype) for k, s in specs.items()}
+
     def run(inputs):
         try:
-            result = fn(**{k: tf.constant(v) for k, v in inputs.items()})
+            result = fn(**{k: tf.constant(v, dtype=dtypes[k]) for k, v in inputs.items()})
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as exc:
             raise RequestError(_tf_message(exc)) from None
         return {k: v.numpy() for k, v in result.items()}
@@ -96,9 +98,12 @@ def create_app(repository: ModelRepository, *, max_batch_size: int = 32, batch_t
     async def lifespan(app):
         loop = asyncio.get_running_loop()
 
-        def forget(name, version, event):  # an unloaded or reloaded version drops its batchers
+        def drop(name, version):  # on the event loop, the only thread that touches `batchers`
             for key in [k for k in batchers if k[:2] == (name, version)]:
-                loop.call_soon_threadsafe(batchers.pop(key).close)
+                batchers.pop(key).close()
+
+        def forget(name, version, event):  # (poller thread) an unloaded or reloaded version drops its batchers
+            loop.call_soon_threadsafe(drop, name, version)
 
         repository.on_change.append(forget)
         yield
@@ -171,12 +176,14 @@ def create_app(repository: ModelRepository, *, max_batch_size: int = 32, batch_t
             return answer({"error": str(exc)}, 404)
         except RequestError as exc:
             return answer({"error": str(exc)}, 400)
+        except Exception as exc:  # noqa: BLE001 - the model failed: 500, and the server goes on
+            return answer({"error": f"{type(exc).__name__}: {_tf_message(exc)}"}, 500)
 
     async def _call(entry: ModelVersion, signature: str, inputs) -> dict[str, np.ndarray]:
         key = (entry.name, entry.version, signature)
         batcher = batchers.get(key)
         if batcher is None:
-            run = _runner(entry.signatures[signature])
+            run = _runner(entry.signatures[signature], entry.inputs[signature])
             if max_batch_size <= 1:
                 return await asyncio.get_running_loop().run_in_executor(executor, run, inputs)
             batcher = batchers[key] = Batcher(run, max_batch_size, batch_timeout_ms / 1000, executor)
