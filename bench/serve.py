@@ -1,12 +1,13 @@
 """Serving benchmark: requests/s and p50/p99 latency of `zoo serve` on the CIFAR export.
 
-    ZOO_DATA_DIR=../shared/data .venv/bin/python bench/serve.py --seconds 5
+    ZOO_DATA_DIR=../shared/data .venv/bin/python bench/serve.py --seconds 4 --repeats 3
 
 One run measures, at concurrency 1, 8 and 32 (one row format request of one
 CIFAR-10 test JPEG each, persistent HTTP connections, one client thread per
 concurrent request):
 
-- `zoo serve` with batching (`--max-batch-size 32 --batch-timeout-ms 5`, the defaults),
+- `zoo serve` with batching and a 5 ms window (`--max-batch-size 32 --batch-timeout-ms 5`),
+- the same with a 0 ms window, the default (a batch takes what queued while the previous one ran),
 - `zoo serve` without batching (`--max-batch-size 1`),
 - the ceiling: the same client threads calling the SavedModel's
   `signatures["serving_default"]` in-process (no HTTP, JSON or batching).
@@ -15,7 +16,9 @@ Each server runs in its own process (its own GIL); the client shares the
 machine's cores with it.  The export is `--model-dir` (default
 `saved_models/cifar10_cnn`); when it is missing, an untrained `cifar10_cnn`
 with the default architecture is exported to a temporary directory (the same
-computation as a trained one).  Writes `bench/results/serve.json`.
+computation as a trained one).  The settings are measured in turn, `--repeats`
+times, so that load from other processes falls on all alike; the table shows
+the median of the repeats.  Writes `bench/results/serve.json`.
 """
 
 from __future__ import annotations
@@ -129,14 +132,14 @@ def http_worker(port: int, bodies: list[bytes], name: str):
     return make
 
 
-def start_server(path: pathlib.Path, max_batch_size: int) -> tuple[subprocess.Popen, int]:
+def start_server(path: pathlib.Path, max_batch_size: int, window_ms: float) -> tuple[subprocess.Popen, int]:
     """`zoo serve path` in its own process on a free port; returns once the model answers."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.Popen([sys.executable, "-m", "zoo.cli", "serve", str(path), "--port", str(port),
-                             "--max-batch-size", str(max_batch_size), "--batch-timeout-ms", "5"],
+                             "--max-batch-size", str(max_batch_size), "--batch-timeout-ms", str(window_ms)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -160,6 +163,7 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=5.0, help="measured seconds per setting")
     p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    p.add_argument("--repeats", type=int, default=2, help="interleaved repeats per setting (the table shows medians)")
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "serve.json"))
     args = p.parse_args(argv)
 
@@ -179,25 +183,42 @@ def main(argv=None) -> int:
             k[0] += 1
         return request
 
-    rows = []
-    for c in args.concurrency:
-        rows.append({"setting": "in-process signature (ceiling)", **measure(in_process, c, args.seconds, args.warmup)})
-        print(rows[-1], flush=True)
-    for label, size in (("zoo serve, batching on (max 32, 5 ms)", 32), ("zoo serve, batching off", 1)):
-        proc, port = start_server(path, size)
-        try:
-            for c in args.concurrency:
-                rows.append({"setting": label, **measure(http_worker(port, bodies, path.name), c, args.seconds,
-                                                         args.warmup)})
-                print(rows[-1], flush=True)
-        finally:
+    settings = [("in-process signature (ceiling)", None, None),
+                ("zoo serve, batching on (max 32, 5 ms)", 32, 5),
+                ("zoo serve, batching on (max 32, 0 ms)", 32, 0),
+                ("zoo serve, batching off", 1, 0)]
+    servers = {}
+    try:
+        for label, size, window in settings:
+            if size is not None:
+                servers[label] = start_server(path, size, window)
+        raw = []
+        # interleaved: each repeat measures every setting once, so drifting load from other
+        # processes on a shared machine falls on all settings alike; the table shows medians
+        for c in args.concurrency:
+            for r in range(args.repeats):
+                for label, size, _ in settings:
+                    worker = in_process if size is None else http_worker(servers[label][1], bodies, path.name)
+                    raw.append({"setting": label, "repeat": r, **measure(worker, c, args.seconds, args.warmup)})
+                    print(raw[-1], flush=True)
+    finally:
+        for proc, _ in servers.values():
             proc.terminate()
             proc.wait(30)
+    rows = []
+    for c in args.concurrency:
+        for label, *_ in settings:
+            runs = [x for x in raw if x["setting"] == label and x["concurrency"] == c]
+            med = {k: round(float(np.median(v)), 2) if (v := [x[k] for x in runs if x[k] is not None]) else None
+                   for k in ("requests_per_s", "p50_ms", "p99_ms")}
+            rows.append({"setting": label, "concurrency": c, **med,
+                         "errors": sum(x["errors"] for x in runs), "repeats": len(runs)})
 
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
                platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
     result = {"model": what, "cpu": cpu, "cores": os.cpu_count(), "seconds": args.seconds,
-              "load_average_after": os.getloadavg(), "date": time.strftime("%Y-%m-%d"), "rows": rows}
+              "repeats": args.repeats, "load_average_after": os.getloadavg(), "date": time.strftime("%Y-%m-%d"),
+              "rows": rows, "raw": raw}
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"\n{what}; {cpu}, {os.cpu_count()} cores\n")

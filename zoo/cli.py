@@ -213,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: all)")
     s.add_argument("--port", type=int, default=8501)
     s.add_argument("--max-batch-size", type=int, default=32, help="most rows per batched call; 1 turns batching off")
-    s.add_argument("--batch-timeout-ms", type=float, default=5.0, help="how long a batch waits for more requests")
+    s.add_argument("--batch-timeout-ms", type=float, default=0.0,
+                   help="how long a batch waits for more requests (0: takes what queued while the last one ran)")
     s.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for new versions (0: never)")
     s.set_defaults(func=cmd_serve)
     return p

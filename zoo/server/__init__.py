@@ -35,7 +35,8 @@ Differences from TF Serving (what a client might notice):
   `_bytes` are returned as UTF-8 text with invalid bytes replaced.
 - The `--host` default is 127.0.0.1 (TF Serving listens on all interfaces);
   pass `--host 0.0.0.0` to expose it.
-- Batching is on by default (`--max-batch-size 32 --batch-timeout-ms 5`;
+- Batching is on by default (`--max-batch-size 32 --batch-timeout-ms 0`:
+  a batch takes what queued while the previous one ran, without waiting;
   `--max-batch-size 1` turns it off); TF Serving's is off unless
   `--enable_batching`.  Requests join only when their non-batch dimensions
   agree (no padding of variable-length inputs), and a request larger than
