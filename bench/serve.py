@@ -30,6 +30,7 @@ import json
 import os
 import pathlib
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -226,6 +227,8 @@ def main(argv=None) -> int:
     for r in rows:
         print(f"| {r['setting']} | {r['concurrency']} | {r['requests_per_s']} | {r['p50_ms']} | {r['p99_ms']} | {r['errors']} |")
     print(f"\nwrote {args.out}")
+    if args.model_dir is None and path.parent.name.startswith("zoo-bench-serve-"):
+        shutil.rmtree(path.parent, ignore_errors=True)  # the untrained export made for this run
     return 0
 
 

@@ -301,6 +301,14 @@ def test_serve_refuses_paths_without_versions(tmp_path, capsys, exports):
     assert "pick another with --port" in capsys.readouterr().err
 
 
+def test_serve_without_the_serve_extra_says_what_to_install(monkeypatch, capsys, exports):
+    for name in [m for m in sys.modules if m == "zoo.server" or m.startswith("zoo.server.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # as if FastAPI were not installed
+    assert main(["serve", str(exports["image"])]) == 2
+    assert "pip install 'zoo[serve]'" in capsys.readouterr().err
+
+
 def test_zoo_serve_command_serves_without_model_code(exports, tmp_path):
     """`zoo serve` in its own process, with `applications` unimportable: status, predict, demo page."""
     with socket.socket() as probe:

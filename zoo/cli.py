@@ -140,7 +140,10 @@ def cmd_predict(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from zoo.server import serve
+    try:
+        from zoo.server import serve
+    except ImportError as exc:
+        raise ValueError(f"zoo serve needs the 'serve' extra ({exc.name} is not installed): pip install 'zoo[serve]'") from exc
 
     return serve(args.paths, host=args.host, port=args.port, max_batch_size=args.max_batch_size,
                  batch_timeout_ms=args.batch_timeout_ms, poll_seconds=args.poll_seconds)
