@@ -173,6 +173,10 @@ def create_app(repository: ModelRepository, *, max_batch_size: int = 32, batch_t
                                    f"(signatures: {sorted(entry.signatures)})")
             form, inputs = request_inputs(body, entry.inputs[signature])
             outputs = await _call(entry, signature, inputs)
+            if "valid" in outputs and not np.all(outputs["valid"]):  # image exports mark undecodable items
+                bad = ", ".join(str(i) for i in np.flatnonzero(~np.asarray(outputs["valid"], bool)))
+                raise RequestError(f"instance {bad}: the image bytes could not be decoded (not a JPEG, PNG, GIF "
+                                   "or BMP, or truncated); send the encoded file's bytes, base64 in {\"b64\": ...}")
             return answer(rows_response(outputs) if form == "row" else columns_response(outputs))
         except NotFound as exc:
             return answer({"error": str(exc)}, 404)
