@@ -308,7 +308,7 @@ def imdb_lm(data_dir: str | os.PathLike | None = None, *, batch_size: int = 32, 
         "tokenizer": "keras-hub WordPiece (lower-cased) on a reversible pre-split, learned on IMDB train",
     }
     return DataBundle(train=make(train_texts, True), val=make(val_texts, False), test=make(test_texts, False),
-                      info=info, preprocessor=tok)
+                      info=info, preprocessor=tok, model_args=_model_args(tok))
 
 
 @DATASETS.register("imdb_wordpiece")
@@ -338,7 +338,12 @@ def imdb_wordpiece(data_dir: str | os.PathLike | None = None, *, batch_size: int
     }
     val = make(val_texts, val_labels, False) if len(val_texts) else None
     return DataBundle(train=make(train_texts, train_labels, True), val=val,
-                      test=make(test_texts, test_labels, False), info=info, preprocessor=tok)
+                      test=make(test_texts, test_labels, False), info=info, preprocessor=tok, model_args=_model_args(tok))
+
+
+def _model_args(tok: GPTTokenizer) -> dict:
+    """The builder sizes the tokenizer decides (`zoo.training.fit` passes them on)."""
+    return {"vocabulary_size": len(tok.vocabulary), "max_length": tok.max_length}
 
 
 def _tf_constant(texts):

@@ -38,7 +38,8 @@ class GenerationServing(Serving):
     "unknown sampler".  Generation stops at `[END]`.
     """
 
-    generation = True
+    generation = True  # zoo predict passes its generation flags to read_inputs
+    reads_files = False  # the inputs are prompts, not file paths
 
     def __init__(self, model, spec, info, preprocessor=None):
         import tensorflow as tf
@@ -158,8 +159,9 @@ class GenerationServing(Serving):
                 "seed": np.array(int(seed), np.int64)}
 
     def rows(self, items, outputs, top_k):
-        rows = []
+        rows = []  # one list per prompt: its num_return_sequences continuations
         for i, item in enumerate(items):
+            rows.append([])
             for j, out in enumerate(outputs["generated"][i]):
                 row = {"prompt": str(item), "n": j + 1,
                        "continuation": out.decode("utf-8", "replace") if isinstance(out, bytes) else str(out)}
@@ -167,5 +169,5 @@ class GenerationServing(Serving):
                     row["note"] = "empty prompt: an unconditional sample"
                 elif bool(np.asarray(outputs["truncated"][i])):
                     row["note"] = "prompt was cut to its last max_length // 2 pieces"
-                rows.append(row)
+                rows[-1].append(row)
         return rows

@@ -30,9 +30,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from zoo.evaluation import EVALUATORS
 from zoo.losses import SparseCategoricalCrossentropy
-from zoo.training import TASKS
+from zoo.tasks import EVALUATORS, TASKS
 
 __all__ = ["SAMPLERS", "TokenCrossEntropy", "Perplexity", "make_sampler", "generate", "compiled_generate",
            "generate_text", "evaluate_language_model"]
