@@ -129,10 +129,9 @@ class GPTTokenizer:
             self._core = CoreWordPiece(self.vocabulary)
         return self._core
 
-    @property
-    def layer(self):
-        """The resource an export must track (the core tokenizer's lookup table)."""
-        return self.core.table
+    def resources(self) -> list:
+        """What an export must track besides the model: the core tokenizer's lookup table."""
+        return [self.core.table]
 
     @property
     def sequence_length(self) -> int:

@@ -81,7 +81,7 @@ class GenerationServing(Serving):
                 "out[\"generated\"]  # (1, 3) continuations\n```")
 
     def trackables(self):
-        return [self.preprocessor.layer, self._samplers()]
+        return [*self.preprocessor.resources(), self._samplers()]
 
     def serve(self, text, sampler, max_length, num_return_sequences, temperature, top_k, top_p, seed):
         """Raw prompts + settings -> `{"generated": (B, n), "text": (B, n), "truncated": (B,)}` strings/bools."""
