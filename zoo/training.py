@@ -32,6 +32,7 @@ from typing import Any, Mapping, Sequence
 import keras
 import numpy as np
 
+from zoo import distribute as distribution
 from zoo.data import DataBundle, atomic_write, load_dataset, write_json
 from zoo.evaluation import evaluate
 from zoo.losses import SparseCategoricalCrossentropy, WarmupSchedule
@@ -125,14 +126,6 @@ def precision_policy(precision: str = "float32") -> str:
     return "mixed_bfloat16" if _cpu_has_bf16() else "float32"
 
 
-def _strategy():
-    """MirroredStrategy when several GPUs are visible, else the default strategy."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
-
-
 def _jsonable(obj):
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}
@@ -207,7 +200,7 @@ def _check_same_run(run_dir: pathlib.Path, config: dict) -> None:
     if not path.exists():
         return
     old = json.loads(path.read_text())
-    ignore = {"versions", "data_dir"}
+    ignore = {"versions", "data_dir", "distribute"}  # the global batch is the same on any number of replicas
     diffs = [k for k in set(old) | set(config) if k not in ignore and old.get(k) != config.get(k)]
     if diffs:
         detail = "; ".join(f"{k}: {old.get(k)!r} -> {config.get(k)!r}" for k in sorted(diffs))
@@ -253,6 +246,8 @@ def fit(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     evaluate_test: bool = True,
     eval_options: Mapping[str, Any] | None = None,
+    distribute: str = "auto",
+    devices: int | None = None,
 ) -> RunResult:
     """Train the registered model `name` into `run_dir`, resuming if it was interrupted.
 
@@ -271,11 +266,15 @@ def fit(
         callbacks: extra Keras callbacks.
         evaluate_test: evaluate on the test split after training (writes metrics.json).
         eval_options: options for the task's evaluator (e.g. {"tta_flip": True}).
+        distribute: "auto", "none", "mirrored" or "multi-worker" (see
+            `zoo.distribute.make_strategy`); `batch_size` stays the global batch.
+        devices: replicas for "mirrored" (logical CPU devices when no GPU is visible).
 
     Returns:
         RunResult with the trained model, history and test metrics.
     """
     spec = get_spec(name)
+    strategy = distribution.make_strategy(distribute, devices)  # before any other TensorFlow op
     overrides = dict(overrides or {})
     for key, value in (("epochs", epochs), ("batch_size", batch_size), ("seed", seed)):
         if value is not None:
@@ -284,12 +283,19 @@ def fit(
     train_kw.setdefault("seed", 0)
     train_kw.setdefault("epochs", 10)
     train_kw.setdefault("batch_size", 64)
-    run_dir = pathlib.Path(run_dir)
+    distribution.check_global_batch(train_kw["batch_size"], strategy.num_replicas_in_sync)
+    chief_dir = pathlib.Path(run_dir)
+    if not distribution.is_chief() and (chief_dir / "state.json").exists():
+        run_dir = chief_dir  # a rerun of a finished run: every worker just loads it
+    else:
+        run_dir = distribution.worker_run_dir(chief_dir)  # other workers: a temporary directory
     run_dir.mkdir(parents=True, exist_ok=True)
     policy = precision_policy(precision)
     config = _config(spec, model_kw, train_kw, limit, data_dir, policy, jit_compile)
+    config["distribute"] = distribution.describe(strategy, train_kw["batch_size"])
     _check_same_run(run_dir, config)
-    write_json(run_dir / "config.json", config)
+    if distribution.is_chief() or run_dir != chief_dir:  # a worker never writes into the chief's run dir
+        write_json(run_dir / "config.json", config)
 
     state_path = run_dir / "state.json"
     if state_path.exists() and json.loads(state_path.read_text()).get("status") == "complete":
@@ -316,7 +322,7 @@ def fit(
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:
-        with _strategy().scope():
+        with strategy.scope():
             model = create_model(name, **model_kw)
             loss, metrics = TASKS.get(spec.task)(spec, train_kw)
             model.compile(optimizer=make_optimizer(train_kw, steps * int(train_kw["epochs"])),
@@ -333,7 +339,8 @@ def fit(
     ]
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
-    model.fit(data.train, validation_data=data.val, epochs=int(train_kw["epochs"]), callbacks=cbs, verbose=verbose,
+    train_ds, val_ds = distribution.shard_by_data(data.train), distribution.shard_by_data(data.val)
+    model.fit(train_ds, validation_data=val_ds, epochs=int(train_kw["epochs"]), callbacks=cbs, verbose=verbose,
               shuffle=False)  # the pipeline shuffles
     history = logger.history
     save_model(model, run_dir / "model.keras")
@@ -342,9 +349,10 @@ def fit(
     metrics = {"model": spec.name, "params": int(model.count_params()), "epochs": ran,
                "epochs_planned": int(train_kw["epochs"]),
                "train_seconds": float(history.get("wall_seconds", [0.0])[-1] if history.get("wall_seconds") else 0.0),
-               "precision": policy}
-    if evaluate_test:
+               "precision": policy, "distribute": config["distribute"]}
+    if evaluate_test and distribution.is_chief():  # other workers' results are thrown away
         metrics["test"] = evaluate(spec, model, data, run_dir, **dict(eval_options or {}))
     write_json(run_dir / "metrics.json", _jsonable(metrics))
     write_json(state_path, {"status": "complete", "epochs": ran})
+    distribution.finish_worker_run_dir(run_dir, chief_dir)
     return RunResult(run_dir, model, spec, history, metrics, config, data)
