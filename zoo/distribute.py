@@ -217,9 +217,13 @@ def make_strategy(kind: str = "auto", devices: int | None = None):
         DistributeError: unknown kind, no `TF_CONFIG` for multi-worker, a
             strategy asked for after TensorFlow started, or a different one
             than the process already made.
+
+    A `tf.distribute.Strategy` passed as `kind` is returned as it is.
     """
     import tensorflow as tf
 
+    if not isinstance(kind, str):  # a strategy the caller made (e.g. OneDeviceStrategy, TPUStrategy)
+        return kind
     made = _STATE["strategy"]
     if kind == "auto" and made is not None and devices in (None, _STATE["devices"]):
         return made
@@ -237,13 +241,17 @@ def make_strategy(kind: str = "auto", devices: int | None = None):
 
 
 def kind_of(strategy) -> str:
+    """"multi-worker", "mirrored", "one-device", "none" (the default strategy), else the class name."""
     import tensorflow as tf
 
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return "multi-worker"
     if isinstance(strategy, tf.distribute.MirroredStrategy):
         return "mirrored"
-    return "none"
+    if isinstance(strategy, tf.distribute.OneDeviceStrategy):
+        return "one-device"
+    name = type(strategy).__name__
+    return "none" if name.startswith("_Default") else name
 
 
 def describe(strategy, global_batch: int) -> dict:

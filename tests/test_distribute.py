@@ -1,0 +1,277 @@
+"""Data-parallel training on tf.distribute: mirrored == one device, two real workers, kill and resume.
+
+The strategies need a fresh TensorFlow (logical devices and collective ops
+are fixed at start-up), so everything that trains runs in subprocesses:
+one for the mirrored comparison, two (one thread each) per multi-worker run,
+each process group killed after a hard timeout.
+"""
+
+import hashlib
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from zoo import distribute
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SMALL_CNN = ["--set", "filters=[8,16,16]", "--set", "dense_units=16"]
+SMALL_LSTM = ["--set", "vocabulary_size=300", "--set", "embedding_dim=16", "--set", "units=8",
+              "--set", "data.max_tokens=300", "--set", "data.sequence_length=64"]
+# Mirrored over 2 logical CPU devices sums two half-batch gradients where one
+# device takes the mean over the whole batch: the same maths, rounded differently.
+TOLERANCE = 1e-5
+
+
+def _env(**extra):
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+            "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow", **extra}
+
+
+# ---------------------------------------------------------------------------
+# In-process: settings, TF_CONFIG, refusals
+
+
+def test_worker_hosts_write_tf_config(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", "")  # restored after the test
+    config = distribute.write_tf_config("a:2222, b:2223", 1)
+    assert json.loads(os.environ["TF_CONFIG"]) == config == {
+        "cluster": {"worker": ["a:2222", "b:2223"]}, "task": {"type": "worker", "index": 1}}
+    assert distribute.num_workers() == 2 and distribute.task() == ("worker", 1) and not distribute.is_chief()
+    assert distribute.resolve_kind("auto") == "multi-worker"
+    distribute.write_tf_config(["a:2222", "b:2223"], 0)
+    assert distribute.is_chief()
+    assert distribute.is_chief({"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "chief", "index": 0}})
+    assert not distribute.is_chief({"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "worker", "index": 0}})
+    for hosts, index, match in (("a:2222,a:2222", 0, "twice"), ("a", 0, "host:port"), ("a:1,b:2", 2, "0..1"), ("", 0, "empty")):
+        with pytest.raises(distribute.DistributeError, match=match):
+            distribute.write_tf_config(hosts, index)
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(distribute.DistributeError, match="not JSON"):
+        distribute.tf_config()
+
+
+def test_global_batch_must_split_evenly_and_unknown_kinds_are_refused(monkeypatch):
+    distribute.check_global_batch(64, 2)
+    with pytest.raises(distribute.DistributeError, match="global batch.*3 replicas.*--batch-size 63 or 66"):
+        distribute.check_global_batch(64, 3)
+    with pytest.raises(distribute.DistributeError, match="unknown distribute 'horovod'"):
+        distribute.resolve_kind("horovod")
+    monkeypatch.setenv("TF_CONFIG", "")
+    with pytest.raises(distribute.DistributeError, match="needs TF_CONFIG"):
+        distribute.make_strategy("multi-worker")
+
+
+def test_a_strategy_asked_for_after_tensorflow_started_gets_a_clear_error(monkeypatch):
+    import tensorflow as tf
+
+    tf.constant(1.0) + 1.0  # TensorFlow is running now
+    with pytest.raises(distribute.DistributeError, match="before TensorFlow runs its first operation.*make_strategy"):
+        distribute.make_strategy("mirrored", devices=3)
+    monkeypatch.setenv("TF_CONFIG", "")
+    distribute.write_tf_config("localhost:1,localhost:2", 0)
+    with pytest.raises(distribute.DistributeError, match="MultiWorkerMirroredStrategy.*before TensorFlow runs"):
+        distribute.make_strategy("multi-worker")
+
+
+# ---------------------------------------------------------------------------
+# Mirrored over 2 logical CPU devices == one device, on the same global batches
+
+MIRRORED_SCRIPT = r"""
+import json, pathlib, sys
+import numpy as np
+import tensorflow as tf
+import zoo
+from zoo import distribute
+
+distribute.make_strategy("mirrored", 2)      # first: logical devices are fixed once TensorFlow runs
+cifar, imdb, out = sys.argv[1:4]
+cases = {
+    "cifar10_cnn": dict(data_dir=cifar, batch_size=20, overrides={"filters": [8, 16, 16], "dense_units": 16}),
+    "imdb_lstm": dict(data_dir=imdb, batch_size=16, overrides={     # an Embedding: sparse gradients
+        "vocabulary_size": 300, "embedding_dim": 16, "units": 8, "learning_rate": 5e-3,
+        "data": {"max_tokens": 300, "sequence_length": 64}}),
+}
+# One device through a strategy too: Keras then builds the model from one
+# batch under either strategy, so both runs see the same batches in epoch 1.
+one_device = tf.distribute.OneDeviceStrategy("/cpu:0")
+result = {}
+for name, kw in cases.items():
+    runs = {k: zoo.fit(name, run_dir=pathlib.Path(out) / f"{name}-{k}", epochs=1, verbose=0, evaluate_test=False,
+                       distribute=s, devices=d, **kw)
+            for k, s, d in (("mirrored", "mirrored", 2), ("one", one_device, None))}
+    w = {k: r.model.get_weights() for k, r in runs.items()}
+    result[name] = {
+        "config": {k: r.config["distribute"] for k, r in runs.items()},
+        "steps": {k: len(r.history["loss"]) for k, r in runs.items()},
+        "max_abs_diff": max(float(np.max(np.abs(a - b))) for a, b in zip(w["mirrored"], w["one"])),
+        "max_abs_update": max(float(np.max(np.abs(a - b))) for a, b in
+                              zip(w["one"], zoo.create_model(name, **{k: v for k, v in kw["overrides"].items()
+                                                                      if k in zoo.get_spec(name).defaults}).get_weights())),
+        "history": {k: r.history["loss"] for k, r in runs.items()},
+    }
+try:  # a global batch that does not split over the 2 replicas
+    zoo.fit("cifar10_cnn", run_dir=pathlib.Path(out) / "odd", batch_size=21, distribute="mirrored", devices=2, **{
+        k: v for k, v in cases["cifar10_cnn"].items() if k != "batch_size"})
+except distribute.DistributeError as exc:
+    result["odd_batch_error"] = str(exc)
+print(json.dumps(result))
+"""
+
+
+@pytest.fixture(scope="module")
+def mirrored_vs_one_device(tmp_path_factory, tiny_cifar, tiny_imdb):
+    out = tmp_path_factory.mktemp("mirrored")
+    script = out / "mirrored.py"
+    script.write_text(MIRRORED_SCRIPT)
+    proc = subprocess.run([sys.executable, str(script), str(tiny_cifar), str(tiny_imdb), str(out)],
+                          capture_output=True, text=True, timeout=300, env=_env(), cwd=str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("name", ["cifar10_cnn", "imdb_lstm"])
+def test_mirrored_on_two_devices_equals_one_device(name, mirrored_vs_one_device):
+    r = mirrored_vs_one_device[name]
+    assert r["config"]["mirrored"]["strategy"] == "mirrored" and r["config"]["mirrored"]["replicas"] == 2
+    assert r["config"]["mirrored"]["per_replica_batch"] * 2 == r["config"]["one"]["global_batch"]
+    assert r["max_abs_update"] > 100 * TOLERANCE, "training should have moved the weights"
+    assert r["max_abs_diff"] < TOLERANCE, r
+    assert r["history"]["mirrored"] == pytest.approx(r["history"]["one"], rel=1e-4)
+
+
+def test_a_global_batch_that_does_not_split_over_the_replicas_is_refused(mirrored_vs_one_device):
+    assert "batch_size 21 is the global batch and must divide evenly over 2 replicas" in mirrored_vs_one_device["odd_batch_error"]
+
+
+# ---------------------------------------------------------------------------
+# Two local workers (MultiWorkerMirroredStrategy from TF_CONFIG)
+
+WORKER_SCRIPT = r"""
+import hashlib, sys
+import numpy as np
+import zoo.training
+from zoo.cli import main
+
+fit = zoo.training.fit
+
+def fit_and_print_checksum(*args, **kwargs):
+    result = fit(*args, **kwargs)
+    data = b"".join(np.ascontiguousarray(w).tobytes() for w in result.model.get_weights())
+    print("CHECKSUM", hashlib.sha256(data).hexdigest(), flush=True)
+    return result
+
+zoo.training.fit = fit_and_print_checksum
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+class Workers:
+    """`n` local `zoo train` workers, one thread each, in their own process groups."""
+
+    def __init__(self, tmp_path, args, n=2):
+        self.script = tmp_path / "worker.py"
+        self.script.write_text(WORKER_SCRIPT)
+        hosts = ",".join(f"localhost:{p}" for p in _free_ports(n))
+        self.procs = []
+        for i in range(n):
+            log = open(tmp_path / f"worker{i}.log", "w")
+            self.procs.append(subprocess.Popen(
+                [sys.executable, str(self.script), "train", *args, "--worker-hosts", hosts, "--task-index", str(i)],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=str(tmp_path),
+                env=_env(TF_NUM_INTRAOP_THREADS="1", OMP_NUM_THREADS="1")))
+        self.logs = [tmp_path / f"worker{i}.log" for i in range(n)]
+
+    def kill(self, i):
+        try:
+            os.killpg(self.procs[i].pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.procs[i].wait()
+
+    def wait(self, timeout):
+        deadline = time.time() + timeout
+        try:
+            for p in self.procs:
+                p.wait(max(deadline - time.time(), 0.1))
+        except subprocess.TimeoutExpired:
+            for i in range(len(self.procs)):
+                self.kill(i)
+            pytest.fail(f"workers still running after {timeout} s:\n" + self.tail())
+        return [p.returncode for p in self.procs]
+
+    def tail(self):
+        return "\n".join(f"--- {log.name}\n" + log.read_text()[-2500:] for log in self.logs)
+
+    def checksums(self):
+        return [next((line.split()[1] for line in log.read_text().splitlines() if line.startswith("CHECKSUM")), None)
+                for log in self.logs]
+
+
+@pytest.mark.parametrize("name", ["cifar10_cnn", "imdb_lstm"])
+def test_two_workers_train_the_same_model_and_the_chief_exports_it(name, tmp_path, tiny_cifar, tiny_imdb):
+    data, small = (tiny_cifar, SMALL_CNN) if name == "cifar10_cnn" else (tiny_imdb, SMALL_LSTM)
+    run = tmp_path / "run"
+    workers = Workers(tmp_path, [name, "--data-dir", str(data), "--run-dir", str(run), "--epochs", "2",
+                                 "--batch-size", "20", *small, "--export", str(tmp_path / "saved")])
+    assert workers.wait(timeout=150) == [0, 0], workers.tail()
+    checksums = workers.checksums()
+    assert checksums[0] and checksums[0] == checksums[1], workers.tail()
+    for part in ("config.json", "history.json", "metrics.json", "model.keras", "checkpoints/last.keras", "state.json"):
+        assert (run / part).exists(), part
+    config = json.loads((run / "config.json").read_text())["distribute"]
+    assert config == {"strategy": "multi-worker", "replicas": 2, "workers": 2, "global_batch": 20, "per_replica_batch": 10}
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["distribute"] == config and metrics["test"]["num_examples"] == 40
+    assert json.loads((run / "history.json").read_text())["epoch"] == [1, 2]
+    # the chief exported, once; the other worker left nothing behind
+    assert sorted(p.name for p in (tmp_path / "saved" / name).iterdir()) == ["1"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    # every worker ran the same number of steps each epoch
+    steps = [[line.split()[0] for line in log.read_text().splitlines() if "/step" in line] for log in workers.logs]
+    assert steps[0] == steps[1] and len(steps[0]) == 2, workers.tail()
+
+
+def test_killed_worker_resumes_when_both_restart_with_the_same_command(tmp_path, tiny_cifar):
+    run = tmp_path / "run"
+    args = ["cifar10_cnn", "--data-dir", str(tiny_cifar), "--run-dir", str(run), "--epochs", "4",
+            "--batch-size", "20", *SMALL_CNN]
+    workers = Workers(tmp_path, args)
+    history = run / "history.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and all(p.poll() is None for p in workers.procs):
+        if history.exists() and len(json.loads(history.read_text())["epoch"]) >= 1:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the next epoch
+    workers.kill(1)  # one worker dies mid-epoch; the chief then waits on its collective: stop it too
+    workers.kill(0)
+    done = json.loads(history.read_text())["epoch"]
+    assert 1 <= len(done) < 4 and not (run / "state.json").exists(), f"killed too late: {done}"
+
+    again = Workers(tmp_path, args)
+    assert again.wait(timeout=150) == [0, 0], again.tail()
+    assert json.loads(history.read_text())["epoch"] == [1, 2, 3, 4]
+    assert json.loads((run / "state.json").read_text())["status"] == "complete"
+    first_epoch = [int(line.split()[1].split("/")[0]) for line in again.logs[0].read_text().splitlines()
+                   if line.startswith("Epoch ")]
+    assert first_epoch[0] == len(done) + 1, again.tail()  # resumed, not restarted
+    checksums = again.checksums()
+    assert checksums[0] and checksums[0] == checksums[1]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
