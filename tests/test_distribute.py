@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from zoo import distribute
@@ -275,3 +276,63 @@ def test_killed_worker_resumes_when_both_restart_with_the_same_command(tmp_path,
     checksums = again.checksums()
     assert checksums[0] and checksums[0] == checksums[1]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+# ---------------------------------------------------------------------------
+# Every family trains under mirrored (slow: about 2 minutes on 2 cores)
+
+FAMILIES_SCRIPT = r"""
+import json, pathlib, sys
+import numpy as np
+import tensorflow as tf
+import zoo
+from zoo import distribute
+
+distribute.make_strategy("mirrored", 2)
+cifar, imdb, m30k, fsdd, out = sys.argv[1:6]
+cases = {
+    "cifar10_resnet": dict(data_dir=cifar, batch_size=20, overrides={"width": 8}),
+    "imdb_transformer": dict(data_dir=imdb, batch_size=16, overrides={
+        "vocabulary_size": 300, "embedding_dim": 16, "num_heads": 2, "intermediate_dim": 16, "num_layers": 1,
+        "data": {"max_tokens": 300, "sequence_length": 64}}),
+    "multi30k_transformer": dict(data_dir=m30k, batch_size=8, eval_options={"beam_width": 1, "verbose": False},
+        overrides={"source_vocabulary_size": 200, "target_vocabulary_size": 200, "max_length": 24, "embedding_dim": 16,
+                   "num_layers": 1, "num_heads": 2, "intermediate_dim": 32, "dropout": 0.0, "learning_rate": 5e-3,
+                   "warmup": 2, "data": {"vocabulary_size": 200, "max_length": 24}}),
+    "fsdd_ctc": dict(data_dir=fsdd, batch_size=8, eval_options={"beam_width": 1, "verbose": False}, overrides={
+        "dim": 16, "num_layers": 1, "num_heads": 2, "intermediate_dim": 32, "conv_channels": 4, "num_mel_bins": 16,
+        "fft_length": 256, "dropout": 0.0,
+        "data": {"connected": {"num_train": 0, "num_test": 4, "max_digits": 2}, "pad_multiple": 8000}}),
+}
+one_device = tf.distribute.OneDeviceStrategy("/cpu:0")
+result = {}
+for name, kw in cases.items():
+    r = zoo.fit(name, run_dir=pathlib.Path(out) / name, epochs=1, verbose=0, distribute="mirrored", devices=2, **kw)
+    result[name] = {"distribute": r.metrics["distribute"], "loss": r.history["loss"],
+                    "test": sorted(k for k, v in r.metrics["test"].items() if isinstance(v, (int, float)))}
+    if name == "multi30k_transformer":  # a loss averaged over tokens: the same update on 1 device and on 2
+        one = zoo.fit(name, run_dir=pathlib.Path(out) / (name + "-one"), epochs=1, verbose=0, evaluate_test=False,
+                      distribute=one_device, **{k: v for k, v in kw.items() if k != "eval_options"})
+        result[name]["one_device_loss"] = one.history["loss"]
+print(json.dumps(result))
+"""
+
+
+@pytest.mark.slow
+def test_every_family_trains_under_mirrored_on_two_devices(tmp_path, tiny_cifar, tiny_imdb):
+    from speech_fixtures import write_fsdd_archive
+    from test_export_translation import _write as write_multi30k
+
+    m30k, fsdd = write_multi30k(tmp_path / "m30k"), write_fsdd_archive(tmp_path / "fsdd", takes=6, speakers=("george", "lucas"))
+    script = tmp_path / "families.py"
+    script.write_text(FAMILIES_SCRIPT)
+    proc = subprocess.run([sys.executable, str(script), *map(str, (tiny_cifar, tiny_imdb, m30k, fsdd, tmp_path / "runs"))],
+                          capture_output=True, text=True, timeout=900, env=_env(), cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert sorted(result) == ["cifar10_resnet", "fsdd_ctc", "imdb_transformer", "multi30k_transformer"]
+    for name, r in result.items():
+        assert r["distribute"]["replicas"] == 2 and r["test"], (name, r)
+        assert all(np.isfinite(r["loss"])), (name, r)
+    m = result["multi30k_transformer"]
+    assert m["loss"] == pytest.approx(m["one_device_loss"], rel=0.05), m
