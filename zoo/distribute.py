@@ -302,10 +302,12 @@ def worker_run_dir(run_dir: str | os.PathLike) -> pathlib.Path:
     backup is readable (same machine or a shared file system) that directory
     starts as a copy of it, so after a restart every worker restores the same
     epoch; otherwise the worker's own backup from the previous attempt is kept.
-    `finish_worker_run_dir` removes it at the end.
+    `finish_worker_run_dir` removes it at the end.  A finished run (the
+    chief's `state.json` is there) is the run dir itself, for every worker
+    to load.
     """
     run_dir = pathlib.Path(run_dir)
-    if is_chief():
+    if is_chief() or (run_dir / "state.json").exists():  # a finished run: every worker just loads it
         return run_dir
     _, index = task()
     tmp = run_dir.parent / f".{run_dir.name}.worker-{index}"

@@ -285,10 +285,7 @@ def fit(
     train_kw.setdefault("batch_size", 64)
     distribution.check_global_batch(train_kw["batch_size"], strategy.num_replicas_in_sync)
     chief_dir = pathlib.Path(run_dir)
-    if not distribution.is_chief() and (chief_dir / "state.json").exists():
-        run_dir = chief_dir  # a rerun of a finished run: every worker just loads it
-    else:
-        run_dir = distribution.worker_run_dir(chief_dir)  # other workers: a temporary directory
+    run_dir = distribution.worker_run_dir(chief_dir)  # the chief's; other workers: a temporary directory
     run_dir.mkdir(parents=True, exist_ok=True)
     policy = precision_policy(precision)
     config = _config(spec, model_kw, train_kw, limit, data_dir, policy, jit_compile)
@@ -355,4 +352,4 @@ def fit(
     write_json(run_dir / "metrics.json", _jsonable(metrics))
     write_json(state_path, {"status": "complete", "epochs": ran})
     distribution.finish_worker_run_dir(run_dir, chief_dir)
-    return RunResult(run_dir, model, spec, history, metrics, config, data)
+    return RunResult(chief_dir, model, spec, history, metrics, config, data)
