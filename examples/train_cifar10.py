@@ -11,10 +11,11 @@ the same command after an interruption resumes the run.
 """
 
 import argparse
+import sys
 import json
 
 import zoo
-from zoo.cli import parse_set
+from zoo.cli import parse_set, report_errors
 
 # What fits in ~20 minutes on 2 CPU cores (see bench/RESULTS.md): ResNet-9 at a
 # quarter of its published width, 5 epochs; the spec keeps the published recipe.
@@ -65,4 +66,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(report_errors("train_cifar10.py", main))

@@ -15,9 +15,10 @@ a SavedModel mapping 8 kHz float waveforms + lengths to transcripts:
 """
 
 import argparse
+import sys
 
 import zoo
-from zoo.cli import parse_set
+from zoo.cli import parse_set, report_errors
 
 
 def main(argv=None):
@@ -59,4 +60,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(report_errors("train_speech.py", main))

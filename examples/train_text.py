@@ -10,13 +10,14 @@ test reviews) and saved_models/<model>/<version>/, a SavedModel on raw strings.
 """
 
 import argparse
+import sys
 import json
 import pathlib
 
 import numpy as np
 
 import zoo
-from zoo.cli import parse_set
+from zoo.cli import parse_set, report_errors
 
 
 def plot_attention(model, vectorizer, reviews, labels, path):
@@ -83,4 +84,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(report_errors("train_text.py", main))

@@ -11,9 +11,10 @@ strings to German strings (greedy decoding with the key/value cache in the graph
 """
 
 import argparse
+import sys
 
 import zoo
-from zoo.cli import parse_set
+from zoo.cli import parse_set, report_errors
 from zoo.tasks.translation import translate
 
 
@@ -43,4 +44,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(report_errors("train_translator.py", main))

@@ -128,3 +128,62 @@ def test_optimizer_and_precision_choices():
     assert precision_policy("mixed") in ("float32", "mixed_bfloat16", "mixed_float16")
     with pytest.raises(ValueError, match="unknown precision"):
         precision_policy("half")
+
+
+def test_a_kill_while_checkpointing_loses_no_epoch(tmp_path, tiny_cifar, monkeypatch):
+    """The epoch counts as finished only once history, last.keras and curves.png hold it."""
+    import zoo.training as zt
+
+    run = tmp_path / "run"
+    real_save = zt.save_model
+    calls = []
+
+    def dies_in_epoch_two(model, path):
+        calls.append(path)
+        if len(calls) == 2:  # epoch 2's checkpoint: the process "dies" half-way through the write
+            path.parent.joinpath(f".last.keras.999999.halfway.tmp.keras").write_bytes(b"half a zip")
+            raise KeyboardInterrupt("killed while writing the checkpoint")
+        return real_save(model, path)
+
+    monkeypatch.setattr(zt, "save_model", dies_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        _fit(run, tiny_cifar, epochs=2)
+    monkeypatch.setattr(zt, "save_model", real_save)
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(epoch)
+
+    result = _fit(run, tiny_cifar, epochs=2, callbacks=[Record()])
+    assert seen == [1]  # the final epoch was redone: its checkpoint never finished
+    history = json.loads((run / "history.json").read_text())
+    assert history["epoch"] == [1, 2]
+    assert not list((run / "checkpoints").glob(".*tmp*"))  # the dead process's temporary is gone
+    last = keras.saving.load_model(run / "checkpoints" / "last.keras")
+    x = np.zeros((2, 32, 32, 3), np.uint8)
+    np.testing.assert_allclose(last.predict(x, verbose=0), result.model.predict(x, verbose=0), atol=1e-6)
+    assert (run / "curves.png").exists() and not (run / "backup").exists() and result.metrics["epochs"] == 2
+
+
+def test_a_kill_during_the_final_evaluation_does_not_retrain(tmp_path, tiny_cifar, monkeypatch):
+    import zoo.training as zt
+
+    run = tmp_path / "run"
+    real = zt.evaluate
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt("killed during evaluation")
+
+    monkeypatch.setattr(zt, "evaluate", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _fit(run, tiny_cifar, epochs=2)
+    monkeypatch.setattr(zt, "evaluate", real)
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(epoch)
+
+    result = _fit(run, tiny_cifar, epochs=2, callbacks=[Record()])
+    assert seen == [] and result.metrics["test"]["num_examples"] == 40

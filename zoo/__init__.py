@@ -52,6 +52,9 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
+        from zoo._tf import import_tensorflow
+
+        import_tensorflow()  # quietly, before Keras pulls it in
         module, attr = _LAZY[name]
         mod = importlib.import_module(module)
         return mod if attr is None else getattr(mod, attr)

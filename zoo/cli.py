@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pathlib
 import sys
 from typing import Any, Sequence
 
@@ -108,16 +107,18 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from zoo.data import load_dataset, write_json
     from zoo.evaluation import evaluate
+    from zoo.run import Run
     from zoo.training import load_run
 
-    spec, model, config = load_run(args.run_dir)
+    run = Run(args.run_dir)
+    spec, model, config = load_run(run.path)
     if spec.name != args.name:
         raise ValueError(f"{args.run_dir} holds a {spec.name} run, not {args.name}")
     if args.tta and spec.modality != "image":  # before loading any data
         raise ValueError(f"--tta (flip test-time augmentation) is for image models; {spec.name} is a {spec.modality} model")
     train = config["train"]
     if (args.limit is not None and args.limit != config.get("limit")
-            and (pathlib.Path(args.run_dir) / "preprocessor").exists()):
+            and run.preprocessor.exists()):
         raise ValueError(f"--limit {args.limit} differs from the run's ({config.get('limit')}): the loader would fit "
                          "a new vocabulary on that slice, which does not match the trained model; leave --limit out")
     data = load_dataset(spec.dataset, data_dir=args.data_dir or config.get("data_dir"), batch_size=int(train["batch_size"]),
@@ -125,7 +126,7 @@ def cmd_evaluate(args) -> int:
                         **dict(train.get("data", {})))
     options = {"tta_flip": True} if args.tta else {}
     metrics = evaluate(spec, model, data, args.run_dir, **options)
-    out = os.path.join(args.run_dir, "evaluation.json")
+    out = run.path / "evaluation.json"
     write_json(out, metrics)
     print(json.dumps({k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}, indent=2))
     print(f"wrote {out}", file=sys.stderr)
@@ -143,13 +144,17 @@ def cmd_export(args) -> int:
 def cmd_predict(args) -> int:
     from zoo.export import predict
 
-    rows = predict(args.target, args.inputs, run_dir=args.run_dir, top_k=args.top_k)
+    rows = predict(args.target, args.inputs, run_dir=args.run_dir, top_k=args.top_k, read_files=args.read_files)
+    good = [r for r in rows if "error" not in r]
+    for r in rows:
+        if "error" in r:
+            print(f"zoo predict: error: {r['error']}", file=sys.stderr)
     if args.json:
         print(json.dumps(rows, indent=2))
-    else:
-        keys = list(dict.fromkeys(k for r in rows for k in r))  # rows may differ (a "note" on some)
-        print(_table([[_fmt(r.get(k, "")) for k in keys] for r in rows], keys))
-    return 0
+    elif good:
+        keys = list(dict.fromkeys(k for r in good for k in r))  # rows may differ (a "note" on some)
+        print(_table([[_fmt(r.get(k, "")) for k in keys] for r in good], keys))
+    return 2 if len(good) < len(rows) else 0
 
 
 def _fmt(v):
@@ -162,13 +167,30 @@ def _fmt(v):
     return str(v)
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="zoo", description="A registry of Keras models: list, train, evaluate, export, predict.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's log lines and full tracebacks of errors")
+    p = argparse.ArgumentParser(prog="zoo", description="A registry of Keras models: list, train, evaluate, export, predict.",
+                                parents=[common])
     sub = p.add_subparsers(dest="command", required=True)
+    _add = sub.add_parser
+    sub.add_parser = lambda *a, **k: _add(*a, parents=[common], **k)  # --verbose after the command too
 
     s = sub.add_parser("list", help="list registered models")
     s.add_argument("pattern", nargs="?", default="*", help="shell-style wildcard, e.g. 'cifar10_*'")
-    s.add_argument("--modality", choices=["image", "text", "translation", "speech"])
+    s.add_argument("--modality", help="keep one modality: image, text, translation, speech, ...")
     s.set_defaults(func=cmd_list)
 
     s = sub.add_parser("info", help="show a model's spec as JSON")
@@ -180,9 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name")
     s.add_argument("--data-dir", help="folder with the offline datasets (default: $ZOO_DATA_DIR)")
     s.add_argument("--run-dir", help="run directory (default: runs/NAME)")
-    s.add_argument("--epochs", type=int)
-    s.add_argument("--batch-size", type=int)
-    s.add_argument("--limit", type=int, help="use only the first N examples of each split (smoke runs)")
+    s.add_argument("--epochs", type=positive_int)
+    s.add_argument("--batch-size", type=positive_int)
+    s.add_argument("--limit", type=positive_int, help="use only the first N examples of each split (smoke runs)")
     s.add_argument("--seed", type=int)
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model argument or training setting; dotted keys reach into dicts (data.cutout=0)")
@@ -201,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name")
     s.add_argument("--run-dir", required=True)
     s.add_argument("--data-dir")
-    s.add_argument("--limit", type=int)
+    s.add_argument("--limit", type=positive_int)
     s.add_argument("--tta", action="store_true", help="flip test-time augmentation (image models)")
     s.set_defaults(func=cmd_evaluate)
 
@@ -217,23 +239,56 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("target", help="a SavedModel directory, or a registered model name (with --run-dir)")
     s.add_argument("inputs", nargs="+")
     s.add_argument("--run-dir", help="run directory when TARGET is a model name (default: runs/NAME)")
-    s.add_argument("--top-k", type=int, default=3)
+    s.add_argument("--top-k", type=positive_int, default=3, help="classes listed per input (classifiers)")
+    s.add_argument("--read-files", action="store_true",
+                   help="text models: the inputs are files whose UTF-8 text is used (image and speech models always read files)")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_predict)
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
+USER_ERRORS = (KeyError, ValueError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+def report_errors(prog: str, fn, *args, verbose: bool = False) -> int:
+    """Run `fn(*args)`; a user error (bad name, setting, path or data) prints one line and returns 2.
+
+    Shared by the `zoo` command and the example scripts, so both answer a
+    mistake the same way.  With `verbose` the traceback is shown as well.
+    """
     from zoo.export import ExportError
 
     try:
-        return args.func(args)
-    except (KeyError, ValueError, FileNotFoundError, PermissionError, ExportError) as exc:
+        return fn(*args)
+    except (*USER_ERRORS, ExportError) as exc:
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"zoo {args.command}: error: {msg}", file=sys.stderr)
+        print(f"{prog}: error: {msg}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def quiet_unless_verbose(verbose: bool) -> None:
+    """Silence TensorFlow's start-up lines, or keep them all with `verbose`."""
+    if verbose:
+        os.environ["ZOO_VERBOSE"] = "1"
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from zoo._tf import import_tensorflow
+
+    import_tensorflow()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    quiet_unless_verbose(args.verbose)
+    return report_errors(f"zoo {args.command}", args.func, args, verbose=args.verbose)
 
 
 if __name__ == "__main__":

@@ -21,23 +21,25 @@ graph, what comes out, and sample inputs for verification (see
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from zoo.io import die_with_parent, jsonable, owned_temp_dir, read_json, remove_stale_temporaries
 from zoo.registry import get_spec
 from zoo.serving import Serving, load_serving
 
 __all__ = ["export_model", "ExportError", "predict", "next_version", "verify_saved_model"]
 
+_TMP_PREFIX = ".tmp-export-"  # + "<pid>-<random>": a version being assembled
 TOLERANCE = 1e-4  # max |difference| between the SavedModel's and the in-memory model's numeric outputs
 
 
@@ -59,16 +61,19 @@ def _resolve(model_or_run_dir, name, info, preprocessor):
         if not run_dir.exists():
             raise ExportError(f"run directory {run_dir} does not exist: train first with `zoo train NAME --run-dir {run_dir}`")
         spec, model, config = load_run(run_dir)
+        if name is not None and name != spec.name and name in _names():
+            raise ExportError(f"{run_dir} holds a {spec.name} run, not {name}: export it as {spec.name} "
+                              f"(`zoo export {spec.name} --run-dir {run_dir}`), or pass the run dir of a {name} run")
         state = run_dir / "state.json"
         if not state.exists():
             raise ExportError(f"{run_dir} is not a finished run (no state.json): finish training first "
                               "(rerun the same `zoo train` command to resume)")
-        info = {**json.loads((run_dir / "data_info.json").read_text()), **(info or {})} if (run_dir / "data_info.json").exists() else dict(info or {})
+        info = {**read_json(run_dir / "data_info.json", "run's data info"), **(info or {})} if (run_dir / "data_info.json").exists() else dict(info or {})
         if preprocessor is None:
             preprocessor = _load_preprocessor(run_dir)
         for fname in ("metrics.json", "config.json", "history.json"):
             if (run_dir / fname).exists():
-                meta[fname.split(".")[0]] = json.loads((run_dir / fname).read_text())
+                meta[fname.split(".")[0]] = read_json(run_dir / fname, f"run's {fname}")
         meta["run_dir"] = str(run_dir.resolve())
         return spec, model, info, preprocessor, meta, name or spec.name
     if name is None:
@@ -149,13 +154,14 @@ def verify_saved_model(path, serving: Serving, workdir: pathlib.Path) -> dict:
     Raises:
         ExportError: the process failed or outputs differ beyond `TOLERANCE`.
     """
+    path, workdir = pathlib.Path(path).resolve(), pathlib.Path(workdir).resolve()  # the child runs in workdir
     raw = serving.samples()
     np.savez(workdir / "inputs.npz", **raw)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     proc = subprocess.run(
         [sys.executable, "-I", "-c", _VERIFY_SCRIPT, str(path), str(workdir / "inputs.npz"), str(workdir / "outputs.npz")],
-        capture_output=True, text=True, env=env, cwd=workdir, timeout=600,
+        capture_output=True, text=True, env=env, cwd=workdir, timeout=600, preexec_fn=die_with_parent,
     )
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-6:])
@@ -237,6 +243,7 @@ def _model_card(name, version, spec, info, meta, signature, extra) -> tuple[dict
 
 - inputs: {sig_in}  ({spec.raw_input})
 - outputs: {sig_out}
+{("- bad inputs: " + extra["notes"]) if extra.get("notes") else ""}
 
 ```python
 import tensorflow as tf
@@ -285,13 +292,15 @@ def export_model(
 
     spec, model, info, preprocessor, meta, name = _resolve(model_or_run_dir, name, info, preprocessor)
     serving = load_serving(spec, model, info, preprocessor)
-    model_dir = pathlib.Path(base_dir) / name
+    model_dir = pathlib.Path(base_dir).resolve() / name  # absolute: the verifying child runs elsewhere
+    created = not model_dir.exists()
     try:
-        model_dir.mkdir(parents=True, exist_ok=True)
-        tmp = pathlib.Path(tempfile.mkdtemp(prefix=".tmp-export-", dir=model_dir))
+        tmp = owned_temp_dir(model_dir, _TMP_PREFIX)
     except OSError as exc:
         raise ExportError(f"cannot write exports under {model_dir}: {exc.strerror or exc}; choose a writable --out") from exc
-    work = pathlib.Path(tempfile.mkdtemp(prefix="zoo-verify-"))
+    remove_stale_temporaries(model_dir, _TMP_PREFIX)  # what a killed export left
+    work = tmp / ".verify"  # inside the temporary: removed with it, whatever happens
+    work.mkdir()
     try:
         archive = keras.export.ExportArchive()
         archive.track(model)
@@ -306,13 +315,14 @@ def export_model(
         extra = {"verified": bool(verify), "tolerance": TOLERANCE if verify else None}
         if tflite:
             extra["tflite"] = _convert_tflite(saved, serving, saved / "model.tflite", tflite_data)
+        shutil.rmtree(work)
         for item in saved.iterdir():  # SavedModel files at the version root, as TF Serving expects
             item.rename(tmp / item.name)
         saved.rmdir()
         while True:
             version = next_version(model_dir)
-            card, md = _model_card(name, version, spec, info, meta, signature, extra)
-            (tmp / "model_card.json").write_text(json.dumps(card, indent=2, default=str))
+            card, md = _model_card(name, version, spec, info, meta, signature, {**extra, "notes": serving.notes})
+            (tmp / "model_card.json").write_text(json.dumps(jsonable(card), indent=2))
             (tmp / "README.md").write_text(md)
             try:
                 os.rename(tmp, model_dir / str(version))  # atomic; fails if another export took the number
@@ -321,18 +331,20 @@ def export_model(
                 if (model_dir / str(version)).exists():
                     continue
                 raise
-    except Exception:
+    except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if created:  # leave no empty saved_models/<name>/ behind
+            with contextlib.suppress(OSError):
+                model_dir.rmdir()
         raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------
 # predict
 
 
-def predict(target: str, items: Sequence[str], *, run_dir: str | None = None, top_k: int = 3) -> list[dict]:
+def predict(target: str, items: Sequence[str], *, run_dir: str | None = None, top_k: int = 3,
+            read_files: bool = False) -> list[dict]:
     """Run a SavedModel directory or a registered model's trained run on raw inputs.
 
     Args:
@@ -340,41 +352,87 @@ def predict(target: str, items: Sequence[str], *, run_dir: str | None = None, to
             or a registered model name (its run: `run_dir`, default `runs/NAME`).
         items: image/WAV file paths, or text strings, as the model's modality needs.
         top_k: how many classes to list for classifiers.
+        read_files: text models: `items` are files whose UTF-8 text is used.
 
     Returns:
-        One dict per input, e.g. {"input": "cat.jpg", "label": "cat", "probability": 0.93, ...}.
+        One dict per input, in order, e.g. {"input": "cat.jpg", "label": "cat",
+        "probability": 0.93, ...}; an input that cannot be read gets
+        {"input": ..., "error": "<what is wrong>"} and the others are still predicted.
     """
     import tensorflow as tf
 
+    if int(top_k) < 1:
+        raise ValueError(f"--top-k must be at least 1 (got {top_k}): how many classes to list per input")
     path = pathlib.Path(target)
     if path.is_dir():
         card_path = path / "model_card.json"
         if not card_path.exists():
             raise ValueError(f"{path} has no model_card.json: point at a version directory written by `zoo export` "
                              "(e.g. saved_models/NAME/1)")
-        card = json.loads(card_path.read_text())
-        try:
-            fn = tf.saved_model.load(str(path)).signatures["serving_default"]
-        except Exception as exc:  # corrupt or partial SavedModel
-            raise ValueError(f"{path} is not a loadable SavedModel ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-                             "re-export it with `zoo export`") from exc
-        serving = load_serving(get_spec(card["model"]), None, card.get("data", {})) if card["model"] in _names() else None
-        if serving is None:
-            raise ValueError(f"{path}: unknown model {card['model']!r} in its model card")
-        raw = serving.read_inputs(items)
-        kwargs = {k: tf.constant(list(v) if v.dtype == object else v) for k, v in raw.items()}
-        outputs = {k: v.numpy() for k, v in fn(**kwargs).items()}
-        return serving.rows(items, outputs, top_k)
+        card = read_json(card_path, "model card")
+        if card.get("model") not in _names():
+            raise ValueError(f"{path}: unknown model {card.get('model')!r} in its model card")
+        serving = load_serving(get_spec(card["model"]), None, card.get("data", {}))
+        raw, rows_in, failed = _read_each(serving, items, read_files)
+        if rows_in:
+            try:
+                fn = tf.saved_model.load(str(path)).signatures["serving_default"]
+            except Exception as exc:  # corrupt or partial SavedModel
+                raise ValueError(f"{path} is not a loadable SavedModel ({type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0][:200]}); re-export it with `zoo export`") from exc
+            kwargs = {k: tf.constant(list(v) if v.dtype == object else v) for k, v in raw.items()}
+            outputs = {k: v.numpy() for k, v in fn(**kwargs).items()}
+            return _merge_rows(items, serving.rows(rows_in, outputs, top_k), failed)
+        return _merge_rows(items, [], failed)
     if target not in _names():
+        if os.sep in target or target.startswith(".") or path.suffix or path.exists():
+            raise ValueError(f"{target}: no such SavedModel directory; pass a version directory written by "
+                             "`zoo export` (e.g. saved_models/NAME/1) or a registered model name with --run-dir")
         get_spec(target)  # raises with close matches
     from zoo.training import load_run
 
-    spec, model, config = load_run(run_dir or os.path.join("runs", target))
     rdir = pathlib.Path(run_dir or os.path.join("runs", target))
-    info = json.loads((rdir / "data_info.json").read_text()) if (rdir / "data_info.json").exists() else {}
+    spec, model, config = load_run(rdir)
+    if spec.name != target:
+        raise ValueError(f"{rdir} holds a {spec.name} run, not {target}; pass the run dir of a {target} run")
+    info = read_json(rdir / "data_info.json", "run's data info") if (rdir / "data_info.json").exists() else {}
     serving = load_serving(spec, model, info, _load_preprocessor(rdir))
-    outputs = _call_serving(serving, serving.read_inputs(items))
-    return serving.rows(items, outputs, top_k)
+    raw, rows_in, failed = _read_each(serving, items, read_files)
+    rows = serving.rows(rows_in, _call_serving(serving, raw), top_k) if rows_in else []
+    return _merge_rows(items, rows, failed)
+
+
+def _read_each(serving: Serving, items: Sequence[str], read_files: bool = False):
+    """Read every input on its own: -> (raw inputs of the readable ones, those items, {index: error})."""
+    if read_files and serving.reads_files:
+        raise ValueError(f"--read-files is for text models; this {serving.spec.modality} model reads its "
+                         "inputs from files already")
+    good, texts, failed = [], [], {}
+    for i, item in enumerate(items):
+        try:
+            text = _read_text_file(item) if read_files else item
+            serving.read_inputs([text])
+            good.append(item)
+            texts.append(text)
+        except ValueError as exc:
+            failed[i] = str(exc)
+    return (serving.read_inputs(texts) if texts else {}), good, failed
+
+
+def _read_text_file(item: str) -> str:
+    path = pathlib.Path(item)
+    if not path.is_file():
+        raise ValueError(f"{item}: no such file (--read-files reads each input as a file)")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{item}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def _merge_rows(items, rows, failed) -> list[dict]:
+    """Rows in input order; an unreadable input gets {"input": ..., "error": ...} in its place."""
+    rows = iter(rows)
+    return [{"input": str(item), "error": failed[i]} if i in failed else next(rows) for i, item in enumerate(items)]
 
 
 def _names():

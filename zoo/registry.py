@@ -29,6 +29,7 @@ import difflib
 import fnmatch
 import importlib
 import inspect
+import math
 import threading
 from typing import Any, Callable, Iterator, Mapping
 
@@ -43,6 +44,8 @@ __all__ = [
     "get_spec",
     "create_model",
     "model_info",
+    "check_value",
+    "check_train",
 ]
 
 
@@ -234,11 +237,13 @@ class ModelSpec:
         model_kw, train_kw = dict(self.defaults), dict(self.train)
         for key, value in (overrides or {}).items():
             if key in self.defaults:
+                check_value(self.name, key, value, self.defaults[key], sizes=True)
                 model_kw[key] = value
             elif key in TRAIN_KEYS:
                 if key == "data" and isinstance(value, Mapping):
                     value = _deep_merge(train_kw.get("data", {}), value)
                 train_kw[key] = value
+                check_train(self.name, {key: value})
             else:
                 close = difflib.get_close_matches(key, [*self.defaults, *TRAIN_KEYS], n=3)
                 raise ValueError(
@@ -248,6 +253,123 @@ class ModelSpec:
                     f"training settings: {', '.join(sorted(TRAIN_KEYS))}"
                 )
         return model_kw, train_kw
+
+
+_OPTIMIZERS = ("adamw", "sgd", "adam")
+_SCHEDULES = ("constant", "cosine", "onecycle", "warmup_rsqrt", "rsqrt")
+# Names of integer model arguments for which 0 is meaningful (e.g. no SpecAugment masks).
+_ZERO_OK = ("*mask*", "seed", "*stages*")
+# Names of float arguments that are fractions in [0, 1).
+_FRACTIONS = ("*dropout*", "*ratio*", "*split*", "label_smoothing", "momentum")
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "a group of settings"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return type(value).__name__
+
+
+def check_value(owner: str, key: str, value: Any, default: Any, *, sizes: bool = False, optional: bool = False) -> None:
+    """Refuse a setting whose type or range cannot be right, judged by its default.
+
+    Args:
+        owner: what the setting belongs to, for the message ("cifar10_resnet").
+        key: the setting's name, e.g. "width" or "data.cutout".
+        value: what the user gave.
+        default: the spec's or function's default (None: anything goes).
+        sizes: integers are sizes or counts: 0 is refused too, unless the
+            name says 0 is meaningful (masks, seeds, stages).
+        optional: None is accepted too (a loader setting switched off).
+
+    Raises:
+        ValueError: one line naming the setting, what it needs and what it got.
+    """
+    if default is None or value is None and optional:
+        return
+    if isinstance(default, bool) and isinstance(value, Mapping):  # a switch that takes its settings as a group
+        return
+    leaf = key.rsplit(".", 1)[-1]
+    bad = None
+    if isinstance(default, bool):
+        bad = None if isinstance(value, bool) else "true or false"
+    elif isinstance(default, int):
+        bad = None if isinstance(value, int) and not isinstance(value, bool) else "an integer"
+    elif isinstance(default, float):
+        bad = None if isinstance(value, (int, float)) and not isinstance(value, bool) else "a number"
+    elif isinstance(default, str):
+        bad = None if isinstance(value, str) else "a string"
+    elif isinstance(default, (list, tuple)):
+        bad = None if isinstance(value, (list, tuple)) else "a list, e.g. [32,64,64]"
+        if bad is None and default and all(isinstance(d, int) for d in default):
+            for item in value:
+                check_value(owner, key, item, default[0], sizes=sizes)
+            return
+    elif isinstance(default, Mapping):
+        bad = None if isinstance(value, Mapping) else "a group of settings (set its keys: --set KEY.NAME=VALUE)"
+    if bad:
+        raise ValueError(f"{owner}: {key} must be {bad}, got {value!r} ({_kind(value)})")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ValueError(f"{owner}: {key} must be a finite number, got {value!r}")
+        if any(fnmatch.fnmatchcase(leaf, p) for p in _FRACTIONS):
+            if not 0 <= value < 1:
+                raise ValueError(f"{owner}: {key} must be in [0, 1), got {value!r}")
+        elif value < 0:
+            raise ValueError(f"{owner}: {key} must not be negative, got {value!r}")
+        elif (sizes and isinstance(value, int) and value == 0 and isinstance(default, int)
+              and not any(fnmatch.fnmatchcase(leaf, p) for p in _ZERO_OK)):
+            raise ValueError(f"{owner}: {key} must be at least 1, got 0")
+
+
+def check_train(owner: str, train: Mapping[str, Any]) -> None:
+    """Refuse training settings that cannot train: epochs and batch size >= 1, learning rate > 0, ...
+
+    Raises:
+        ValueError: one line naming the setting, its valid range and the value given.
+    """
+    def need(ok, key, what):
+        if not ok:
+            raise ValueError(f"{owner}: {key} must be {what}, got {train.get(key)!r}")
+
+    def integer(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    for key in ("epochs", "batch_size"):
+        if key in train:
+            need(integer(train[key]) and train[key] >= 1, key, "an integer of at least 1")
+    if "seed" in train:
+        need(integer(train["seed"]) and train["seed"] >= 0, "seed", "a non-negative integer")
+    if "learning_rate" in train:
+        need(number(train["learning_rate"]) and train["learning_rate"] > 0, "learning_rate", "a number above 0")
+    for key in ("weight_decay", "warmup"):
+        if train.get(key) is not None:
+            need(number(train[key]) and train[key] >= 0, key, "a number of at least 0")
+    for key in ("momentum", "label_smoothing"):
+        if train.get(key) is not None:
+            need(number(train[key]) and 0 <= train[key] < 1, key, "a number in [0, 1)")
+    if train.get("clipnorm") is not None:
+        need(number(train["clipnorm"]) and train["clipnorm"] > 0, "clipnorm", "a number above 0, or null for no clipping")
+    if "nesterov" in train:
+        need(isinstance(train["nesterov"], bool), "nesterov", "true or false")
+    if "optimizer" in train:
+        need(str(train["optimizer"]).lower() in _OPTIMIZERS, "optimizer", " | ".join(_OPTIMIZERS))
+    if "schedule" in train:
+        need(train["schedule"] in _SCHEDULES, "schedule", " | ".join(_SCHEDULES[:4]))
+    if "data" in train:
+        need(isinstance(train["data"], Mapping), "data", "a group of loader settings (--set data.NAME=VALUE)")
 
 
 def _deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict:
@@ -263,6 +385,9 @@ def _deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict:
 
 def _load_model_families() -> None:
     """Import `applications` and every `zoo.models` entry point (once)."""
+    from zoo._tf import import_tensorflow
+
+    import_tensorflow()  # quietly, before the families' Keras imports pull it in
     importlib.import_module("applications")
     from importlib.metadata import entry_points
 

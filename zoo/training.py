@@ -1,28 +1,22 @@
 """Training core: `fit(name, ...)` turns a registered spec and its data into a run.
 
-A run directory holds everything a run produced and everything needed to
-resume it:
+A run directory (`zoo.run.Run` names its files) holds everything a run
+produced and everything needed to resume it.  Running the same command again
+after a crash or kill resumes from the last finished epoch (the epoch in
+progress is redone); on a complete run it just loads the result.  A different
+model or settings in the same directory is an error, so runs are never
+silently mixed; two processes never train in one directory at once (a lock).
 
-    config.json      the resolved model and training settings
-    backup/          Keras BackupAndRestore state (weights, optimizer, epoch)
-    checkpoints/last.keras   the model after the latest finished epoch
-    logs/            TensorBoard
-    history.json     per-epoch loss/metrics, learning rate, seconds
-    curves.png       training curves
-    model.keras      the final model
-    metrics.json     test metrics, training time, parameter count
-    state.json       {"status": "complete"} once finished
-
-Running the same command again after a crash or kill resumes from the last
-finished epoch (the epoch in progress is redone); on a complete run it just
-loads the result.  A different model or settings in the same directory is an
-error, so runs are never silently mixed.
+Settings are checked before anything is written: a bad `--set`, batch size or
+data setting fails with one line and leaves the directory as it was, so the
+corrected command starts cleanly.  `config.json` is written only once the
+data is loaded and the model is built.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import json
 import os
 import pathlib
 import sys
@@ -33,10 +27,12 @@ import keras
 import numpy as np
 
 from zoo import distribute as distribution
-from zoo.data import DataBundle, atomic_write, load_dataset, write_json
+from zoo.data import DATASETS, DataBundle, load_dataset
 from zoo.evaluation import evaluate
+from zoo.io import atomic_write, jsonable
 from zoo.losses import SparseCategoricalCrossentropy, WarmupSchedule
-from zoo.registry import ModelSpec, Registry, create_model, get_spec
+from zoo.registry import ModelSpec, Registry, check_train, check_value, create_model, get_spec
+from zoo.run import Run, RunDirError
 
 __all__ = ["fit", "RunResult", "RunDirError", "make_optimizer", "TASKS", "precision_policy", "load_run"]
 
@@ -47,10 +43,6 @@ def _load_tasks() -> None:
 
 
 TASKS = Registry("task", loader=_load_tasks)
-
-
-class RunDirError(ValueError):
-    """The run directory holds a different run, or no run where one is needed."""
 
 
 @dataclasses.dataclass
@@ -126,16 +118,7 @@ def precision_policy(precision: str = "float32") -> str:
     return "mixed_bfloat16" if _cpu_has_bf16() else "float32"
 
 
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.generic,)):
-        return obj.item()
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    return str(obj)
+_jsonable = jsonable  # the one converter lives in zoo.io
 
 
 def save_model(model: keras.Model, path) -> pathlib.Path:
@@ -147,24 +130,45 @@ def save_model(model: keras.Model, path) -> pathlib.Path:
 
 
 class _RunLogger(keras.callbacks.Callback):
-    """Appends each epoch to history.json, checkpoints last.keras, redraws curves.png."""
+    """Appends each epoch to history.json, checkpoints last.keras, redraws curves.png, then backs up.
 
-    def __init__(self, run_dir: pathlib.Path, title: str):
+    It owns the run's `BackupAndRestore` and calls it *after* its own files
+    are written, so an epoch counts as finished (and is skipped on resume)
+    only once history.json, last.keras and curves.png hold it: a kill at any
+    moment loses at most the epoch in progress.  The backup is kept when
+    training ends (`fit` removes it once the run is recorded complete), so a
+    kill during the final evaluation does not retrain.
+    """
+
+    def __init__(self, run: Run, title: str):
         super().__init__()
-        self.run_dir = run_dir
+        self.run = run
         self.title = title
         self.history: dict[str, list] = {}
+        self.backup = keras.callbacks.BackupAndRestore(str(run.backup), save_freq="epoch", double_checkpoint=True,
+                                                       delete_checkpoint=False)
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.backup.set_model(model)
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.backup.set_params(params)
 
     def on_train_begin(self, logs=None):
-        path = self.run_dir / "history.json"
+        self.backup.on_train_begin(logs)  # restores weights and sets the initial epoch
         start = int(getattr(self.model, "_initial_epoch", 0) or 0)
-        old = json.loads(path.read_text()) if path.exists() else {}
+        old = self.run.read("history", {})
         # keep only the epochs the restored state has finished
         self.history = {k: list(v)[:start] for k, v in old.items()}
         self._seconds = self.history.get("wall_seconds", [0.0])[-1] if self.history.get("wall_seconds") else 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.backup.on_train_batch_end(batch, logs)
 
     def on_epoch_end(self, epoch, logs=None):
         took = time.perf_counter() - self._t0
@@ -175,11 +179,12 @@ class _RunLogger(keras.callbacks.Callback):
                    learning_rate=float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
         for k, v in row.items():
             self.history.setdefault(k, []).append(v)
-        write_json(self.run_dir / "history.json", self.history)
-        save_model(self.model, self.run_dir / "checkpoints" / "last.keras")
+        self.run.write("history", self.history)
+        save_model(self.model, self.run.last_checkpoint)
         from zoo.plots import plot_curves
 
-        plot_curves(self.history, self.run_dir / "curves.png", title=self.title)
+        plot_curves(self.history, self.run.curves, title=self.title)
+        self.backup.on_epoch_end(epoch, logs)  # last: the epoch is done only when all of the above is
 
 
 def _config(spec: ModelSpec, model_kw, train_kw, limit, data_dir, precision, jit_compile) -> dict:
@@ -195,38 +200,67 @@ def _config(spec: ModelSpec, model_kw, train_kw, limit, data_dir, precision, jit
     })
 
 
-def _check_same_run(run_dir: pathlib.Path, config: dict) -> None:
-    path = run_dir / "config.json"
-    if not path.exists():
+def _check_same_run(run: Run, config: dict) -> None:
+    old = run.read("config")
+    if old is None:
         return
-    old = json.loads(path.read_text())
     ignore = {"versions", "data_dir", "distribute"}  # the global batch is the same on any number of replicas
     diffs = [k for k in set(old) | set(config) if k not in ignore and old.get(k) != config.get(k)]
     if diffs:
         detail = "; ".join(f"{k}: {old.get(k)!r} -> {config.get(k)!r}" for k in sorted(diffs))
         raise RunDirError(
-            f"{run_dir} holds a different run ({detail}); use a new --run-dir, or delete it to start over"
+            f"{run.given} holds a different run ({detail}); use a new --run-dir, or delete it to start over"
         )
+
+
+def check_data_settings(spec: ModelSpec, data: Mapping[str, Any]) -> None:
+    """Refuse `data.*` settings the spec's dataset loader does not take, or of the wrong type.
+
+    Raises:
+        ValueError: one line naming the setting and the valid ones.
+    """
+    import inspect
+
+    params = inspect.signature(DATASETS.get(spec.dataset)).parameters
+    reserved = {"data_dir", "batch_size", "limit", "seed"}  # set by their own flags
+    valid = sorted(k for k, p in params.items() if k not in reserved and p.kind is p.KEYWORD_ONLY or
+                   k not in reserved and p.kind is p.POSITIONAL_OR_KEYWORD)
+    for key, value in data.items():
+        if key not in valid:
+            import difflib
+
+            close = difflib.get_close_matches(key, valid, n=3)
+            hint = f"--{key.replace('_', '-')} or --set {key}=..." if key in reserved else ""
+            raise ValueError(f"{spec.name}: unknown data setting {key!r}"
+                             + (f" (did you mean {', '.join(close)}?)" if close else "")
+                             + (f" (use {hint})" if hint else "")
+                             + f"; the {spec.dataset} loader takes: {', '.join(valid)}")
+        check_value(spec.name, f"data.{key}", value, params[key].default, optional=True)
 
 
 def load_run(run_dir, *, compile: bool = False) -> tuple[ModelSpec, keras.Model, dict]:
     """Load a finished (or checkpointed) run: (spec, model, config).
 
     Raises:
-        RunDirError: the directory holds no trained model.
+        RunDirError: the directory holds no trained model, or its model file is corrupt.
     """
-    run_dir = pathlib.Path(run_dir)
-    if not (run_dir / "config.json").exists():
-        raise RunDirError(f"{run_dir} is not a run directory (no config.json): train one with `zoo train NAME --run-dir {run_dir}`")
-    config = json.loads((run_dir / "config.json").read_text())
-    for candidate in (run_dir / "model.keras", run_dir / "checkpoints" / "last.keras"):
-        if candidate.exists():
-            import applications  # noqa: F401  (registers the layers of every family)
-
-            model = keras.saving.load_model(candidate, compile=compile)
-            return get_spec(config["model"]), model, config
-    raise RunDirError(f"{run_dir} has no trained model yet (no model.keras or checkpoints/last.keras): "
-                      "finish training first (rerun the same `zoo train` command to resume)")
+    run = Run(run_dir)
+    config = run.read("config")
+    if config is None:
+        raise RunDirError(f"{run.given} is not a run directory (no config.json): train one with "
+                          f"`zoo train NAME --run-dir {run.given}`")
+    candidate = run.trained_model_file()
+    if candidate is None:
+        raise RunDirError(f"{run.given} has no trained model yet (no model.keras or checkpoints/last.keras): "
+                          "finish training first (rerun the same `zoo train` command to resume)")
+    spec = get_spec(config["model"])  # loads every family, which registers their layers
+    try:
+        model = keras.saving.load_model(candidate, compile=compile)
+    except Exception as exc:  # a truncated or foreign file: Keras says "File not found" or worse
+        raise RunDirError(f"{candidate} cannot be loaded: the file is truncated or corrupt (Keras raised "
+                          f"{type(exc).__name__}); delete it to fall back to checkpoints/last.keras (the last finished "
+                          "epoch), or train again in a new --run-dir") from None
+    return spec, model, config
 
 
 def fit(
@@ -283,31 +317,37 @@ def fit(
     train_kw.setdefault("seed", 0)
     train_kw.setdefault("epochs", 10)
     train_kw.setdefault("batch_size", 64)
+    check_train(spec.name, train_kw)
+    check_data_settings(spec, train_kw.get("data", {}))
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"{spec.name}: limit must be an integer of at least 1 (examples per split), got {limit!r}")
     distribution.check_global_batch(train_kw["batch_size"], strategy.num_replicas_in_sync)
-    chief_dir = pathlib.Path(run_dir)
-    run_dir = distribution.worker_run_dir(chief_dir)  # the chief's; other workers: a temporary directory
-    run_dir.mkdir(parents=True, exist_ok=True)
+    chief = Run(run_dir)
+    run = Run(distribution.worker_run_dir(chief.path))  # the chief's; other workers: a temporary directory
     policy = precision_policy(precision)
     config = _config(spec, model_kw, train_kw, limit, data_dir, policy, jit_compile)
     config["distribute"] = distribution.describe(strategy, train_kw["batch_size"])
-    _check_same_run(run_dir, config)
-    if distribution.is_chief() or run_dir != chief_dir:  # a worker never writes into the chief's run dir
-        write_json(run_dir / "config.json", config)
+    _check_same_run(run, config)
+    # another worker only reads the chief's directory (a finished run, to load it): no lock
+    held = run.lock() if distribution.is_chief() or run.path != chief.path else contextlib.nullcontext(run)
+    with held:
+        return _fit_locked(spec, run, data, config, model_kw, train_kw, data_dir=data_dir, limit=limit, policy=policy,
+                           jit_compile=jit_compile, verbose=verbose, callbacks=callbacks,
+                           evaluate_test=evaluate_test, eval_options=eval_options, strategy=strategy, chief=chief)
 
-    state_path = run_dir / "state.json"
-    if state_path.exists() and json.loads(state_path.read_text()).get("status") == "complete":
-        print(f"{run_dir}: run already complete; loading it (delete the directory to retrain)", file=sys.stderr)
-        _, model, _ = load_run(run_dir)
-        return RunResult(run_dir, model, spec, json.loads((run_dir / "history.json").read_text()),
-                         json.loads((run_dir / "metrics.json").read_text()), config, data)
+
+def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, *, data_dir, limit, policy, jit_compile, verbose,
+                callbacks, evaluate_test, eval_options, strategy, chief: Run) -> RunResult:
+    """`fit` once the settings are checked and the run directory is held."""
+    if run.complete:
+        print(f"{run.given}: run already complete; loading it (delete the directory to retrain)", file=sys.stderr)
+        _, model, _ = load_run(run.path)
+        return RunResult(run.path, model, spec, run.read("history", {}), run.read("metrics", {}), config, data)
 
     keras.utils.set_random_seed(int(train_kw["seed"]))
     if data is None:
         data = load_dataset(spec.dataset, data_dir=data_dir, batch_size=int(train_kw["batch_size"]),
                             limit=limit, seed=int(train_kw["seed"]), **dict(train_kw.get("data", {})))
-    write_json(run_dir / "data_info.json", _jsonable(data.info))
-    if data.preprocessor is not None and hasattr(data.preprocessor, "save"):
-        data.preprocessor.save(run_dir / "preprocessor")
 
     steps = int(data.train.cardinality())
     if steps < 0:  # unknown cardinality: derive it from the example count
@@ -320,18 +360,23 @@ def fit(
     keras.config.set_dtype_policy(policy)
     try:
         with strategy.scope():
-            model = create_model(name, **model_kw)
+            model = create_model(spec.name, **model_kw)
             loss, metrics = TASKS.get(spec.task)(spec, train_kw)
             model.compile(optimizer=make_optimizer(train_kw, steps * int(train_kw["epochs"])),
                           loss=loss, metrics=metrics, jit_compile=jit_compile)
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
-    logger = _RunLogger(run_dir, title=spec.name)
+    # Training can start: only now does the directory become this run's.
+    run.write("config", config)
+    run.write("data_info", data.info)
+    if data.preprocessor is not None and hasattr(data.preprocessor, "save"):
+        data.preprocessor.save(run.preprocessor)
+
+    logger = _RunLogger(run, title=spec.name)
     cbs = [
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq="epoch", double_checkpoint=True),
-        logger,
-        keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False, profile_batch=0),
+        logger,  # owns BackupAndRestore (see its docstring)
+        keras.callbacks.TensorBoard(str(run.logs), write_graph=False, profile_batch=0),
         *callbacks,
     ]
     if verbose == "auto":
@@ -340,7 +385,7 @@ def fit(
     model.fit(train_ds, validation_data=val_ds, epochs=int(train_kw["epochs"]), callbacks=cbs, verbose=verbose,
               shuffle=False)  # the pipeline shuffles
     history = logger.history
-    save_model(model, run_dir / "model.keras")
+    save_model(model, run.model)
 
     ran = len(history.get("loss", [])) or int(train_kw["epochs"])  # fewer when a callback stopped training early
     metrics = {"model": spec.name, "params": int(model.count_params()), "epochs": ran,
@@ -348,8 +393,11 @@ def fit(
                "train_seconds": float(history.get("wall_seconds", [0.0])[-1] if history.get("wall_seconds") else 0.0),
                "precision": policy, "distribute": config["distribute"]}
     if evaluate_test and distribution.is_chief():  # other workers' results are thrown away
-        metrics["test"] = evaluate(spec, model, data, run_dir, **dict(eval_options or {}))
-    write_json(run_dir / "metrics.json", _jsonable(metrics))
-    write_json(state_path, {"status": "complete", "epochs": ran})
-    distribution.finish_worker_run_dir(run_dir, chief_dir)
-    return RunResult(chief_dir, model, spec, history, metrics, config, data)
+        metrics["test"] = evaluate(spec, model, data, run.path, **dict(eval_options or {}))
+    run.write("metrics", metrics)
+    run.write("state", {"status": "complete", "epochs": ran})
+    import shutil
+
+    shutil.rmtree(run.backup, ignore_errors=True)  # the run is recorded: the resume state is no longer needed
+    distribution.finish_worker_run_dir(run.path, chief.path)
+    return RunResult(chief.path, model, spec, history, metrics, config, data)

@@ -9,8 +9,7 @@ derived files go:
   (`ZOO_CACHE_DIR` > `$XDG_CACHE_HOME/zoo` > `~/.cache/zoo`), never the repo.
 - `verify_file`: SHA-256 check of an input file against the data folder's
   `SHA256SUMS`; the digest doubles as the cache key.
-- `atomic_write` / `write_json`: crash-safe writes, reused by checkpoints,
-  exports and reports.
+- `atomic_write` / `write_json`: re-exported from `zoo.io`.
 - `DataBundle`, `DATASETS`, `load_dataset`: every loader returns a bundle of
   batched, prefetched `tf.data` pipelines plus JSON-able `info`.
 
@@ -24,17 +23,15 @@ names the file, what was expected and how to fix it.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import pathlib
-import shutil
-import tempfile
 import threading
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
+from zoo.io import atomic_write, write_json  # noqa: F401  (re-exported: zoo.data.write_json)
 from zoo.registry import Registry
 
 if TYPE_CHECKING:  # TensorFlow is imported lazily by the loaders
@@ -83,8 +80,9 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> pathlib.Path 
             environment.  Empty string counts as not given.
 
     Returns:
-        `pathlib.Path` of an existing directory (from the argument, else from
-        `$ZOO_DATA_DIR`), or None when neither is set: loaders then fall back
+        absolute `pathlib.Path` of an existing directory (from the argument,
+        else from `$ZOO_DATA_DIR`; relative paths are taken from the current
+        directory), or None when neither is set: loaders then fall back
         to tensorflow-datasets (which needs network access or its own cache).
 
     Raises:
@@ -108,7 +106,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> pathlib.Path 
             f"data directory {path} ({origin}) is not a directory: point --data-dir or "
             f"{DATA_DIR_ENV} at the folder holding the dataset files, not at a file"
         )
-    return path
+    return path.resolve()  # absolute: a relative folder must not be joined twice or read from another cwd
 
 
 def _default_cache_root() -> pathlib.Path:
@@ -169,7 +167,12 @@ def _sha256(path: pathlib.Path, chunk: int = 1 << 20) -> str:
 def _read_sums(sums: pathlib.Path) -> dict[str, str]:
     """`SHA256SUMS` as {relative path: hex digest} (`sha256sum` text or binary mode)."""
     out = {}
-    for line in sums.read_text().splitlines():
+    try:
+        content = sums.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{sums} is not a UTF-8 checksum list ({exc.reason} at byte {exc.start}): "
+                        "restore it (lines of `<sha256>  <file>`, as `sha256sum` writes them)") from None
+    for line in content.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -233,119 +236,6 @@ def verify_file(path: str | os.PathLike, data_dir: str | os.PathLike | None = No
                     f"the pinned copy (or update {SUMS_FILE} if the change is intended)"
                 )
     return digest
-
-
-# ---------------------------------------------------------------------------
-# Atomic writes
-# ---------------------------------------------------------------------------
-
-
-def _fsync_tree(path: pathlib.Path) -> None:
-    paths = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-    for p in paths:
-        fd = os.open(p, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _fsync_dir(path: pathlib.Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some filesystems refuse fsync on directories
-        pass
-    finally:
-        os.close(fd)
-
-
-def _remove(path: pathlib.Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-
-
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike) -> Iterator[pathlib.Path]:
-    """Write `path` all-or-nothing: readers see the old content or the new, never half.
-
-    Yields a temporary path in the same folder (with the same suffix, so
-    writers that insist on one, e.g. `np.save` or `model.save(".keras")`,
-    accept it).  The caller creates a file *or a directory* there (a
-    SavedModel export, say).  On normal exit the result is fsync'ed and moved
-    onto `path` with `os.replace` (an existing directory at `path` is replaced
-    too); on an exception the temporary is removed and `path` is untouched.
-
-        with atomic_write("out/model.keras") as tmp:
-            model.save(tmp)
-
-    Args:
-        path: the final file or directory; its parent is created if needed.
-
-    Yields:
-        pathlib.Path: the temporary path to write.
-
-    Raises:
-        FileNotFoundError: the block exited without creating the temporary.
-    """
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = pathlib.Path(name)
-    tmp.unlink()  # the caller decides whether it becomes a file or a directory
-    try:
-        yield tmp
-        if not tmp.exists():
-            raise FileNotFoundError(f"atomic_write({path}): nothing was written to the temporary {tmp}")
-        _fsync_tree(tmp)
-        if tmp.is_dir() and path.is_dir() and not path.is_symlink():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}-{threading.get_ident()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        _remove(tmp)
-        raise
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if hasattr(obj, "tolist"):  # numpy arrays/scalars, tf.TensorShape-free
-        return obj.tolist()
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.asdict(obj)
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
-
-
-def write_json(path: str | os.PathLike, obj: Any, *, indent: int = 2) -> pathlib.Path:
-    """Write `obj` as JSON to `path` atomically (UTF-8, trailing newline).
-
-    Numpy scalars/arrays, paths, sets and dataclasses are converted to plain
-    JSON values.
-
-    Returns:
-        pathlib.Path: `path`.
-    """
-    text = json.dumps(obj, indent=indent, default=_json_default, ensure_ascii=False) + "\n"
-    path = pathlib.Path(path)
-    with atomic_write(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return path
 
 
 def tfds_unavailable(tfds_name: str, archive: str, layout: str, exc: BaseException) -> "DataError":

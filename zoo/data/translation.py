@@ -46,11 +46,13 @@ from typing import Any
 import numpy as np
 
 from zoo.data import (
+    DATA_DIR_ENV,
     DATASETS,
     PREPROCESSOR_FILE,
     PREPROCESSORS,
     DataBundle,
     DataError,
+    atomic_write,
     cache_dir,
     length_sorted_batches,
     resolve_data_dir,
@@ -90,8 +92,7 @@ def load_pairs(split: str, data_dir=None) -> tuple[list[str], list[str], dict]:
         raise DataError(f"Multi30k has no split {split!r}; expected one of {', '.join(SPLITS)}")
     folder = resolve_data_dir(data_dir)
     if folder is None:
-        raise DataError("Multi30k is read from the offline data directory: pass --data-dir or set ZOO_DATA_DIR "
-                        "to the folder holding multi30k/{train,val,test_2016_flickr}.{en,de}.gz")
+        folder = download_multi30k()
     out, digests = {}, {}
     for lang in ("en", "de"):
         rel = f"multi30k/{split}.{lang}.gz"
@@ -116,6 +117,50 @@ def load_pairs(split: str, data_dir=None) -> tuple[list[str], list[str], dict]:
         raise DataError(f"multi30k/{split}.en.gz has {len(out['en'])} lines but multi30k/{split}.de.gz has "
                         f"{len(out['de'])}: the files must be line-aligned translations")
     return out["en"], out["de"], {"source": str(folder / "multi30k"), "sha256": digests}
+
+
+# Multi30k is not in tensorflow-datasets: its public files (multi30k/dataset, data/task1/raw), pinned by SHA-256.
+MULTI30K_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw/{name}"
+MULTI30K_SHA256 = {
+    "train.en.gz": "d79cfa999dd4c51d2cb42499b6796d5a882c3a8a961923c25a898c90f8bbd56f",
+    "train.de.gz": "726e39b2fa9eb9ffb6dc763fb35a179f80fae06ffc5d28b6ace5faa883de28a6",
+    "val.en.gz": "14f7d25ddd868909a9213e361768460edcacdd6ab9d1e77b92560dc10c10dc28",
+    "val.de.gz": "f0cba2f995189cf5770f29a8a9a537a3ad3f51657ad873405082ff6863a5e75a",
+    "test_2016_flickr.en.gz": "611d361c6334bc7246101d48097c13cf5c4413c5befc793cc629934359d532d9",
+    "test_2016_flickr.de.gz": "9204244e408ccb38d2a55cfcd344df15005fc42a07a6e55ca6c52b6ababb8cc8",
+}
+
+
+def download_multi30k() -> pathlib.Path:
+    """Fetch the six Multi30k files once into the cache; return a data directory holding `multi30k/`.
+
+    Each file is checked against its pinned SHA-256 (`keras.utils.get_file`),
+    and a `SHA256SUMS` is written beside them, so the offline reader checks
+    them again on every load.  The same folder works offline afterwards.
+
+    Raises:
+        DataError: no network (or a changed file upstream): the message says
+            where to put the files by hand instead.
+    """
+    import keras
+
+    root = cache_dir("downloads")
+    sums = []
+    for name, digest in MULTI30K_SHA256.items():
+        try:
+            keras.utils.get_file(name, MULTI30K_URL.format(name=name), file_hash=digest, hash_algorithm="sha256",
+                                 cache_dir=str(root), cache_subdir="multi30k")
+        except Exception as exc:  # URLError, HTTPError, a checksum ValueError
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise DataError(
+                f"no data directory is set and Multi30k could not be downloaded ({type(exc).__name__}: {first}). "
+                f"Either connect to the network, or put {', '.join(MULTI30K_SHA256)} (from the public "
+                f"multi30k/dataset repository, data/task1/raw) in a folder's multi30k/ and pass that folder "
+                f"as --data-dir or {DATA_DIR_ENV}") from None
+        sums.append(f"{digest}  multi30k/{name}\n")
+    with atomic_write(root / "SHA256SUMS") as tmp:
+        tmp.write_text("".join(sums))
+    return root
 
 
 # ---------------------------------------------------------------------------

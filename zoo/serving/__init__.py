@@ -64,6 +64,25 @@ class Serving:
     def read_inputs(self, items: Sequence[str]) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    #: what a serving user should know about bad inputs, written into the model card
+    notes: str = ""
+
+    #: whether `zoo predict` arguments are file paths (images, WAVs) rather than the text itself
+    reads_files: bool = True
+
+    def check_text(self, items: Sequence[str], example: str) -> None:
+        """Refuse empty text and arguments that name an existing file (pass `--read-files` to read it).
+
+        Raises:
+            ValueError: one line naming the input and the fix.
+        """
+        for item in items:
+            if not str(item).strip():
+                raise ValueError(f"empty text: pass the text itself as an argument, e.g. zoo predict MODEL {example!r}")
+            if len(str(item)) < 4096 and pathlib.Path(str(item)).is_file():
+                raise ValueError(f"{item!r} is an existing file, not text: pass --read-files to use the text in it, "
+                                 "or quote the text itself")
+
     def rows(self, items: Sequence[str], outputs: Mapping[str, np.ndarray], top_k: int) -> list[dict]:
         """One readable dict per input for `zoo predict`."""
         return [{"input": str(i)} | {k: _py(v[n]) for k, v in outputs.items()} for n, i in enumerate(items)]

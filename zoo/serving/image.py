@@ -17,11 +17,18 @@ class ImageServing(Serving):
 
     Signature `serving_default(image_bytes: tf.string (batch,))` returns
     `probabilities float32 (batch, K)`, `class_id int64 (batch,)`,
-    `label tf.string (batch,)`.  Images of another size are resized to the
+    `label tf.string (batch,)` and `valid bool (batch,)`.  An item that
+    cannot be decoded (not an image, truncated, corrupt) fails alone: its
+    `valid` is False, `class_id` -1, `label` "" and `probabilities` all 0,
+    and the other items of the batch are classified as usual.  Images of another size are resized to the
     model's input size (area interpolation); greyscale becomes RGB.  A second
     signature `serve_pixels(image: uint8 (batch, H, W, 3))` skips decoding
     (used for TensorFlow Lite).
     """
+
+    notes = ("An item of image_bytes that cannot be decoded (not a JPEG/PNG/GIF/BMP, truncated or corrupt) fails "
+             "alone: its `valid` is false, `class_id` -1, `label` empty and `probabilities` all zero; the rest of "
+             "the batch is classified as usual.")
 
     def __init__(self, model, spec, info, preprocessor=None):
         import tensorflow as tf
@@ -50,11 +57,33 @@ class ImageServing(Serving):
         class_id = tf.argmax(probs, axis=-1)
         return {"probabilities": probs, "class_id": class_id, "label": tf.gather(tf.constant(self.class_names), class_id)}
 
+    def _decode_each(self, image_bytes):
+        """Decode every image on its own: -> (uint8 images (B, H, W, C), valid bool (B,)).
+
+        An item that does not decode (not an image, truncated, corrupt) is
+        dropped by `tf.data`'s `ignore_errors` instead of failing the whole
+        batch; its row is all zeros and `valid` is False.
+        """
+        import tensorflow as tf
+
+        n = tf.shape(image_bytes, out_type=tf.int64)[0]
+        items = tf.data.Dataset.from_tensor_slices((tf.range(n), image_bytes))
+        decoded = items.map(lambda i, data: (i, self._decode(data))).ignore_errors()
+        nothing = tf.data.Dataset.from_tensors((tf.zeros([0], tf.int64), tf.zeros([0, *self.shape], tf.uint8)))
+        index, images = decoded.batch(1 << 20).concatenate(nothing).take(1).get_single_element()
+        rows = index[:, None]
+        return (tf.scatter_nd(rows, images, tf.concat([[n], tf.constant(self.shape, tf.int64)], 0)),
+                tf.scatter_nd(rows, tf.ones_like(index, tf.bool), [n]))
+
     def serve(self, image_bytes):
         import tensorflow as tf
 
-        images = tf.map_fn(self._decode, image_bytes, fn_output_signature=tf.TensorSpec(self.shape, tf.uint8))
-        return self._classify(images)
+        images, valid = self._decode_each(image_bytes)
+        out = self._classify(images)
+        return {"probabilities": tf.where(valid[:, None], out["probabilities"], 0.0),
+                "class_id": tf.where(valid, out["class_id"], tf.constant(-1, tf.int64)),
+                "label": tf.where(valid, out["label"], ""),
+                "valid": valid}
 
     def extra_endpoints(self):
         import tensorflow as tf
@@ -76,10 +105,13 @@ class ImageServing(Serving):
         smooth = np.stack([xx * 255 // w, yy * 255 // h, (xx + yy) * 255 // (h + w)], -1).astype(np.uint8)
         noisy = rng.integers(0, 256, self.shape, dtype=np.uint8)
         big = np.asarray(tf.image.resize(smooth[None], [2 * h, 3 * w]))[0].astype(np.uint8)
-        encoded = [tf.io.encode_jpeg(smooth).numpy(), tf.io.encode_png(noisy).numpy(), tf.io.encode_png(big).numpy()]
+        jpeg = tf.io.encode_jpeg(smooth).numpy()
+        encoded = [jpeg, tf.io.encode_png(noisy).numpy(), tf.io.encode_png(big).numpy(), jpeg[: len(jpeg) // 2]]
         return {"image_bytes": np.array(encoded, dtype=object)}
 
     def read_inputs(self, items):
+        import tensorflow as tf
+
         data = []
         for item in items:
             path = pathlib.Path(item)
@@ -88,6 +120,10 @@ class ImageServing(Serving):
             raw = path.read_bytes()
             if not raw.startswith(IMAGE_MAGIC):
                 raise ValueError(f"{item}: not a JPEG, PNG, GIF or BMP image; this model classifies images")
+            try:
+                tf.io.decode_image(raw, channels=3, expand_animations=False)
+            except tf.errors.InvalidArgumentError:
+                raise ValueError(f"{item}: the image cannot be decoded (truncated or corrupt file)") from None
             data.append(raw)
         return {"image_bytes": np.array(data, dtype=object)}
 

@@ -63,11 +63,10 @@ class TextServing(Serving):
         return {"text": np.array([b"A wonderful, moving film.<br /><br />Loved it!", b"Dull and far too long; I left early.",
                                   b"", "Caf\u00e9 scenes \u2014 tr\u00e8s bien \U0001f600".encode("utf-8")], dtype=object)}
 
+    reads_files = False
+
     def read_inputs(self, items):
-        for item in items:
-            if not str(item).strip():
-                raise ValueError("empty text: pass the review itself as an argument, e.g. "
-                                 "zoo predict MODEL \"A wonderful film.\"")
+        self.check_text(items, "A wonderful film.")
         return {"text": np.array([str(i).encode("utf-8") for i in items], dtype=object)}
 
     def rows(self, items, outputs, top_k):

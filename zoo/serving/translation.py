@@ -48,11 +48,10 @@ class TranslationServing(Serving):
         return {"text": np.array([b"A man is riding a bike.", b"Two dogs play in the snow.", long.encode(),
                                   "Caf\u00e9 \u2014 na\u00efve \U0001f600 \u00fcber".encode("utf-8"), b""], dtype=object)}
 
+    reads_files = False
+
     def read_inputs(self, items):
-        for item in items:
-            if not str(item).strip():
-                raise ValueError("empty text: pass the English sentence itself, e.g. "
-                                 "zoo predict multi30k_transformer \"A man is riding a bike.\"")
+        self.check_text(items, "A man is riding a bike.")
         return {"text": np.array([str(i).encode("utf-8") for i in items], dtype=object)}
 
     def rows(self, items, outputs, top_k):

@@ -1,0 +1,89 @@
+"""A user without the offline copies: tensorflow-datasets and the pinned Multi30k download.
+
+No test may reach the network, so each goes as far as it can offline: the
+real loaders run with no data directory, every import and builder step runs,
+and the HTTP layer is replaced by one that fails at once.  The error must then
+be about the network (not a missing module) and say what to do instead.
+"""
+
+import pytest
+
+from zoo.data import DataError
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No data directory, a private TFDS folder, and an HTTP layer that fails at once."""
+    import urllib.request
+
+    import requests
+
+    monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+
+    def no_network(*args, **kwargs):
+        raise requests.exceptions.ConnectionError("network unreachable (offline test)")
+
+    def no_url(*args, **kwargs):
+        raise urllib.error.URLError("network unreachable (offline test)")
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", no_network)
+    monkeypatch.setattr(urllib.request, "urlopen", no_url)
+    monkeypatch.setattr("keras.src.utils.file_utils.urlretrieve", no_url)  # keras.utils.get_file's own import
+
+
+def _load(name):
+    if name == "cifar10":
+        from zoo.data.images import load_cifar10_arrays
+
+        return load_cifar10_arrays("train")
+    if name == "imdb_reviews":
+        from zoo.data.text import load_imdb_texts
+
+        return load_imdb_texts("train")
+    from zoo.data.speech import load_fsdd_recordings
+
+    return load_fsdd_recordings()
+
+
+@pytest.mark.parametrize("name", ["cifar10", "imdb_reviews", "spoken_digit"])
+def test_tfds_fallback_gets_as_far_as_the_download(offline, name):
+    with pytest.raises(DataError) as info:
+        _load(name)
+    msg = str(info.value)
+    assert f"tensorflow-datasets could not load {name!r}" in msg
+    assert "ConnectionError" in msg, msg  # it reached the download: no missing module on the way
+    assert "ModuleNotFoundError" not in msg and "ImportError" not in msg
+    assert "--data-dir" in msg and "ZOO_DATA_DIR" in msg
+
+
+def test_tfds_prepare_dependencies_are_installed():
+    """What the builders import lazily while preparing (after the download) is installed."""
+    from tensorflow_datasets.core import lazy_imports_lib
+
+    assert lazy_imports_lib.lazy_imports.pydub.AudioSegment  # spoken_digit decodes its WAVs with pydub
+    import importlib_resources  # noqa: F401  (download_and_prepare reads its checksum files with it)
+
+
+def test_multi30k_download_is_pinned_and_says_what_to_do_offline(offline):
+    from zoo.data.translation import MULTI30K_SHA256, load_pairs
+
+    assert len(MULTI30K_SHA256) == 6 and all(len(d) == 64 for d in MULTI30K_SHA256.values())
+    with pytest.raises(DataError, match="Multi30k could not be downloaded.*network unreachable.*multi30k/dataset.*--data-dir"):
+        load_pairs("train")
+
+
+def test_multi30k_download_checks_the_pinned_digest(monkeypatch, tmp_path):
+    """A file that arrives with other bytes is refused (get_file compares the SHA-256)."""
+    from zoo.data.translation import load_pairs
+
+    monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
+
+    def fake_retrieve(url, filename, *args, **kwargs):
+        with open(filename, "wb") as f:
+            f.write(b"not the real file")
+        return filename, None
+
+    monkeypatch.setattr("keras.src.utils.file_utils.urlretrieve", fake_retrieve)
+    with pytest.raises(DataError, match="Multi30k could not be downloaded.*(corrupt|hash|match)"):
+        load_pairs("val")

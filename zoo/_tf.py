@@ -1,0 +1,49 @@
+"""Import TensorFlow without its start-up log lines.
+
+TensorFlow 2.21 writes several lines (oneDNN, CUDA drivers, cuInit) to the
+process's stderr from C++ before `absl::InitializeLog()`, so neither
+`TF_CPP_MIN_LOG_LEVEL` nor Python's logging can stop them.  `import_tensorflow`
+points file descriptor 2 at /dev/null while TensorFlow loads and finds its
+devices, then restores it: Python errors and everything printed afterwards
+still reach the terminal.  `ZOO_VERBOSE=1` (the CLI's `--verbose`) or a
+`TF_CPP_MIN_LOG_LEVEL` of 0 or 1 keeps the lines.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+VERBOSE_ENV = "ZOO_VERBOSE"
+
+
+def verbose() -> bool:
+    """Whether the user asked to see TensorFlow's own log lines."""
+    return os.environ.get(VERBOSE_ENV, "") not in ("", "0") or os.environ.get("TF_CPP_MIN_LOG_LEVEL") in ("0", "1")
+
+
+def import_tensorflow():
+    """Import TensorFlow (once) with its start-up lines silenced; return the module."""
+    if "tensorflow" in sys.modules or verbose():
+        import tensorflow as tf
+
+        return tf
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (embedded interpreters)
+        import tensorflow as tf
+
+        return tf
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # device discovery logs too (cuInit)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+    return tf
