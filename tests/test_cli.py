@@ -59,3 +59,4 @@ def test_console_script_is_installed():
     proc = subprocess.run([exe, "list", "--modality", "image"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "cifar10_vit" in proc.stdout
+    assert proc.stderr == "", proc.stderr  # no TensorFlow start-up lines before (or after) the command's output

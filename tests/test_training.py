@@ -64,6 +64,17 @@ class _Crash(keras.callbacks.Callback):
         self._epoch = epoch
 
 
+class _Record(keras.callbacks.Callback):
+    """Appends every epoch that starts to `seen`."""
+
+    def __init__(self, seen):
+        super().__init__()
+        self.seen = seen
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.seen.append(epoch)
+
+
 def test_crashed_run_resumes_from_last_finished_epoch(tmp_path, tiny_cifar):
     run = tmp_path / "run"
     with pytest.raises(RuntimeError, match="simulated crash"):
@@ -71,19 +82,14 @@ def test_crashed_run_resumes_from_last_finished_epoch(tmp_path, tiny_cifar):
     first = json.loads((run / "history.json").read_text())
     assert first["epoch"] == [1] and not (run / "state.json").exists()
     seen = []
-
-    class Record(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            seen.append(epoch)
-
-    result = _fit(run, tiny_cifar, callbacks=[Record()])
+    result = _fit(run, tiny_cifar, callbacks=[_Record(seen)])
     assert seen == [1, 2]  # epoch 1 was not trained again
     history = json.loads((run / "history.json").read_text())
     assert history["epoch"] == [1, 2, 3]
     assert history["loss"][0] == first["loss"][0]
     assert result.metrics["epochs"] == 3
     # a finished run is loaded, not retrained
-    again = _fit(run, tiny_cifar, callbacks=[Record()])
+    again = _fit(run, tiny_cifar, callbacks=[_Record(seen)])
     assert seen == [1, 2] and again.metrics == result.metrics
 
 
@@ -141,7 +147,7 @@ def test_a_kill_while_checkpointing_loses_no_epoch(tmp_path, tiny_cifar, monkeyp
     def dies_in_epoch_two(model, path):
         calls.append(path)
         if len(calls) == 2:  # epoch 2's checkpoint: the process "dies" half-way through the write
-            path.parent.joinpath(f".last.keras.999999.halfway.tmp.keras").write_bytes(b"half a zip")
+            path.parent.joinpath(".last.keras.999999.halfway.tmp.keras").write_bytes(b"half a zip")
             raise KeyboardInterrupt("killed while writing the checkpoint")
         return real_save(model, path)
 
@@ -150,12 +156,7 @@ def test_a_kill_while_checkpointing_loses_no_epoch(tmp_path, tiny_cifar, monkeyp
         _fit(run, tiny_cifar, epochs=2)
     monkeypatch.setattr(zt, "save_model", real_save)
     seen = []
-
-    class Record(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            seen.append(epoch)
-
-    result = _fit(run, tiny_cifar, epochs=2, callbacks=[Record()])
+    result = _fit(run, tiny_cifar, epochs=2, callbacks=[_Record(seen)])
     assert seen == [1]  # the final epoch was redone: its checkpoint never finished
     history = json.loads((run / "history.json").read_text())
     assert history["epoch"] == [1, 2]
@@ -180,10 +181,5 @@ def test_a_kill_during_the_final_evaluation_does_not_retrain(tmp_path, tiny_cifa
         _fit(run, tiny_cifar, epochs=2)
     monkeypatch.setattr(zt, "evaluate", real)
     seen = []
-
-    class Record(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            seen.append(epoch)
-
-    result = _fit(run, tiny_cifar, epochs=2, callbacks=[Record()])
+    result = _fit(run, tiny_cifar, epochs=2, callbacks=[_Record(seen)])
     assert seen == [] and result.metrics["test"]["num_examples"] == 40

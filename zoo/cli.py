@@ -157,6 +157,16 @@ def cmd_predict(args) -> int:
     return 2 if len(good) < len(rows) else 0
 
 
+def cmd_serve(args) -> int:
+    try:
+        from zoo.server import serve
+    except ImportError as exc:
+        raise ValueError(f"zoo serve needs the 'serve' extra ({exc.name} is not installed): pip install 'zoo[serve]'") from exc
+
+    return serve(args.paths, host=args.host, port=args.port, max_batch_size=args.max_batch_size,
+                 batch_timeout_ms=args.batch_timeout_ms, poll_seconds=args.poll_seconds)
+
+
 def _fmt(v):
     if isinstance(v, float):
         return f"{v:.4f}"
@@ -244,6 +254,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="text models: the inputs are files whose UTF-8 text is used (image and speech models always read files)")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("serve", help="serve exports over TF Serving's REST API, with a demo page at /")
+    s.add_argument("paths", nargs="+", metavar="MODEL_DIR", help="model directories of numbered versions, e.g. saved_models/NAME")
+    s.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: all)")
+    s.add_argument("--port", type=int, default=8501)
+    s.add_argument("--max-batch-size", type=int, default=32, help="most rows per batched call; 1 turns batching off")
+    s.add_argument("--batch-timeout-ms", type=float, default=0.0,
+                   help="how long a batch waits for more requests (0: takes what queued while the last one ran)")
+    s.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for new versions (0: never)")
+    s.set_defaults(func=cmd_serve)
     return p
 
 

@@ -219,7 +219,8 @@ def _model_card(name, version, spec, info, meta, signature, extra) -> tuple[dict
         "model": spec.name,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "spec": spec.to_dict(),
-        "hyperparameters": {"model": config.get("model_args", dict(spec.defaults)), "train": config.get("train", dict(spec.train))},
+        "hyperparameters": {"model": {**config.get("model_args", dict(spec.defaults)), **config.get("fitted_args", {})},
+                            "train": config.get("train", dict(spec.train))},
         "data": info,
         "metrics": metrics,
         "signature": {"serving_default": signature, "raw_input": spec.raw_input},
@@ -357,7 +358,8 @@ def predict(target: str, items: Sequence[str], *, run_dir: str | None = None, to
     Returns:
         One dict per input, in order, e.g. {"input": "cat.jpg", "label": "cat",
         "probability": 0.93, ...}; an input that cannot be read gets
-        {"input": ..., "error": "<what is wrong>"} and the others are still predicted.
+        {"input": ..., "error": "<what is wrong>"} and the others are still
+        predicted; when none can be read, ValueError says why.
     """
     import tensorflow as tf
 
@@ -430,7 +432,13 @@ def _read_text_file(item: str) -> str:
 
 
 def _merge_rows(items, rows, failed) -> list[dict]:
-    """Rows in input order; an unreadable input gets {"input": ..., "error": ...} in its place."""
+    """Rows in input order; an unreadable input gets {"input": ..., "error": ...} in its place.
+
+    Raises:
+        ValueError: no input could be read (the message lists why, one per input).
+    """
+    if failed and len(failed) == len(items):
+        raise ValueError("; ".join(failed[i] for i in sorted(failed)))
     rows = iter(rows)
     return [{"input": str(item), "error": failed[i]} if i in failed else next(rows) for i, item in enumerate(items)]
 

@@ -30,19 +30,13 @@ from zoo import distribute as distribution
 from zoo.data import DATASETS, DataBundle, load_dataset
 from zoo.evaluation import evaluate
 from zoo.io import atomic_write, jsonable
-from zoo.losses import SparseCategoricalCrossentropy, WarmupSchedule
-from zoo.registry import ModelSpec, Registry, check_train, check_value, create_model, get_spec
+from zoo.losses import WarmupSchedule
+from zoo.registry import ModelSpec, check_train, check_value, create_model, get_spec
 from zoo.run import Run, RunDirError
+from zoo.tasks import TASKS
 
 __all__ = ["fit", "RunResult", "RunDirError", "make_optimizer", "TASKS", "precision_policy", "load_run"]
 
-
-
-def _load_tasks() -> None:
-    import zoo.tasks  # noqa: F401  (task modules register their losses)
-
-
-TASKS = Registry("task", loader=_load_tasks)
 
 
 @dataclasses.dataclass
@@ -56,13 +50,6 @@ class RunResult:
     metrics: dict[str, Any]
     config: dict[str, Any]
     data: DataBundle | None = None
-
-
-@TASKS.register("classification")
-def classification_task(spec: ModelSpec, train: Mapping[str, Any]):
-    """Loss and metrics of a classifier returning logits `(batch, K)` on int labels `(batch,)`."""
-    loss = SparseCategoricalCrossentropy(from_logits=True, label_smoothing=train.get("label_smoothing", 0.0))
-    return loss, [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
 
 def make_optimizer(train: Mapping[str, Any], total_steps: int) -> keras.optimizers.Optimizer:
@@ -204,7 +191,8 @@ def _check_same_run(run: Run, config: dict) -> None:
     old = run.read("config")
     if old is None:
         return
-    ignore = {"versions", "data_dir", "distribute"}  # the global batch is the same on any number of replicas
+    # "distribute": the global batch makes runs on any number of replicas the same run
+    ignore = {"versions", "data_dir", "fitted_args", "distribute"}
     diffs = [k for k in set(old) | set(config) if k not in ignore and old.get(k) != config.get(k)]
     if diffs:
         detail = "; ".join(f"{k}: {old.get(k)!r} -> {config.get(k)!r}" for k in sorted(diffs))
@@ -328,15 +316,16 @@ def fit(
     config = _config(spec, model_kw, train_kw, limit, data_dir, policy, jit_compile)
     config["distribute"] = distribution.describe(strategy, train_kw["batch_size"])
     _check_same_run(run, config)
+    explicit = {k for k in overrides if k in spec.defaults}
     # another worker only reads the chief's directory (a finished run, to load it): no lock
     held = run.lock() if distribution.is_chief() or run.path != chief.path else contextlib.nullcontext(run)
     with held:
-        return _fit_locked(spec, run, data, config, model_kw, train_kw, data_dir=data_dir, limit=limit, policy=policy,
+        return _fit_locked(spec, run, data, config, model_kw, train_kw, explicit, data_dir=data_dir, limit=limit, policy=policy,
                            jit_compile=jit_compile, verbose=verbose, callbacks=callbacks,
                            evaluate_test=evaluate_test, eval_options=eval_options, strategy=strategy, chief=chief)
 
 
-def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, *, data_dir, limit, policy, jit_compile, verbose,
+def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, data_dir, limit, policy, jit_compile, verbose,
                 callbacks, evaluate_test, eval_options, strategy, chief: Run) -> RunResult:
     """`fit` once the settings are checked and the run directory is held."""
     if run.complete:
@@ -348,6 +337,16 @@ def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, *, data_dir, l
     if data is None:
         data = load_dataset(spec.dataset, data_dir=data_dir, batch_size=int(train_kw["batch_size"]),
                             limit=limit, seed=int(train_kw["seed"]), **dict(train_kw.get("data", {})))
+
+    # Sizes the data decides reach the builder; an explicit larger size is kept (harmless), a smaller one
+    # would produce ids or positions the model cannot hold.
+    fitted = {k: v for k, v in (data.model_args or {}).items() if k in spec.defaults}
+    for key, value in fitted.items():
+        if key in explicit and model_kw[key] < value:
+            raise ValueError(f"{spec.name}: {key}={model_kw[key]} is smaller than the data needs ({value}); "
+                             f"leave {key} out: the data settings decide it")
+    model_kw = {**model_kw, **{k: v for k, v in fitted.items() if k not in explicit}}
+    config = {**config, "fitted_args": jsonable(fitted)}
 
     steps = int(data.train.cardinality())
     if steps < 0:  # unknown cardinality: derive it from the example count

@@ -53,3 +53,24 @@ def test_each_model_learns_on_a_small_slice(name, tmp_path, tiny_imdb):
     loss = result.history["loss"]
     assert loss[-1] < 0.8 * loss[0], loss
     assert result.metrics["test"]["accuracy"] >= 0.75, result.metrics["test"]["accuracy"]  # 40 held-out reviews
+
+
+def test_the_fitted_vocabulary_sizes_the_embedding(tmp_path, tiny_imdb):
+    """One setting: data.max_tokens decides the vocabulary and so the embedding (no ids it cannot hold)."""
+    import json
+
+    import keras
+    import pytest
+
+    small = {"embedding_dim": 8, "units": 8, "data": {"max_tokens": 60, "sequence_length": 24}}
+    result = fit("imdb_lstm", run_dir=tmp_path / "r", data_dir=tiny_imdb, epochs=1, batch_size=20, verbose=0,
+                 overrides=small)
+    embedding = result.model.get_layer("embedding")
+    assert embedding.input_dim == result.data.info["vocabulary_size"] <= 60
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["fitted_args"] == {"vocabulary_size": embedding.input_dim}
+    with pytest.raises(ValueError, match="vocabulary_size=5 is smaller than the data needs"):
+        fit("imdb_lstm", run_dir=tmp_path / "r2", data_dir=tiny_imdb, epochs=1, batch_size=20, verbose=0,
+            overrides={**small, "vocabulary_size": 5})
+    assert not (tmp_path / "r2" / "config.json").exists()
+    assert isinstance(embedding, keras.layers.Embedding)

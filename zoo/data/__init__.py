@@ -48,6 +48,7 @@ __all__ = [
     "atomic_write",
     "write_json",
     "length_sorted_batches",
+    "OfflineArchive",
     "DATA_DIR_ENV",
     "CACHE_DIR_ENV",
 ]
@@ -249,6 +250,65 @@ def tfds_unavailable(tfds_name: str, archive: str, layout: str, exc: BaseExcepti
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class OfflineArchive:
+    """One dataset's archive in the offline data folder, and its tensorflow-datasets twin.
+
+    The one recipe every archive-backed loader follows: resolve the data
+    folder; without one, read the tensorflow-datasets twin; with one, find
+    the archive (a missing one is named with its expected layout), check it
+    against `SHA256SUMS`, and key the decoded cache by its digest.
+
+    Attributes:
+        title: human name, e.g. "CIFAR-10".
+        filename: the archive's file name in the data folder.
+        layout: the member layout, for messages.
+        tfds_name: the tensorflow-datasets name used without a data folder.
+        cache_name: the cache sub-folder (`cache_dir(cache_name, digest[:16])`).
+
+    Example:
+        >>> found = CIFAR10.locate(data_dir)        # None: no data folder is set
+        >>> if found is None:
+        ...     images = CIFAR10.from_tfds(lambda tfds: tfds.load("cifar10", split="train"))
+        ... else:
+        ...     archive, digest, cache = found
+    """
+
+    title: str
+    filename: str
+    layout: str
+    tfds_name: str
+    cache_name: str
+
+    def locate(self, data_dir=None) -> "tuple[pathlib.Path, str, pathlib.Path] | None":
+        """(archive path, its sha256, its cache folder) in the data folder, or None when no folder is set.
+
+        Raises:
+            DataError: the folder is set but the archive is missing or fails its checksum.
+        """
+        folder = resolve_data_dir(data_dir)
+        if folder is None:
+            return None
+        archive = folder / self.filename
+        if not archive.is_file():
+            raise DataError(
+                f"{self.title} archive {archive} not found: expected {self.filename} (layout {self.layout}) "
+                f"in the data directory {folder}; put it there, point --data-dir/{DATA_DIR_ENV} at the folder "
+                f"holding it, or unset both to use tensorflow-datasets"
+            )
+        digest = verify_file(archive, folder)
+        return archive, digest, cache_dir(self.cache_name, digest[:16])
+
+    def from_tfds(self, read):
+        """`read(tensorflow_datasets)` -> its result; any failure (offline, missing module) is one DataError."""
+        try:
+            import tensorflow_datasets as tfds
+
+            return read(tfds)
+        except Exception as exc:  # offline, no TFDS cache, a module tensorflow-datasets lacks
+            raise tfds_unavailable(self.tfds_name, self.filename, self.layout, exc) from exc
+
+
 # ---------------------------------------------------------------------------
 # Batching variable-length token sequences
 # ---------------------------------------------------------------------------
@@ -329,6 +389,10 @@ class DataBundle:
         preprocessor: what turns raw inputs into model inputs (a tokenizer,
             a feature extractor), for export; None when the model takes the
             pipeline's inputs as they are (images: raw uint8 pixels).
+        model_args: builder arguments the data decides, such as the fitted
+            vocabulary's size or the sequence length the pipeline cuts to;
+            `fit` passes them to the builder, so such a setting is written
+            once (`--set data.max_tokens=N` sizes the embedding too).
     """
 
     train: "tf.data.Dataset"
@@ -336,6 +400,7 @@ class DataBundle:
     test: "tf.data.Dataset"
     info: dict
     preprocessor: object | None = None
+    model_args: dict = dataclasses.field(default_factory=dict)
 
 
 DATASETS = Registry("dataset")

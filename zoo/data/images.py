@@ -28,15 +28,11 @@ from typing import Any
 import numpy as np
 
 from zoo.data import (
-    DATA_DIR_ENV,
     DATASETS,
+    atomic_write,
     DataBundle,
     DataError,
-    atomic_write,
-    cache_dir,
-    resolve_data_dir,
-    tfds_unavailable,
-    verify_file,
+    OfflineArchive,
     write_json,
 )
 
@@ -222,15 +218,12 @@ def _write_cache(folder: pathlib.Path, arrays: dict[str, tuple[np.ndarray, np.nd
     write_json(folder / "meta.json", meta)  # written last: marks the cache complete
 
 
-def _cifar10_from_tfds(split: str) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        import tensorflow_datasets as tfds
+CIFAR10 = OfflineArchive("CIFAR-10", CIFAR10_ARCHIVE, "cifar10/{train,test}/<class>/NNNN.jpg", "cifar10", "cifar10")
 
-        images, labels = tfds.as_numpy(
-            tfds.load("cifar10", split=split, as_supervised=True, batch_size=-1)
-        )
-    except Exception as exc:  # offline, no TFDS cache, ...
-        raise tfds_unavailable("cifar10", CIFAR10_ARCHIVE, "cifar10/{train,test}/<class>/NNNN.jpg", exc) from exc
+
+def _cifar10_from_tfds(split: str) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = CIFAR10.from_tfds(
+        lambda tfds: tfds.as_numpy(tfds.load("cifar10", split=split, as_supervised=True, batch_size=-1)))
     return np.asarray(images, dtype=np.uint8), np.asarray(labels, dtype=np.int32)
 
 
@@ -238,21 +231,12 @@ def _cifar10_arrays(split: str, data_dir=None) -> tuple[np.ndarray, np.ndarray, 
     """`load_cifar10_arrays` plus where the data came from ({"source", "sha256"})."""
     if split not in SPLITS:
         raise DataError(f"CIFAR-10 has no split {split!r}; expected one of {', '.join(SPLITS)}")
-    folder = resolve_data_dir(data_dir)
-    if folder is None:
+    found = CIFAR10.locate(data_dir)
+    if found is None:
         images, labels = _cifar10_from_tfds(split)
         return images, labels, {"source": "tensorflow-datasets:cifar10", "sha256": None}
-    archive = folder / CIFAR10_ARCHIVE
-    if not archive.is_file():
-        raise DataError(
-            f"CIFAR-10 archive {archive} not found: expected {CIFAR10_ARCHIVE} (layout "
-            f"cifar10/{{train,test}}/<class>/NNNN.jpg) in the data directory {folder}; put it "
-            f"there, point --data-dir/{DATA_DIR_ENV} at the folder holding it, or unset both "
-            f"to use tensorflow-datasets"
-        )
-    digest = verify_file(archive, folder)
+    archive, digest, cache = found
     source = {"source": str(archive), "sha256": digest}
-    cache = cache_dir("cifar10", digest[:16])
     cached = _load_cache(cache, split)
     if cached is not None:
         return (*cached, source)

@@ -63,15 +63,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from zoo.data import (
-    DATA_DIR_ENV,
     DATASETS,
+    atomic_write,
     DataBundle,
     DataError,
-    atomic_write,
-    cache_dir,
-    resolve_data_dir,
-    tfds_unavailable,
-    verify_file,
+    OfflineArchive,
     write_json,
 )
 
@@ -365,22 +361,22 @@ def _read_archive(archive: pathlib.Path) -> list:
     return items
 
 
-def _from_tfds() -> list:
-    try:
-        import tensorflow_datasets as tfds
+FSDD = OfflineArchive("FSDD", FSDD_ARCHIVE, "recordings/<digit>_<speaker>_<take>.wav", "spoken_digit", "fsdd")
 
-        ds = tfds.load("spoken_digit", split="train")
+
+def _from_tfds() -> list:
+    def read(tfds):
         items = []
-        for ex in tfds.as_numpy(ds):
+        for ex in tfds.as_numpy(tfds.load("spoken_digit", split="train")):
             fname = ex["audio/filename"].decode() if isinstance(ex["audio/filename"], bytes) else str(ex["audio/filename"])
             name = "recordings/" + pathlib.PurePosixPath(fname).name
             if not _MEMBER_RE.match(name):
                 continue
             audio = np.asarray(ex["audio"], np.float32)
             items.append((name, audio / 32768.0 if np.abs(audio).max() > 1.5 else audio, SAMPLE_RATE))
-    except Exception as exc:  # offline, no TFDS cache, ...
-        raise tfds_unavailable("spoken_digit", FSDD_ARCHIVE, "recordings/<digit>_<speaker>_<take>.wav", exc) from exc
-    return items
+        return items
+
+    return FSDD.from_tfds(read)
 
 
 def load_fsdd_recordings(data_dir: str | os.PathLike | None = None) -> Recordings:
@@ -394,17 +390,10 @@ def load_fsdd_recordings(data_dir: str | os.PathLike | None = None) -> Recording
     Raises:
         DataError: missing/corrupt archive or a bad recording (named).
     """
-    folder = resolve_data_dir(data_dir)
-    if folder is None:
+    found = FSDD.locate(data_dir)
+    if found is None:
         return _build_recordings(_from_tfds(), "tensorflow-datasets:spoken_digit", None)
-    archive = folder / FSDD_ARCHIVE
-    if not archive.is_file():
-        raise DataError(f"FSDD archive {archive} not found: expected {FSDD_ARCHIVE} (layout "
-                        f"recordings/<digit>_<speaker>_<take>.wav) in the data directory {folder}; put it there, "
-                        f"point --data-dir/{DATA_DIR_ENV} at the folder holding it, or unset both to use "
-                        "tensorflow-datasets")
-    digest = verify_file(archive, folder)
-    cache = cache_dir("fsdd", digest[:16])
+    archive, digest, cache = found
     meta_path = cache / "meta.json"
     if meta_path.is_file() and (cache / "audio.npz").is_file():
         try:

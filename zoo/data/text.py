@@ -33,14 +33,11 @@ from zoo.data import (
     DATASETS,
     PREPROCESSOR_FILE,
     PREPROCESSORS,
+    atomic_write,
     DataBundle,
     DataError,
-    atomic_write,
-    cache_dir,
     length_sorted_batches,
-    resolve_data_dir,
-    tfds_unavailable,
-    verify_file,
+    OfflineArchive,
     write_json,
 )
 
@@ -94,14 +91,15 @@ def _read_archive(archive: pathlib.Path) -> dict[str, dict[str, list]]:
     return out
 
 
-def _from_tfds(split: str) -> tuple[list[str], np.ndarray]:
-    try:
-        import tensorflow_datasets as tfds
+IMDB = OfflineArchive("IMDB", IMDB_ARCHIVE, "aclImdb/{train,test}/{pos,neg}/<id>_<stars>.txt", "imdb_reviews", "imdb")
 
+
+def _from_tfds(split: str) -> tuple[list[str], np.ndarray]:
+    def read(tfds):
         ds = tfds.load("imdb_reviews", split=split, as_supervised=True)
-        texts, labels = zip(*[(t.decode("utf-8"), int(y)) for t, y in tfds.as_numpy(ds)])
-    except Exception as exc:  # offline, no TFDS cache
-        raise tfds_unavailable("imdb_reviews", IMDB_ARCHIVE, "aclImdb/{train,test}/{pos,neg}/<id>_<stars>.txt", exc) from exc
+        return zip(*[(t.decode("utf-8"), int(y)) for t, y in tfds.as_numpy(ds)])
+
+    texts, labels = IMDB.from_tfds(read)
     return list(texts), np.asarray(labels, np.int32)
 
 
@@ -112,16 +110,12 @@ def load_imdb_texts(split: str, data_dir=None) -> tuple[list[str], np.ndarray, d
     """
     if split not in ("train", "test"):
         raise DataError(f"IMDB has no split {split!r}; expected train or test")
-    folder = resolve_data_dir(data_dir)
-    if folder is None:
+    found = IMDB.locate(data_dir)
+    if found is None:
         texts, labels = _from_tfds(split)
         return texts, labels, {"source": "tensorflow-datasets:imdb_reviews", "sha256": None}
-    archive = folder / IMDB_ARCHIVE
-    if not archive.is_file():
-        raise DataError(f"IMDB archive {archive} not found: expected {IMDB_ARCHIVE} (layout "
-                        f"aclImdb/{{train,test}}/{{pos,neg}}/<id>_<stars>.txt) in the data directory {folder}")
-    digest = verify_file(archive, folder)
-    cache = cache_dir("imdb", digest[:16]) / "reviews.json"
+    archive, digest, folder = found
+    cache = folder / "reviews.json"
     if cache.exists():
         data = json.loads(cache.read_text())
     else:
@@ -288,4 +282,5 @@ def imdb(
     }
     train = make(train_texts, labels[train_idx], True)
     test = make([test_texts[i] for i in test_idx], test_labels[test_idx], False)
-    return DataBundle(train=train, val=val, test=test, info=info, preprocessor=vectorizer)
+    return DataBundle(train=train, val=val, test=test, info=info, preprocessor=vectorizer,
+                      model_args={"vocabulary_size": len(vectorizer.vocabulary), "sequence_length": sequence_length})

@@ -497,4 +497,6 @@ def multi30k(
     test_en, test_de, _ = splits["test_2016_flickr"]
     return TranslationBundle(train=make("train", True), val=make("val", False) if splits["val"][0] else None,
                              test=make("test_2016_flickr", False), info=info, preprocessor=tok,
+                             model_args={"source_vocabulary_size": len(en_vocab),
+                                         "target_vocabulary_size": len(de_vocab), "max_length": max_length},
                              test_sources=list(test_en), test_references=list(test_de))

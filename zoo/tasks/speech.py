@@ -33,8 +33,7 @@ import numpy as np
 from keras import ops
 
 from zoo.data.speech import DIGIT_WORDS, transcript
-from zoo.evaluation import EVALUATORS
-from zoo.training import TASKS
+from zoo.tasks import EVALUATORS, TASKS
 
 __all__ = ["CTCLoss", "greedy_decode", "beam_decode", "single_token_decode", "decode", "ids_to_text", "ids_to_text_tf", "transcribe",
            "word_error_rate", "evaluate_recognition"]

@@ -28,9 +28,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from zoo.evaluation import EVALUATORS
 from zoo.losses import SparseCategoricalCrossentropy
-from zoo.training import TASKS
+from zoo.tasks import EVALUATORS, TASKS
 
 __all__ = ["MaskedTokenAccuracy", "greedy_decode", "beam_decode", "decode", "compiled_decode", "translate", "bleu_scores", "evaluate_translation"]
 

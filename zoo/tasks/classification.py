@@ -1,0 +1,101 @@
+"""Classification: cross-entropy on logits, accuracy, per-class accuracy, confusion matrix.
+
+Used by the image and text classifiers; registers the "classification" task
+and evaluator.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any, Mapping
+
+import numpy as np
+
+from zoo.registry import ModelSpec
+from zoo.tasks import EVALUATORS, TASKS
+
+__all__ = ["classification_task", "predict_logits", "classification_metrics", "evaluate_classification"]
+
+
+@TASKS.register("classification")
+def classification_task(spec: ModelSpec, train: Mapping[str, Any]):
+    """Loss and metrics of a classifier returning logits `(batch, K)` on int labels `(batch,)`."""
+    import keras
+
+    from zoo.losses import SparseCategoricalCrossentropy
+
+    loss = SparseCategoricalCrossentropy(from_logits=True, label_smoothing=train.get("label_smoothing", 0.0))
+    return loss, [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+
+
+def predict_logits(model, dataset, *, tta_flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Run `model` over a batched `(inputs, labels)` dataset.
+
+    Args:
+        model: a classifier returning logits `(batch, K)`.
+        dataset: tf.data of `(inputs, labels)` batches.
+        tta_flip: average the logits of each image and its horizontal mirror
+            (test-time augmentation for image classifiers).
+
+    Returns:
+        (labels int `(N,)`, logits float32 `(N, K)`).
+    """
+    import keras
+
+    predict = _compiled_predict(model) if keras.backend.backend() == "tensorflow" else model
+    labels, logits = [], []
+    for x, y in dataset:
+        out = np.asarray(predict(x), dtype=np.float32)
+        if tta_flip:
+            out = 0.5 * (out + np.asarray(predict(x[:, :, ::-1, :]), dtype=np.float32))
+        logits.append(out)
+        labels.append(np.asarray(y))
+    if not logits:
+        raise ValueError("evaluation dataset is empty: nothing to evaluate (check --limit and the data split)")
+    return np.concatenate(labels).astype(np.int64).reshape(-1), np.concatenate(logits)
+
+
+def _compiled_predict(model):
+    import tensorflow as tf
+
+    fn = getattr(model, "_zoo_predict_fn", None)
+    if fn is None:
+        @tf.function(reduce_retracing=True)
+        @tf.autograph.experimental.do_not_convert
+        def fn(x):
+            return model(x, training=False)
+
+        model._zoo_predict_fn = fn
+    return fn
+
+
+def classification_metrics(labels: np.ndarray, logits: np.ndarray, class_names) -> dict[str, Any]:
+    """Accuracy, per-class accuracy and confusion matrix of `(N,)` labels vs `(N, K)` logits."""
+    k = len(class_names)
+    pred = logits.argmax(-1)
+    cm = np.zeros((k, k), dtype=np.int64)
+    np.add.at(cm, (labels, pred), 1)
+    per_class = cm.diagonal() / np.maximum(cm.sum(1), 1)
+    return {
+        "accuracy": float((pred == labels).mean()),
+        "num_examples": int(labels.size),
+        "per_class_accuracy": {name: float(a) for name, a in zip(class_names, per_class)},
+        "confusion_matrix": cm.tolist(),
+        "class_names": list(class_names),
+    }
+
+
+@EVALUATORS.register("classification")
+def evaluate_classification(spec: ModelSpec, model, data, run_dir=None, *, tta_flip: bool = False, split: str = "test"):
+    """Test-set accuracy and confusion matrix; writes `confusion.png` into `run_dir`."""
+    labels, logits = predict_logits(model, getattr(data, split), tta_flip=tta_flip)
+    names = data.info.get("class_names") or [str(i) for i in range(logits.shape[-1])]
+    metrics = classification_metrics(labels, logits, names)
+    metrics["split"] = split
+    metrics["tta_flip"] = tta_flip
+    if run_dir is not None:
+        from zoo.plots import plot_confusion
+
+        plot_confusion(metrics["confusion_matrix"], names, pathlib.Path(run_dir) / "confusion.png",
+                       title=f"{spec.name}: {split} accuracy {metrics['accuracy']:.2%}")
+    return metrics
