@@ -43,12 +43,12 @@ def test_export_takes_raw_strings_without_zoo(text_run, tmp_path):
 def test_a_review_alone_and_padded_in_a_batch_with_a_long_one_scores_the_same(text_run):
     import tensorflow as tf
 
-    from zoo.export import _load_preprocessor
+    from zoo.export import load_run_preprocessor
     from zoo.serving import load_serving
     from zoo.training import load_run
 
     spec, model, _ = load_run(text_run)
-    serving = load_serving(spec, model, {"class_names": ["neg", "pos"]}, _load_preprocessor(text_run))
+    serving = load_serving(spec, model, {"class_names": ["neg", "pos"]}, load_run_preprocessor(text_run))
     short = "A superb, moving film."
     long = " ".join(["the plot was boring and the actor was awful"] * 30)  # longer than sequence_length
     alone = serving.serve(text=tf.constant([short]))["probability"].numpy()

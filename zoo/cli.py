@@ -105,10 +105,10 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from zoo.data import load_dataset, write_json
     from zoo.evaluation import evaluate
+    from zoo.io import write_json
     from zoo.run import Run
-    from zoo.training import load_run
+    from zoo.training import load_run, load_run_data
 
     run = Run(args.run_dir)
     spec, model, config = load_run(run.path)
@@ -121,11 +121,10 @@ def cmd_evaluate(args) -> int:
             and run.preprocessor.exists()):
         raise ValueError(f"--limit {args.limit} differs from the run's ({config.get('limit')}): the loader would fit "
                          "a new vocabulary on that slice, which does not match the trained model; leave --limit out")
-    data = load_dataset(spec.dataset, data_dir=args.data_dir or config.get("data_dir"), batch_size=int(train["batch_size"]),
-                        limit=args.limit if args.limit is not None else config.get("limit"), seed=int(train.get("seed", 0)),
-                        **dict(train.get("data", {})))
+    data = load_run_data(spec, train, data_dir=args.data_dir or config.get("data_dir"),
+                         limit=args.limit if args.limit is not None else config.get("limit"))
     options = {"tta_flip": True} if args.tta else {}
-    metrics = evaluate(spec, model, data, args.run_dir, **options)
+    metrics = evaluate(spec, model, data, run.path, **options)
     out = run.path / "evaluation.json"
     write_json(out, metrics)
     print(json.dumps({k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}, indent=2))

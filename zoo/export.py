@@ -35,9 +35,10 @@ import numpy as np
 
 from zoo.io import die_with_parent, jsonable, owned_temp_dir, read_json, remove_stale_temporaries
 from zoo.registry import get_spec
+from zoo.run import Run
 from zoo.serving import Serving, load_serving
 
-__all__ = ["export_model", "ExportError", "predict", "next_version", "verify_saved_model"]
+__all__ = ["export_model", "ExportError", "predict", "next_version", "verify_saved_model", "load_run_preprocessor"]
 
 _TMP_PREFIX = ".tmp-export-"  # + "<pid>-<random>": a version being assembled
 TOLERANCE = 1e-4  # max |difference| between the SavedModel's and the in-memory model's numeric outputs
@@ -57,24 +58,24 @@ def _resolve(model_or_run_dir, name, info, preprocessor):
     if isinstance(model_or_run_dir, (str, os.PathLike)):
         from zoo.training import load_run
 
-        run_dir = pathlib.Path(model_or_run_dir)
-        if not run_dir.exists():
-            raise ExportError(f"run directory {run_dir} does not exist: train first with `zoo train NAME --run-dir {run_dir}`")
-        spec, model, config = load_run(run_dir)
+        run = Run(model_or_run_dir)
+        if not run.path.exists():
+            raise ExportError(f"run directory {run.given} does not exist: train first with "
+                              f"`zoo train NAME --run-dir {run.given}`")
+        spec, model, config = load_run(run.path)
         if name is not None and name != spec.name and name in _names():
-            raise ExportError(f"{run_dir} holds a {spec.name} run, not {name}: export it as {spec.name} "
-                              f"(`zoo export {spec.name} --run-dir {run_dir}`), or pass the run dir of a {name} run")
-        state = run_dir / "state.json"
-        if not state.exists():
-            raise ExportError(f"{run_dir} is not a finished run (no state.json): finish training first "
+            raise ExportError(f"{run.given} holds a {spec.name} run, not {name}: export it as {spec.name} "
+                              f"(`zoo export {spec.name} --run-dir {run.given}`), or pass the run dir of a {name} run")
+        if not run.state.exists():
+            raise ExportError(f"{run.given} is not a finished run (no state.json): finish training first "
                               "(rerun the same `zoo train` command to resume)")
-        info = {**read_json(run_dir / "data_info.json", "run's data info"), **(info or {})} if (run_dir / "data_info.json").exists() else dict(info or {})
+        info = {**run.read("data_info", {}), **(info or {})}
         if preprocessor is None:
-            preprocessor = _load_preprocessor(run_dir)
-        for fname in ("metrics.json", "config.json", "history.json"):
-            if (run_dir / fname).exists():
-                meta[fname.split(".")[0]] = read_json(run_dir / fname, f"run's {fname}")
-        meta["run_dir"] = str(run_dir.resolve())
+            preprocessor = load_run_preprocessor(run)
+        for record in ("metrics", "config", "history"):
+            if run.read(record) is not None:
+                meta[record] = run.read(record)
+        meta["run_dir"] = str(run.path)
         return spec, model, info, preprocessor, meta, name or spec.name
     if name is None:
         raise ExportError("exporting a keras.Model needs name=<registered model name> (it picks the serving recipe)")
@@ -82,14 +83,14 @@ def _resolve(model_or_run_dir, name, info, preprocessor):
     return spec, model_or_run_dir, dict(info or {}), preprocessor, meta, name
 
 
-def _load_preprocessor(run_dir: pathlib.Path):
-    path = run_dir / "preprocessor"
-    if not path.exists():
+def load_run_preprocessor(run: "Run | str | os.PathLike"):
+    """The run's fitted preprocessor (tokenizer, vectorizer), or None when its model takes tensors as they are."""
+    run = run if isinstance(run, Run) else Run(run)
+    if not run.preprocessor.exists():
         return None
     from zoo.data import load_preprocessor
 
-    return load_preprocessor(path)
-
+    return load_preprocessor(run.preprocessor)
 
 
 def next_version(model_dir: pathlib.Path) -> int:
@@ -393,12 +394,11 @@ def predict(target: str, items: Sequence[str], *, run_dir: str | None = None, to
         get_spec(target)  # raises with close matches
     from zoo.training import load_run
 
-    rdir = pathlib.Path(run_dir or os.path.join("runs", target))
-    spec, model, config = load_run(rdir)
+    run = Run(run_dir or os.path.join("runs", target))
+    spec, model, config = load_run(run.path)
     if spec.name != target:
-        raise ValueError(f"{rdir} holds a {spec.name} run, not {target}; pass the run dir of a {target} run")
-    info = read_json(rdir / "data_info.json", "run's data info") if (rdir / "data_info.json").exists() else {}
-    serving = load_serving(spec, model, info, _load_preprocessor(rdir))
+        raise ValueError(f"{run.given} holds a {spec.name} run, not {target}; pass the run dir of a {target} run")
+    serving = load_serving(spec, model, run.read("data_info", {}), load_run_preprocessor(run))
     raw, rows_in, failed = _read_each(serving, items, read_files)
     rows = serving.rows(rows_in, _call_serving(serving, raw), top_k) if rows_in else []
     return _merge_rows(items, rows, failed)

@@ -35,7 +35,7 @@ from zoo.registry import ModelSpec, check_train, check_value, create_model, get_
 from zoo.run import Run, RunDirError
 from zoo.tasks import TASKS
 
-__all__ = ["fit", "RunResult", "RunDirError", "make_optimizer", "TASKS", "precision_policy", "load_run"]
+__all__ = ["fit", "RunResult", "RunDirError", "make_optimizer", "TASKS", "precision_policy", "load_run", "load_run_data"]
 
 
 
@@ -226,6 +226,18 @@ def check_data_settings(spec: ModelSpec, data: Mapping[str, Any]) -> None:
         check_value(spec.name, f"data.{key}", value, params[key].default, optional=True)
 
 
+def load_run_data(spec: ModelSpec, train: Mapping[str, Any], *, data_dir=None, limit: int | None = None) -> DataBundle:
+    """The spec's dataset loaded with a run's training settings: the one place that makes this call.
+
+    Args:
+        spec: the model's spec (its `dataset` names the loader).
+        train: resolved training settings (`batch_size`, `seed`, `data`), e.g. a run's `config["train"]`.
+        data_dir, limit: as for `fit`.
+    """
+    return load_dataset(spec.dataset, data_dir=data_dir, batch_size=int(train["batch_size"]), limit=limit,
+                        seed=int(train.get("seed", 0)), **dict(train.get("data", {})))
+
+
 def load_run(run_dir, *, compile: bool = False) -> tuple[ModelSpec, keras.Model, dict]:
     """Load a finished (or checkpointed) run: (spec, model, config).
 
@@ -335,8 +347,7 @@ def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, d
 
     keras.utils.set_random_seed(int(train_kw["seed"]))
     if data is None:
-        data = load_dataset(spec.dataset, data_dir=data_dir, batch_size=int(train_kw["batch_size"]),
-                            limit=limit, seed=int(train_kw["seed"]), **dict(train_kw.get("data", {})))
+        data = load_run_data(spec, train_kw, data_dir=data_dir, limit=limit)
 
     # Sizes the data decides reach the builder; an explicit larger size is kept (harmless), a smaller one
     # would produce ids or positions the model cannot hold.

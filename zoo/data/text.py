@@ -187,6 +187,10 @@ class TextVectorizer:
             ids = ids[:, : tf.maximum(tf.reduce_max(tf.minimum(n, self.sequence_length)), 1)]
         return ids
 
+    def resources(self) -> list:
+        """What an export must track to run `__call__` in its graph (the vocabulary lookup layer)."""
+        return [self.layer]
+
     def save(self, directory) -> None:
         """Write `preprocessor.json` and `vocabulary.txt` into `directory`."""
         directory = pathlib.Path(directory)

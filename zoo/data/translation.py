@@ -330,6 +330,10 @@ class TranslationTokenizers:
             self._core_source = CoreWordPiece(self.source_vocabulary)
         return self._core_source
 
+    def resources(self) -> list:
+        """What an export must track for `encode_source_core` (the core tokenizer's lookup table)."""
+        return [self.core_source.table]
+
     def encode_source_core(self, text):
         """Like `encode_source` with core ops: -> (ids int32 `(B, S)` 0-padded, truncated bool `(B,)`)."""
         import tensorflow as tf

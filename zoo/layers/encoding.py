@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from zoo.layers.attention import set_keras_mask
+from zoo.layers.attention import _clone_initializer, set_keras_mask
 
 __all__ = [
     "SinusoidalPositionEncoding",
@@ -17,11 +17,6 @@ __all__ = [
 ]
 
 _POSITION_ENCODINGS = ("learned", "sinusoidal")
-
-
-def _clone_initializer(initializer):
-    initializer = keras.initializers.get(initializer)
-    return initializer.__class__.from_config(initializer.get_config())
 
 
 @keras.saving.register_keras_serializable(package="zoo")

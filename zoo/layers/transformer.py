@@ -11,17 +11,13 @@ import keras
 from keras import ops
 
 from zoo.layers.attention import (
+    _clone_initializer,
     MultiHeadAttention,
     compute_causal_mask,
     get_keras_mask,
 )
 
 __all__ = ["TransformerEncoderBlock", "TransformerDecoderBlock"]
-
-
-def _clone_initializer(initializer):
-    initializer = keras.initializers.get(initializer)
-    return initializer.__class__.from_config(initializer.get_config())
 
 
 def _head_dim(hidden_dim, num_heads):

@@ -31,7 +31,7 @@ class TextServing(Serving):
         self.input_signature = [tf.TensorSpec([None], tf.string, name="text")]
 
     def trackables(self):
-        return [self.preprocessor.layer]
+        return self.preprocessor.resources()  # the preprocessor's declared interface
 
     def serve(self, text):
         import tensorflow as tf

@@ -29,7 +29,7 @@ class TranslationServing(Serving):
         self.input_signature = [tf.TensorSpec([None], tf.string, name="text")]
 
     def trackables(self):
-        return [self.preprocessor.core_source.table]
+        return self.preprocessor.resources()  # the preprocessor's declared interface
 
     def serve(self, text):
         """tf.string `(B,)` -> `{"translation": tf.string (B,), "truncated": bool (B,)}` (greedy, cached)."""
