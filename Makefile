@@ -19,7 +19,7 @@ export KERAS_BACKEND ?= tensorflow
 PYTEST := $(BIN)/python -m pytest
 ARGS ?=
 
-.PHONY: setup train test slow bench bench-text bench-translator bench-speech bench-generation clean
+.PHONY: setup train test slow bench bench-text bench-translator bench-speech bench-distribute bench-generation clean
 setup: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml
@@ -50,6 +50,9 @@ bench-translator: $(STAMP)
 
 bench-speech: $(STAMP)
 	$(BIN)/python bench/speech.py $(ARGS)
+
+bench-distribute: $(STAMP)
+	$(BIN)/python bench/distribute.py $(ARGS)
 
 bench-generation: $(STAMP)
 	$(BIN)/python bench/generation.py $(ARGS)

@@ -136,6 +136,19 @@ def test_optimizer_and_precision_choices():
         precision_policy("half")
 
 
+def _killed_then_rerun(run, data_dir, monkeypatch, attr, replacement, epochs=2):
+    """Train with `zoo.training.<attr>` replaced by one that "kills" the run, then rerun: (result, epochs begun)."""
+    import zoo.training as zt
+
+    real = getattr(zt, attr)
+    monkeypatch.setattr(zt, attr, replacement)
+    with pytest.raises(KeyboardInterrupt):
+        _fit(run, data_dir, epochs=epochs)
+    monkeypatch.setattr(zt, attr, real)
+    seen = []
+    return _fit(run, data_dir, epochs=epochs, callbacks=[_Record(seen)]), seen
+
+
 def test_a_kill_while_checkpointing_loses_no_epoch(tmp_path, tiny_cifar, monkeypatch):
     """The epoch counts as finished only once history, last.keras and curves.png hold it."""
     import zoo.training as zt
@@ -151,12 +164,7 @@ def test_a_kill_while_checkpointing_loses_no_epoch(tmp_path, tiny_cifar, monkeyp
             raise KeyboardInterrupt("killed while writing the checkpoint")
         return real_save(model, path)
 
-    monkeypatch.setattr(zt, "save_model", dies_in_epoch_two)
-    with pytest.raises(KeyboardInterrupt):
-        _fit(run, tiny_cifar, epochs=2)
-    monkeypatch.setattr(zt, "save_model", real_save)
-    seen = []
-    result = _fit(run, tiny_cifar, epochs=2, callbacks=[_Record(seen)])
+    result, seen = _killed_then_rerun(run, tiny_cifar, monkeypatch, "save_model", dies_in_epoch_two)
     assert seen == [1]  # the final epoch was redone: its checkpoint never finished
     history = json.loads((run / "history.json").read_text())
     assert history["epoch"] == [1, 2]
@@ -168,18 +176,8 @@ def test_a_kill_while_checkpointing_loses_no_epoch(tmp_path, tiny_cifar, monkeyp
 
 
 def test_a_kill_during_the_final_evaluation_does_not_retrain(tmp_path, tiny_cifar, monkeypatch):
-    import zoo.training as zt
-
-    run = tmp_path / "run"
-    real = zt.evaluate
-
     def killed(*a, **k):
         raise KeyboardInterrupt("killed during evaluation")
 
-    monkeypatch.setattr(zt, "evaluate", killed)
-    with pytest.raises(KeyboardInterrupt):
-        _fit(run, tiny_cifar, epochs=2)
-    monkeypatch.setattr(zt, "evaluate", real)
-    seen = []
-    result = _fit(run, tiny_cifar, epochs=2, callbacks=[_Record(seen)])
+    result, seen = _killed_then_rerun(tmp_path / "run", tiny_cifar, monkeypatch, "evaluate", killed)
     assert seen == [] and result.metrics["test"]["num_examples"] == 40

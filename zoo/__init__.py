@@ -38,6 +38,7 @@ __all__ = [
     "fit",
     "layers",
     "data",
+    "distribute",
 ]
 
 _LAZY = {
@@ -45,6 +46,7 @@ _LAZY = {
     "fit": ("zoo.training", "fit"),
     "layers": ("zoo.layers", None),
     "data": ("zoo.data", None),
+    "distribute": ("zoo.distribute", None),
 }
 
 

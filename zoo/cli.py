@@ -71,6 +71,13 @@ def cmd_info(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from zoo import distribute
+
+    if args.worker_hosts or args.task_index is not None:
+        if not (args.worker_hosts and args.task_index is not None):
+            raise ValueError("--worker-hosts and --task-index go together (every worker gets the same hosts, its own index)")
+        distribute.write_tf_config(args.worker_hosts, args.task_index)
+    distribute.make_strategy(args.distribute, args.devices)  # before any other TensorFlow op
     from zoo.training import fit
 
     result = fit(
@@ -84,7 +91,13 @@ def cmd_train(args) -> int:
         seed=args.seed,
         precision=args.precision,
         jit_compile=args.xla,
+        distribute=args.distribute,
+        devices=args.devices,
     )
+    if args.export and distribute.is_chief():  # once, on the chief, from the final weights
+        from zoo.export import export_model
+
+        print(export_model(result.run_dir, name=args.name, base_dir=args.export), file=sys.stderr)
     test = result.metrics.get("test", {})
     summary = {k: v for k, v in test.items() if isinstance(v, (int, float))}
     print(json.dumps({"run_dir": str(result.run_dir), "train_seconds": result.metrics.get("train_seconds"), "test": summary}, indent=2))
@@ -209,6 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a model argument or training setting; dotted keys reach into dicts (data.cutout=0)")
     s.add_argument("--precision", default="float32", help="float32 | mixed | mixed_bfloat16 | mixed_float16")
     s.add_argument("--xla", action="store_true", help="XLA-compile the train step")
+    s.add_argument("--distribute", default="auto", choices=["auto", "none", "mirrored", "multi-worker"],
+                   help="data-parallel strategy (auto: multi-worker when TF_CONFIG names several workers, "
+                        "mirrored with several GPUs); --batch-size stays the global batch")
+    s.add_argument("--devices", type=int, help="replicas for mirrored: GPUs, or logical CPU devices (testing)")
+    s.add_argument("--worker-hosts", metavar="H:P,H:P", help="write TF_CONFIG for these workers (same list on each)")
+    s.add_argument("--task-index", type=int, help="this worker's index in --worker-hosts (0 is the chief)")
+    s.add_argument("--export", metavar="DIR", help="after training, export the run into DIR (on the chief only)")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("evaluate", help="evaluate a trained run on the test split")

@@ -27,7 +27,8 @@ class SparseCategoricalCrossentropy(keras.losses.Loss):
         y_pred: float `(batch, ..., K)`.
 
     Returns:
-        Scalar loss (mean over the non-ignored positions).
+        Scalar loss (mean over the non-ignored positions; with several
+        replicas, each replica's mean over its own positions, averaged).
     """
 
     def __init__(self, from_logits=True, label_smoothing=0.0, ignore_class=None, name="sparse_ce", **kwargs):
@@ -50,8 +51,11 @@ class SparseCategoricalCrossentropy(keras.losses.Loss):
         s = self.label_smoothing
         loss = (1.0 - s) * nll - s * ops.mean(logp, axis=-1) if s else nll
         if self.ignore_class is not None:
+            # Per-position values whose mean is the mean over kept positions: Keras'
+            # reduction then also divides by the replicas under tf.distribute
+            # (a scalar returned here is not, and 2 replicas doubled the gradient).
             keep = ops.cast(ops.not_equal(y_true, self.ignore_class), loss.dtype)
-            return ops.sum(loss * keep) / ops.maximum(ops.sum(keep), 1.0)
+            return loss * keep * (ops.sum(ops.ones_like(keep)) / ops.maximum(ops.sum(keep), 1.0))
         return loss
 
     def get_config(self):

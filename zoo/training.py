@@ -15,6 +15,7 @@ data is loaded and the model is built.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import pathlib
@@ -25,6 +26,7 @@ from typing import Any, Mapping, Sequence
 import keras
 import numpy as np
 
+from zoo import distribute as distribution
 from zoo.data import DATASETS, DataBundle, load_dataset
 from zoo.evaluation import evaluate
 from zoo.io import atomic_write, jsonable
@@ -101,14 +103,6 @@ def precision_policy(precision: str = "float32") -> str:
     if tf.config.list_physical_devices("GPU"):
         return "mixed_float16"
     return "mixed_bfloat16" if _cpu_has_bf16() else "float32"
-
-
-def _strategy():
-    """MirroredStrategy when several GPUs are visible, else the default strategy."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
 
 _jsonable = jsonable  # the one converter lives in zoo.io
@@ -197,7 +191,8 @@ def _check_same_run(run: Run, config: dict) -> None:
     old = run.read("config")
     if old is None:
         return
-    ignore = {"versions", "data_dir", "fitted_args"}
+    # "distribute": the global batch makes runs on any number of replicas the same run
+    ignore = {"versions", "data_dir", "fitted_args", "distribute"}
     diffs = [k for k in set(old) | set(config) if k not in ignore and old.get(k) != config.get(k)]
     if diffs:
         detail = "; ".join(f"{k}: {old.get(k)!r} -> {config.get(k)!r}" for k in sorted(diffs))
@@ -293,6 +288,8 @@ def fit(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     evaluate_test: bool = True,
     eval_options: Mapping[str, Any] | None = None,
+    distribute: str = "auto",
+    devices: int | None = None,
 ) -> RunResult:
     """Train the registered model `name` into `run_dir`, resuming if it was interrupted.
 
@@ -311,11 +308,15 @@ def fit(
         callbacks: extra Keras callbacks.
         evaluate_test: evaluate on the test split after training (writes metrics.json).
         eval_options: options for the task's evaluator (e.g. {"tta_flip": True}).
+        distribute: "auto", "none", "mirrored" or "multi-worker" (see
+            `zoo.distribute.make_strategy`); `batch_size` stays the global batch.
+        devices: replicas for "mirrored" (logical CPU devices when no GPU is visible).
 
     Returns:
         RunResult with the trained model, history and test metrics.
     """
     spec = get_spec(name)
+    strategy = distribution.make_strategy(distribute, devices)  # before any other TensorFlow op
     overrides = dict(overrides or {})
     for key, value in (("epochs", epochs), ("batch_size", batch_size), ("seed", seed)):
         if value is not None:
@@ -330,19 +331,24 @@ def fit(
     check_data_settings(spec, train_kw.get("data", {}))
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"{spec.name}: limit must be an integer of at least 1 (examples per split), got {limit!r}")
-    run = Run(run_dir)
+    distribution.check_global_batch(train_kw["batch_size"], strategy.num_replicas_in_sync)
+    chief = Run(run_dir)
+    run = Run(distribution.worker_run_dir(chief.path))  # the chief's; other workers: a temporary directory
     policy = precision_policy(precision)
     config = _config(spec, model_kw, train_kw, limit, data_dir, policy, jit_compile)
+    config["distribute"] = distribution.describe(strategy, train_kw["batch_size"])
     _check_same_run(run, config)
     explicit = {k for k in overrides if k in spec.defaults}
-    with run.lock():
+    # another worker only reads the chief's directory (a finished run, to load it): no lock
+    held = run.lock() if distribution.is_chief() or run.path != chief.path else contextlib.nullcontext(run)
+    with held:
         return _fit_locked(spec, run, data, config, model_kw, train_kw, explicit, data_dir=data_dir, limit=limit, policy=policy,
                            jit_compile=jit_compile, verbose=verbose, callbacks=callbacks,
-                           evaluate_test=evaluate_test, eval_options=eval_options)
+                           evaluate_test=evaluate_test, eval_options=eval_options, strategy=strategy, chief=chief)
 
 
 def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, data_dir, limit, policy, jit_compile, verbose,
-                callbacks, evaluate_test, eval_options) -> RunResult:
+                callbacks, evaluate_test, eval_options, strategy, chief: Run) -> RunResult:
     """`fit` once the settings are checked and the run directory is held."""
     if run.complete:
         print(f"{run.given}: run already complete; loading it (delete the directory to retrain)", file=sys.stderr)
@@ -373,7 +379,7 @@ def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, d
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:
-        with _strategy().scope():
+        with strategy.scope():
             model = create_model(spec.name, **model_kw)
             if train_kw.get("init_from") and not run.backup.exists():
                 _init_from(model, spec, train_kw["init_from"])
@@ -397,7 +403,8 @@ def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, d
     ]
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
-    model.fit(data.train, validation_data=data.val, epochs=int(train_kw["epochs"]), callbacks=cbs, verbose=verbose,
+    train_ds, val_ds = distribution.shard_by_data(data.train), distribution.shard_by_data(data.val)
+    model.fit(train_ds, validation_data=val_ds, epochs=int(train_kw["epochs"]), callbacks=cbs, verbose=verbose,
               shuffle=False)  # the pipeline shuffles
     history = logger.history
     save_model(model, run.model)
@@ -406,12 +413,13 @@ def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, d
     metrics = {"model": spec.name, "params": int(model.count_params()), "epochs": ran,
                "epochs_planned": int(train_kw["epochs"]),
                "train_seconds": float(history.get("wall_seconds", [0.0])[-1] if history.get("wall_seconds") else 0.0),
-               "precision": policy}
-    if evaluate_test:
+               "precision": policy, "distribute": config["distribute"]}
+    if evaluate_test and distribution.is_chief():  # other workers' results are thrown away
         metrics["test"] = evaluate(spec, model, data, run.path, **dict(eval_options or {}))
     run.write("metrics", metrics)
     run.write("state", {"status": "complete", "epochs": ran})
     import shutil
 
     shutil.rmtree(run.backup, ignore_errors=True)  # the run is recorded: the resume state is no longer needed
-    return RunResult(run.path, model, spec, history, metrics, config, data)
+    distribution.finish_worker_run_dir(run.path, chief.path)
+    return RunResult(chief.path, model, spec, history, metrics, config, data)
