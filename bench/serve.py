@@ -71,7 +71,7 @@ def model_dir(arg: str | None) -> tuple[pathlib.Path, str]:
     if arg:
         raise SystemExit(f"{arg} holds no exported versions: export one with `zoo export cifar10_cnn --run-dir RUN`")
     import zoo
-    from zoo.data.images import CIFAR10_CLASSES
+    from applications.image.data import CIFAR10_CLASSES
 
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="zoo-bench-serve-"))
     out = zoo.export_model(zoo.create_model("cifar10_cnn"), name="cifar10_cnn", base_dir=tmp, verify=False,

@@ -50,7 +50,7 @@ def decode_speed(model, encoder_tokens, tokens: int, repeats: int, batch_size: i
     import numpy as np
     import tensorflow as tf
 
-    from zoo.tasks.translation import _next_fn, _steps
+    from applications.translation.task import _next_fn, _steps
     import keras_hub
     from keras import ops
 

@@ -24,7 +24,7 @@ def plot_attention(model, vectorizer, reviews, labels, path):
     """Colour each review's first words by their attention-pooling weight; write PNG + JSON."""
     import tensorflow as tf
 
-    from applications.text_lstm import attention_weights
+    from applications.text.models import attention_weights
     from zoo.plots import _plt, _save
 
     tokens = vectorizer(tf.constant(reviews), pad=True).numpy()
@@ -71,7 +71,7 @@ def main(argv=None):
     print(f"\n{args.model}: test accuracy {test['accuracy']:.2%} on {test['num_examples']} reviews, "
           f"{result.metrics['train_seconds'] / 60:.1f} min of training")
     if "attention_pool" in [layer.name for layer in result.model.layers]:
-        from zoo.data.text import load_imdb_texts
+        from applications.text.data import load_imdb_texts
 
         texts, labels, _ = load_imdb_texts("test", args.data_dir)
         pick = np.random.default_rng(0).choice(len(texts), 6, replace=False)

@@ -15,7 +15,7 @@ import sys
 
 import zoo
 from zoo.cli import parse_set, report_errors
-from zoo.tasks.translation import translate
+from applications.translation.task import translate
 
 
 def main(argv=None):

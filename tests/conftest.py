@@ -62,7 +62,7 @@ def write_cifar_archive(root, per_class_train=12, per_class_test=4, seed=0, corr
     import numpy as np
     import tensorflow as tf
 
-    from zoo.data.images import CIFAR10_CLASSES
+    from applications.image.data import CIFAR10_CLASSES
 
     rng = np.random.default_rng(seed)
     palette = rng.integers(30, 225, (10, 3))

@@ -17,7 +17,7 @@ WORDS = "a wonderful superb moving film awful boring dull waste the plot actor w
 def export_image(base: pathlib.Path) -> pathlib.Path:
     """cifar10_cnn (filters 4/8/8) -> base/cifar10_cnn/N."""
     import zoo
-    from zoo.data.images import CIFAR10_CLASSES
+    from applications.image.data import CIFAR10_CLASSES
 
     model = zoo.create_model("cifar10_cnn", filters=(4, 8, 8), dense_units=8)
     return zoo.export_model(model, name="cifar10_cnn", base_dir=base, verify=False,
@@ -27,7 +27,7 @@ def export_image(base: pathlib.Path) -> pathlib.Path:
 def export_text(base: pathlib.Path) -> pathlib.Path:
     """imdb_bilstm_attention (a 20-token vocabulary) -> base/imdb_bilstm_attention/N."""
     import zoo
-    from zoo.data.text import TextVectorizer
+    from applications.text.data import TextVectorizer
 
     vectorizer = TextVectorizer(max_tokens=len(WORDS) + 2, sequence_length=16, vocabulary=["", "[UNK]", *WORDS])
     model = zoo.create_model("imdb_bilstm_attention", vocabulary_size=len(WORDS) + 2, embedding_dim=8, units=4)
@@ -38,7 +38,7 @@ def export_text(base: pathlib.Path) -> pathlib.Path:
 def export_translation(base: pathlib.Path) -> pathlib.Path:
     """multi30k_transformer (vocabularies of 60 learned on four sentences) -> base/multi30k_transformer/N."""
     import zoo
-    from zoo.data.translation import TranslationTokenizers, learn_vocabulary
+    from applications.translation.data import TranslationTokenizers, learn_vocabulary
 
     size = 60
     tok = TranslationTokenizers(learn_vocabulary(EN, size), learn_vocabulary(DE, size), max_length=12)
@@ -50,7 +50,7 @@ def export_translation(base: pathlib.Path) -> pathlib.Path:
 def export_speech(base: pathlib.Path) -> pathlib.Path:
     """fsdd_ctc (dim 16, one block) -> base/fsdd_ctc/N."""
     import zoo
-    from zoo.data.speech import DIGIT_WORDS, SAMPLE_RATE
+    from applications.speech.data import DIGIT_WORDS, SAMPLE_RATE
 
     model = zoo.create_model("fsdd_ctc", dim=16, num_layers=1, num_heads=2, intermediate_dim=16, conv_channels=4,
                              num_mel_bins=16, fft_length=256)

@@ -28,7 +28,7 @@ def tone(digit: int, speaker: int = 0, seconds: float = 0.2, rate: int = 8000, r
 
 def write_fsdd_archive(root, takes: int = 8, speakers=SPEAKERS, seed: int = 0, override=None):
     """A tiny FSDD-layout archive plus SHA256SUMS; `override={member: bytes}` replaces members. Returns the dir."""
-    from zoo.data.speech import encode_wav
+    from applications.speech.data import encode_wav
 
     rng = np.random.default_rng(seed)
 

@@ -160,7 +160,7 @@ def test_non_utf8_checksum_list_is_named(tmp_path):
 
 
 def test_relative_data_dir_is_not_joined_twice(tiny_cifar, tmp_path, monkeypatch):
-    from zoo.data.images import load_cifar10_arrays
+    from applications.image.data import load_cifar10_arrays
 
     monkeypatch.chdir(tiny_cifar.parent)
     images, labels = load_cifar10_arrays("test", data_dir=tiny_cifar.name)

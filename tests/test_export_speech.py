@@ -8,7 +8,7 @@ import pytest
 import zoo
 from conftest import run_without_zoo
 from speech_fixtures import tone, write_fsdd_archive
-from zoo.data.speech import encode_wav
+from applications.speech.data import encode_wav
 from zoo.export import export_model, predict
 from zoo.serving import load_serving
 from zoo.training import fit

@@ -116,7 +116,7 @@ def test_model_info_is_plain_json_data():
     assert info["modality"] == "image" and info["dataset"] == "cifar10"
     assert info["inputs"]["image"] == {"shape": [32, 32, 3], "dtype": "uint8", "range": [0, 255]}
     assert info["defaults"]["width"] == 64 and info["train"]["optimizer"] == "sgd"
-    assert info["builder"] == "applications.image_cnn.cifar10_resnet"
+    assert info["builder"] == "applications.image.models.cifar10_resnet"
 
 
 def test_generic_registry_loader_runs_once_and_suggests():
@@ -137,7 +137,8 @@ def test_entry_point_plugins_are_loaded(monkeypatch):
         def load(self):
             loaded.append(True)
 
-    r = Registry("model", loader=registry._load_model_families)
+    r = Registry("model", loader=registry.load_families)
+    monkeypatch.setattr(registry, "_FAMILIES_LOADED", False)  # as in a fresh process
     monkeypatch.setattr("importlib.metadata.entry_points", lambda group: [EP()] if group == "zoo.models" else [])
     r.names()
     assert loaded == [True]

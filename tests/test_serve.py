@@ -370,7 +370,7 @@ def test_demo_page_in_headless_chromium(server, direct, tiny_cifar, tmp_path):
     want_label = direct["image"](image_bytes=tf.constant([image]))["label"].numpy()[0].decode()
     from speech_fixtures import tone
     from serve_fixtures import EN
-    from zoo.data.speech import DIGIT_WORDS, encode_wav
+    from applications.speech.data import DIGIT_WORDS, encode_wav
 
     (tmp_path / "five.wav").write_bytes(encode_wav(tone(5, seconds=0.3)))
     want_german = direct["translation"](text=tf.constant([EN[0]]))["translation"].numpy()[0].decode()

@@ -46,6 +46,7 @@ __all__ = [
     "model_info",
     "check_value",
     "check_train",
+    "load_families",
 ]
 
 
@@ -384,24 +385,41 @@ def _deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict:
     return out
 
 
-def _load_model_families() -> None:
-    """Import `applications` and every `zoo.models` entry point (once)."""
-    from zoo._tf import import_tensorflow
+def load_families() -> None:
+    """Import the model families (once): `applications` and every `zoo.models` entry point.
 
-    import_tensorflow()  # quietly, before the families' Keras imports pull it in
-    importlib.import_module("applications")
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group="zoo.models"):
+    The loader of every registry that families fill (models, datasets,
+    preprocessors, tasks, serving recipes): a lookup never depends on what
+    the user imported first.  It names the family package but imports it
+    only when first needed, so no zoo module imports a family at import time.
+    """
+    global _FAMILIES_LOADED
+    with _FAMILIES_LOCK:  # re-entrant: a family that looks something up while it loads finds it loading
+        if _FAMILIES_LOADED:
+            return
+        _FAMILIES_LOADED = True
         try:
-            ep.load()
-        except Exception as exc:  # a broken plugin must not hide the built-in models
-            import warnings
+            from zoo._tf import import_tensorflow
 
-            warnings.warn(f"zoo.models entry point {ep.name!r} failed to load: {exc}")
+            import_tensorflow()  # quietly, before the families' Keras imports pull it in
+            importlib.import_module("applications")
+        except BaseException:
+            _FAMILIES_LOADED = False
+            raise
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group="zoo.models"):
+            try:
+                ep.load()
+            except Exception as exc:  # a broken plugin must not hide the built-in models
+                import warnings
+
+                warnings.warn(f"zoo.models entry point {ep.name!r} failed to load: {exc}")
 
 
-MODELS = Registry("model", loader=_load_model_families)
+_FAMILIES_LOADED = False
+_FAMILIES_LOCK = threading.RLock()
+MODELS = Registry("model", loader=load_families)
 
 
 def register_model(

@@ -2,7 +2,7 @@
 
 Text normalisation (the same in training and in the export): invalid UTF-8
 bytes become U+FFFD, `<br />` tags become spaces, the text is lower-cased
-(UTF-8 aware).  It is then pre-split reversibly (`zoo.data.translation.presplit`:
+(UTF-8 aware).  It is then pre-split reversibly (`applications.translation.data.presplit`:
 a word after a space carries "▁", punctuation is its own word) and split into
 WordPiece pieces by keras-hub's `WordPieceTokenizer` (training) or the
 core-TensorFlow `CoreWordPiece` (exports; same ids, tested), with a
@@ -19,7 +19,7 @@ Ids: 0 `[PAD]`, 1 `[UNK]`, 2 `[START]`, 3 `[END]`.  A review is
 the IMDB **test** reviews, so the per-epoch `val_perplexity` is the test
 perplexity the issue asks for (the model is never selected on it: training
 runs a fixed schedule); test = the same reviews.
-`imdb_wordpiece`: the classifier's split, as `zoo.data.text.imdb`: a seeded
+`imdb_wordpiece`: the classifier's split, as `applications.text.data.imdb`: a seeded
 10% of train for validation, the 25,000 test reviews for the final figure.
 With `preprocessor_from=RUN` (set by `--set init_from=RUN`, or directly as
 `--set data.preprocessor_from=RUN`) the tokenizer is the pre-trained run's,
@@ -48,8 +48,8 @@ from zoo.data import (
     load_preprocessor,
     write_json,
 )
-from zoo.data.text import CLASS_NAMES, load_imdb_texts
-from zoo.data.translation import (
+from applications.text.data import CLASS_NAMES, load_imdb_texts
+from applications.translation.data import (
     END_ID,
     PAD_ID,
     RESERVED_TOKENS,
@@ -83,7 +83,7 @@ class GPTTokenizer:
         vocabulary: WordPiece vocabulary (list of tokens; the four reserved first).
         max_length: the model's context: `__call__` gives at most this many ids.
 
-    Call arguments (the text-classifier interface `zoo.serving.text.TextServing` uses):
+    Call arguments (the text-classifier interface `applications.text.serving.TextServing` uses):
         text: tf.string `(B,)`.
 
     Returns:

@@ -17,8 +17,8 @@ import pytest
 import tensorflow as tf
 
 from zoo.data import DataError, load_dataset, verify_file
-from zoo.data import images as zi
-from zoo.data.images import CIFAR10_CLASSES, load_cifar10_arrays, make_image_dataset
+from applications.image import data as zi
+from applications.image.data import CIFAR10_CLASSES, load_cifar10_arrays, make_image_dataset
 
 N_TRAIN, N_TEST = 4, 2  # per class
 

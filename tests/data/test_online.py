@@ -34,14 +34,14 @@ def offline(monkeypatch, tmp_path):
 
 def _load(name):
     if name == "cifar10":
-        from zoo.data.images import load_cifar10_arrays
+        from applications.image.data import load_cifar10_arrays
 
         return load_cifar10_arrays("train")
     if name == "imdb_reviews":
-        from zoo.data.text import load_imdb_texts
+        from applications.text.data import load_imdb_texts
 
         return load_imdb_texts("train")
-    from zoo.data.speech import load_fsdd_recordings
+    from applications.speech.data import load_fsdd_recordings
 
     return load_fsdd_recordings()
 
@@ -66,7 +66,7 @@ def test_tfds_prepare_dependencies_are_installed():
 
 
 def test_multi30k_download_is_pinned_and_says_what_to_do_offline(offline):
-    from zoo.data.translation import MULTI30K_SHA256, load_pairs
+    from applications.translation.data import MULTI30K_SHA256, load_pairs
 
     assert len(MULTI30K_SHA256) == 6 and all(len(d) == 64 for d in MULTI30K_SHA256.values())
     with pytest.raises(DataError, match="Multi30k could not be downloaded.*network unreachable.*multi30k/dataset.*--data-dir"):
@@ -75,7 +75,7 @@ def test_multi30k_download_is_pinned_and_says_what_to_do_offline(offline):
 
 def test_multi30k_download_checks_the_pinned_digest(monkeypatch, tmp_path):
     """A file that arrives with other bytes is refused (get_file compares the SHA-256)."""
-    from zoo.data.translation import load_pairs
+    from applications.translation.data import load_pairs
 
     monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
 

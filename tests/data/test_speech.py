@@ -8,7 +8,7 @@ import pytest
 
 from speech_fixtures import tone, write_fsdd_archive
 from zoo.data import DataError, load_dataset
-from zoo.data.speech import (
+from applications.speech.data import (
     BLANK_INDEX,
     DIGIT_WORDS,
     connected_utterances,

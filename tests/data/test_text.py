@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from conftest import NEGATIVE, POSITIVE, write_imdb_archive
 from zoo.data import DataError, load_dataset, load_preprocessor
-from zoo.data.text import TextVectorizer, load_imdb_texts, standardize
+from applications.text.data import TextVectorizer, load_imdb_texts, standardize
 
 
 def test_standardize_lowercases_and_strips_breaks_and_punctuation():

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from zoo.data import DataError, load_dataset, load_preprocessor
-from zoo.data.translation import (
+from applications.translation.data import (
     END_ID,
     START_ID,
     UNK_ID,

@@ -7,9 +7,9 @@ import tensorflow as tf
 
 import zoo
 from speech_fixtures import tone
-from applications.speech import CTCBlankPadding, ConvSubsampling, LengthMaskedEncoderBlock, output_lengths
-from zoo.data.speech import DIGIT_WORDS
-from zoo.tasks.speech import CTCLoss, beam_decode, decode, greedy_decode, ids_to_text, single_token_decode, ids_to_text_tf, word_error_rate
+from applications.speech.models import CTCBlankPadding, ConvSubsampling, LengthMaskedEncoderBlock, output_lengths
+from applications.speech.data import DIGIT_WORDS
+from applications.speech.task import CTCLoss, beam_decode, decode, greedy_decode, ids_to_text, single_token_decode, ids_to_text_tf, word_error_rate
 
 TINY = dict(dim=32, num_layers=1, num_heads=2, intermediate_dim=64, conv_channels=8, num_mel_bins=20, fft_length=256)
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import zoo
-from applications.text_lstm import attention_weights
+from applications.text.models import attention_weights
 from zoo.training import fit
 
 TINY = {

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import zoo
-from zoo.tasks.translation import (
+from applications.translation.task import (
     END_ID,
     START_ID,
     beam_decode,

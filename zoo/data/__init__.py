@@ -32,7 +32,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from zoo.io import atomic_write, write_json  # noqa: F401  (re-exported: zoo.data.write_json)
-from zoo.registry import Registry
+from zoo.registry import Registry, load_families
 
 if TYPE_CHECKING:  # TensorFlow is imported lazily by the loaders
     import tensorflow as tf
@@ -403,7 +403,7 @@ class DataBundle:
     model_args: dict = dataclasses.field(default_factory=dict)
 
 
-DATASETS = Registry("dataset")
+DATASETS = Registry("dataset", loader=load_families)
 
 
 def load_dataset(name: str, **kwargs: Any) -> DataBundle:
@@ -423,7 +423,7 @@ def load_dataset(name: str, **kwargs: Any) -> DataBundle:
     return DATASETS.get(name)(**kwargs)
 
 
-PREPROCESSORS = Registry("preprocessor")
+PREPROCESSORS = Registry("preprocessor", loader=load_families)
 PREPROCESSOR_FILE = "preprocessor.json"
 
 
@@ -443,10 +443,3 @@ def load_preprocessor(directory: str | os.PathLike):
                         "retrain the run or copy its preprocessor/ folder back")
     kind = json.loads(meta_path.read_text()).get("kind")
     return PREPROCESSORS.get(kind).load(directory)
-
-
-# Loaders register themselves on import (they import TensorFlow lazily).
-from zoo.data import images  # noqa: E402,F401
-from zoo.data import text  # noqa: E402,F401
-from zoo.data import translation  # noqa: E402,F401
-from zoo.data import speech  # noqa: E402,F401

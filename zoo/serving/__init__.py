@@ -2,8 +2,9 @@
 
 `zoo.export` joins a trained model and its recipe into one SavedModel whose
 `serving_default` signature takes raw inputs.  A recipe is a `Serving`
-subclass registered under the modality it serves; one module per modality,
-imported at the bottom of this file.
+subclass registered under the modality (or task) it serves, in its family's
+`applications/<family>/serving.py`; the registry loads the families on its
+first lookup.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from zoo.registry import ModelSpec, Registry
+from zoo.registry import ModelSpec, Registry, load_families
 
 __all__ = ["Serving", "SERVINGS", "load_serving"]
 
-SERVINGS = Registry("serving recipe")
+SERVINGS = Registry("serving recipe", loader=load_families)
 
 
 class Serving:
@@ -103,9 +104,3 @@ def load_serving(spec: ModelSpec, model, info, preprocessor=None) -> Serving:
     """
     recipe = SERVINGS.get(spec.task) if spec.task in SERVINGS else SERVINGS.get(spec.modality)
     return recipe(model, spec, info, preprocessor)
-
-
-from zoo.serving import image  # noqa: E402,F401  (registers "image")
-from zoo.serving import text  # noqa: E402,F401  (registers "text")
-from zoo.serving import translation  # noqa: E402,F401  (registers "translation")
-from zoo.serving import speech  # noqa: E402,F401  (registers "speech")

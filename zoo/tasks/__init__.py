@@ -6,22 +6,25 @@ Two registries live here, above the modules that fill them:
 - `EVALUATORS[task](spec, model, data, run_dir, **options) -> dict`: what
   `zoo.evaluation.evaluate` runs on the test split.
 
-Each task module (`classification`, `translation`, `speech`) registers into
-both.  They are imported on the first lookup, so nothing depends on import
-order, and no module here imports `zoo.training` or `zoo.evaluation`: the
-dependency runs one way, from the training loop down to the tasks.
-A new task is one module plus one line in `_load_task_modules`.
+Classification (shared by the image and text families) lives here; a
+family's own task (`applications/<family>/task.py`: translation, speech
+recognition, language modelling) registers into both.  They are imported on
+the first lookup, so nothing depends on import order, and no task imports
+`zoo.training` or `zoo.evaluation`: the dependency runs one way, from the
+training loop down to the tasks.
 """
 
 from __future__ import annotations
 
-from zoo.registry import Registry
+from zoo.registry import Registry, load_families
 
 __all__ = ["TASKS", "EVALUATORS"]
 
 
 def _load_task_modules() -> None:
-    from zoo.tasks import classification, speech, translation  # noqa: F401  (they register themselves)
+    from zoo.tasks import classification  # noqa: F401  (shared by the image and text families)
+
+    load_families()  # each family's task.py registers its own task
 
 
 TASKS = Registry("task", loader=_load_task_modules)

@@ -35,7 +35,7 @@ class TranslationServing(Serving):
         """tf.string `(B,)` -> `{"translation": tf.string (B,), "truncated": bool (B,)}` (greedy, cached)."""
         import tensorflow as tf
 
-        from zoo.tasks.translation import greedy_decode
+        from applications.translation.task import greedy_decode
 
         ids, truncated = self.preprocessor.encode_source_core(text)
         ids = tf.pad(ids, [[0, 0], [0, tf.maximum(1 - tf.shape(ids)[1], 0)]])  # at least one column

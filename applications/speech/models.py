@@ -8,7 +8,7 @@ returns CTC logits `(batch, frames, 11)` float32, batch-major, over the ten
 digit-word tokens ("zero" .. "nine", ids 0-9) and the blank (id 10, the last
 class).  One output frame covers 40 ms (10 ms hop, subsampled four times).
 
-**The CTC convention of the zoo** (`zoo.tasks.speech`): frames past an
+**The CTC convention of the zoo** (`applications.speech.task`): frames past an
 utterance's end are forced to blank (logit 0 for the blank, -1e4 for every
 token), so the logit length of every row is simply the number of frames:
 the CTC loss over the padded frames equals the loss over the valid ones
@@ -28,7 +28,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from zoo.data.speech import BLANK_INDEX, DIGIT_WORDS, SAMPLE_RATE
+from applications.speech.data import BLANK_INDEX, DIGIT_WORDS, SAMPLE_RATE
 from zoo.layers import SinusoidalPositionEncoding, TransformerEncoderBlock
 from zoo.layers.audio import LogMelSpectrogram, SpecAugment, UtteranceNormalization, frame_mask
 from zoo.registry import register_model

@@ -32,7 +32,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from zoo.data.speech import DIGIT_WORDS, transcript
+from applications.speech.data import DIGIT_WORDS, transcript
 from zoo.tasks import EVALUATORS, TASKS
 
 __all__ = ["CTCLoss", "greedy_decode", "beam_decode", "single_token_decode", "decode", "ids_to_text", "ids_to_text_tf", "transcribe",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from zoo.data.speech import DIGIT_WORDS, SAMPLE_RATE, SILENCE_PEAK, pad_waveforms, read_wav
+from applications.speech.data import DIGIT_WORDS, SAMPLE_RATE, SILENCE_PEAK, pad_waveforms, read_wav
 from zoo.serving import SERVINGS, Serving
 
 
@@ -41,7 +41,7 @@ class SpeechServing(Serving):
         """float32 `(B, N)` waveforms + int32 `(B,)` lengths -> `{"transcript": tf.string (B,)}`."""
         import tensorflow as tf
 
-        from zoo.tasks.speech import greedy_decode, ids_to_text_tf
+        from applications.speech.task import greedy_decode, ids_to_text_tf
 
         waveform = tf.cast(waveform, tf.float32)
         waveform = tf.where(tf.math.is_finite(waveform), waveform, 0.0)

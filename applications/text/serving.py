@@ -18,7 +18,7 @@ class TextServing(Serving):
     takes token ids (used for TensorFlow Lite).  Standardisation and
     vectorisation (the run's fitted `TextVectorizer`) run inside the graph;
     a review longer than the vectorizer's `sequence_length` tokens keeps its
-    head and tail (see `zoo.data.text`); an empty or whitespace-only string
+    head and tail (see `applications.text.data`); an empty or whitespace-only string
     is all padding and gets the model's output for an empty review (its
     bias), a defined probability rather than an error.
     """

@@ -1,7 +1,7 @@
 """IMDB sentiment classifiers: a plain LSTM, a BiLSTM with attention pooling, a Transformer.
 
 All three take token ids, int32 `(batch, T)` with 0 as padding (masked all
-the way through), from `zoo.data.text.TextVectorizer`, and return float32
+the way through), from `applications.text.data.TextVectorizer`, and return float32
 logits `(batch, 2)` for ("neg", "pos").  The vectorizer is saved with each
 run and joined to the model at export, so exports take raw strings.
 

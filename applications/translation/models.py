@@ -6,7 +6,7 @@ logits `(B, T, target_vocabulary_size)` for teacher forcing.  Besides `call`
 it exposes the pieces step-by-step decoding needs (`encode`,
 `init_cache`, `decode_step`), which reuse each decoder block's
 self-attention key/value cache and a once-computed cross-attention cache;
-`zoo.tasks.translation` builds greedy and beam search on them.
+`applications.translation.task` builds greedy and beam search on them.
 
 Built from the shared layers: `TokenAndPositionEmbedding` with the
 `SinusoidalPositionEncoding`, `TransformerEncoderBlock`,
