@@ -185,7 +185,8 @@ class PatchWhitening(layers.Layer):
     Args:
         patch_size: side of the square patches (2 in airbench).
         epsilon: added to each eigenvalue, relative to their mean (5e-4).
-        max_images: training images `adapt_to_training_data` reads (5,000, as airbench).
+        max_images: training images `adapt_to_training_data` reads (5,000, as
+            airbench); 0 leaves the identity patch basis (an ablation).
         scale: multiplier applied to the raw pixels first (1/255).
 
     Call arguments:
@@ -250,7 +251,9 @@ class PatchWhitening(layers.Layer):
         self.adapted.assign(1.0)
 
     def adapt_to_training_data(self, dataset) -> None:
-        """`adapt` on the first `max_images` images of a `(images, labels)` batch pipeline."""
+        """`adapt` on the first `max_images` images of a `(images, labels)` batch pipeline (0: keep the kernel)."""
+        if self.max_images <= 0:
+            return
         batches, n = [], 0
         for x, *_ in dataset:
             batches.append(np.asarray(x))
@@ -275,13 +278,13 @@ class PatchWhitening(layers.Layer):
         return config
 
 
-def _conv_group(x, filters: int, name: str, bn_momentum: float):
+def _conv_group(x, filters: int, name: str, bn_momentum: float, bn_scale: bool = False):
     """airbench ConvGroup: conv -> 2x2 max pool -> BN -> GELU -> conv -> BN -> GELU (BN without scale)."""
     for i, pool in ((1, True), (2, False)):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv{i}")(x)
         if pool:
             x = layers.MaxPooling2D(2, name=f"{name}_pool")(x)
-        x = layers.BatchNormalization(momentum=bn_momentum, epsilon=1e-12, scale=False, name=f"{name}_bn{i}")(x)
+        x = layers.BatchNormalization(momentum=bn_momentum, epsilon=1e-12, scale=bn_scale, name=f"{name}_bn{i}")(x)
         x = layers.Activation("gelu", name=f"{name}_gelu{i}")(x)
     return x
 
@@ -311,6 +314,8 @@ def cifar10_airbench(
     logit_scale: float = 1.0 / 9,
     bn_momentum: float = 0.6,
     whiten_epsilon: float = 5e-4,
+    whiten_images: int = 5000,
+    bn_scale: bool = False,
 ):
     """airbench94: frozen 2x2 patch whitening, three conv groups, max pool, scaled linear logits.
 
@@ -330,15 +335,18 @@ def cifar10_airbench(
         bn_momentum: Keras BatchNorm momentum (airbench's PyTorch 0.6 is Keras' 0.4;
             0.6 averages a little longer for the smaller CPU batches).
         whiten_epsilon: `PatchWhitening` epsilon.
+        whiten_images: training images the whitening is fitted on; 0: not
+            fitted (a fixed identity patch basis; for ablations).
+        bn_scale: give BatchNorm a learned scale (airbench has none; for ablations).
 
     Returns:
         keras.Model: `uint8 (batch, 32, 32, 3)` -> logits `(batch, num_classes)`.
     """
     image = keras.Input(IMAGE_SHAPE, dtype="uint8", name="image")
-    x = PatchWhitening(2, whiten_epsilon, name="whiten")(image)  # (batch, 31, 31, 24)
+    x = PatchWhitening(2, whiten_epsilon, whiten_images, name="whiten")(image)  # (batch, 31, 31, 24)
     x = layers.Activation("gelu", name="whiten_gelu")(x)
     for i, w in enumerate(widths):
-        x = _conv_group(x, int(w), f"block{i + 1}", bn_momentum)  # 15x15, 7x7, 3x3
+        x = _conv_group(x, int(w), f"block{i + 1}", bn_momentum, bn_scale)  # 15x15, 7x7, 3x3
     x = layers.GlobalMaxPooling2D(name="pool")(x)
     x = layers.Dense(num_classes, use_bias=False, name="logits", dtype="float32")(x)
     x = layers.Rescaling(logit_scale, name="logits_scale", dtype="float32")(x)
