@@ -314,7 +314,7 @@ def cifar10_airbench(
     logit_scale: float = 1.0 / 9,
     bn_momentum: float = 0.6,
     whiten_epsilon: float = 5e-4,
-    whiten_images: int = 5000,
+    whiten_fit: bool = True,
     bn_scale: bool = False,
 ):
     """airbench94: frozen 2x2 patch whitening, three conv groups, max pool, scaled linear logits.
@@ -335,15 +335,15 @@ def cifar10_airbench(
         bn_momentum: Keras BatchNorm momentum (airbench's PyTorch 0.6 is Keras' 0.4;
             0.6 averages a little longer for the smaller CPU batches).
         whiten_epsilon: `PatchWhitening` epsilon.
-        whiten_images: training images the whitening is fitted on; 0: not
-            fitted (a fixed identity patch basis; for ablations).
+        whiten_fit: fit the whitening on 5,000 training images; False keeps
+            a fixed identity patch basis (for ablations).
         bn_scale: give BatchNorm a learned scale (airbench has none; for ablations).
 
     Returns:
         keras.Model: `uint8 (batch, 32, 32, 3)` -> logits `(batch, num_classes)`.
     """
     image = keras.Input(IMAGE_SHAPE, dtype="uint8", name="image")
-    x = PatchWhitening(2, whiten_epsilon, whiten_images, name="whiten")(image)  # (batch, 31, 31, 24)
+    x = PatchWhitening(2, whiten_epsilon, 5000 if whiten_fit else 0, name="whiten")(image)  # (batch, 31, 31, 24)
     x = layers.Activation("gelu", name="whiten_gelu")(x)
     for i, w in enumerate(widths):
         x = _conv_group(x, int(w), f"block{i + 1}", bn_momentum, bn_scale)  # 15x15, 7x7, 3x3

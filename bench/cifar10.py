@@ -14,6 +14,9 @@ Sections:
              model's FLOPs and the achieved GFLOP/s (forward FLOPs x 3 x
              images/s) over a 2048x2048 float32 matmul peak measured in the
              same run.
+  ablation   cifar10_airbench with the CPU preset's widths, one trick taken
+             away per run (same seed, same data subset): whitening fitted or
+             not, BatchNorm scale, label smoothing, Nesterov, flip TTA.
   train      cifar10_cnn the tutorial way (10 epochs, batch 32, Adam) beside
              cifar10_resnet with the CPU preset of examples/train_cifar10.py:
              test accuracy after every epoch, time to reach 90% / 93%,
@@ -187,6 +190,40 @@ def throughput(args) -> dict:
     return {"rows": rows, "load_average": os.getloadavg()}
 
 
+ABLATIONS = {
+    "recipe": {},
+    "no whitening fit (identity 2x2 patch basis)": {"whiten_fit": False},
+    "BatchNorm with learned scale": {"bn_scale": True},
+    "no label smoothing": {"label_smoothing": 0.0},
+    "momentum without Nesterov": {"nesterov": False},
+}
+
+
+def ablation(args) -> dict:
+    from train_cifar10 import CPU_PRESETS
+
+    import zoo
+    from zoo.tasks.classification import predict_logits
+
+    base = {**CPU_PRESETS["cifar10_airbench"], "epochs": args.ablation_epochs, "batch_size": args.ablation_batch,
+            "learning_rate": CPU_PRESETS["cifar10_airbench"]["learning_rate"] * args.ablation_batch / 512}
+    out = {"settings": base, "limit": args.ablation_limit, "seed": 0, "rows": {}}
+    runs = pathlib.Path(args.run_root) / "ablation"
+    for label, change in ABLATIONS.items():
+        t = time.perf_counter()
+        r = zoo.fit("cifar10_airbench", run_dir=runs / label.split(" (")[0].replace(" ", "_"), data_dir=args.data_dir,
+                    limit=args.ablation_limit, overrides={**base, **change}, seed=0, verbose=0)
+        row = {"change": change, "test_accuracy": r.metrics["test"]["accuracy"],
+               "test_accuracy_per_epoch": r.history["val_accuracy"], "seconds": time.perf_counter() - t,
+               "load_average": os.getloadavg()}
+        if label == "recipe":
+            y, logits = predict_logits(r.model, r.data.test, tta_flip=True)
+            row["test_accuracy_flip_tta"] = float((logits.argmax(-1) == y).mean())
+        out["rows"][label] = row
+        print(label, json.dumps(row), flush=True)
+    return out
+
+
 def _threshold_times(history: dict, thresholds=(0.90, 0.93)) -> dict:
     acc, secs = history.get("val_accuracy", []), history.get("wall_seconds", [])
     out = {}
@@ -237,6 +274,9 @@ def main(argv=None):
     p.add_argument("--batch-sizes", default="256,512", help="throughput candidates")
     p.add_argument("--policies", default="float32,mixed_bfloat16", help="throughput candidates")
     p.add_argument("--images", type=int, default=2048, help="images per throughput measurement")
+    p.add_argument("--ablation-limit", type=int, default=10000, help="train images per ablation run")
+    p.add_argument("--ablation-epochs", type=int, default=5)
+    p.add_argument("--ablation-batch", type=int, default=256)
     p.add_argument("--models", default="cifar10_cnn,cifar10_resnet")
     p.add_argument("--resnet-epochs", type=int, help="override the preset's epochs")
     p.add_argument("--run-root", default=str(ROOT / "runs" / "bench"))
@@ -247,7 +287,8 @@ def main(argv=None):
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     for section in args.sections.split(","):
         t = time.perf_counter()
-        report[section] = {"headroom": headroom, "precision": precision, "throughput": throughput, "train": train}[section](args)
+        report[section] = {"headroom": headroom, "precision": precision, "throughput": throughput, "ablation": ablation,
+                            "train": train}[section](args)
         report[section + "_seconds"] = time.perf_counter() - t
         out = pathlib.Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
