@@ -2,6 +2,7 @@
 
     python examples/train_cifar10.py                      # cifar10_resnet, ~20 min on 2 CPU cores
     python examples/train_cifar10.py --model cifar10_cnn  # the TensorFlow tutorial CNN, 10 epochs
+    python examples/train_cifar10.py --model cifar10_airbench --tta   # airbench94 at half width, 10 epochs
     python examples/train_cifar10.py --full               # the published ResNet-9 recipe (a GPU job)
     python examples/train_cifar10.py --epochs 1 --limit 2000   # a smoke run
 
