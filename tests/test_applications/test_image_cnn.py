@@ -140,3 +140,13 @@ def test_airbench_learns_on_the_tiny_fixture_and_its_export_verifies(airbench_ru
     out = zoo.export_model(result.run_dir, base_dir=tmp_path / "sm")
     card = json.loads((out / "model_card.json").read_text())
     assert card["model"] == "cifar10_airbench" and card["verified"] is True
+
+
+def test_airbench_whiten_fit_false_keeps_the_identity_patch_basis():
+    model = zoo.create_model("cifar10_airbench", widths=[4, 8, 8], whiten_fit=False)
+    layer = model.get_layer("whiten")
+    before = np.asarray(layer.kernel).copy()
+    layer.adapt_to_training_data([(_images(16), np.zeros(16))])
+    np.testing.assert_array_equal(np.asarray(layer.kernel), before)
+    assert float(layer.adapted.numpy()) == 0.0
+    np.testing.assert_array_equal(before[..., :12].reshape(12, 12), np.eye(12))
