@@ -9,6 +9,14 @@ Sections:
              the same shape (no input work at all).  Target >= 0.95.
   precision  float32 vs mixed_bfloat16 training throughput on in-memory
              batches, with the CPU's bf16 support stated.
+  throughput images/s of a cifar10_airbench train step (in-memory batch) for
+             candidate widths, batch sizes and precisions, alternated; the
+             model's FLOPs and the achieved GFLOP/s (forward FLOPs x 3 x
+             images/s) over a 2048x2048 float32 matmul peak measured in the
+             same run.
+  ablation   cifar10_airbench with the CPU preset's widths, one trick taken
+             away per run (same seed, same data subset): whitening fitted or
+             not, BatchNorm scale, label smoothing, Nesterov, flip TTA.
   train      cifar10_cnn the tutorial way (10 epochs, batch 32, Adam) beside
              cifar10_resnet with the CPU preset of examples/train_cifar10.py:
              test accuracy after every epoch, time to reach 90% / 93%,
@@ -100,6 +108,122 @@ def precision(args) -> dict:
     return {"images_per_s": out, "width": args.width, "batch_size": args.batch_size}
 
 
+def model_flops(model) -> int:
+    """Forward multiply-adds x 2 of a model's convolutions and dense layers, per image."""
+    total = 0
+    for layer in model.layers:
+        if not hasattr(layer, "kernel") or layer.kernel is None:
+            continue
+        k = layer.kernel.shape
+        out = layer.output.shape
+        spatial = int(out[1]) * int(out[2]) if len(out) == 4 else 1
+        total += 2 * spatial * int(np_prod(k))
+    return total
+
+
+def np_prod(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def matmul_peak(repeats: int = 20) -> float:
+    """GFLOP/s of a 2048x2048 float32 `tf.linalg.matmul` (best of `repeats`)."""
+    import tensorflow as tf
+
+    a = tf.random.normal((2048, 2048))
+    b = tf.random.normal((2048, 2048))
+    f = tf.function(lambda: tf.reduce_sum(tf.linalg.matmul(a, b)))
+    f()
+    best = 0.0
+    for _ in range(repeats):
+        t = time.perf_counter()
+        f().numpy()
+        best = max(best, 2 * 2048**3 / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def _airbench(widths, policy="float32", batch_size=512):
+    import keras
+
+    import zoo
+    from zoo.training import TASKS, make_optimizer
+
+    keras.config.set_dtype_policy(policy)
+    try:
+        model = zoo.create_model("cifar10_airbench", widths=widths)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    spec = zoo.get_spec("cifar10_airbench")
+    loss, metrics = TASKS.get("classification")(spec, spec.train)
+    model.compile(optimizer=make_optimizer(spec.train, 1000), loss=loss, metrics=metrics)
+    return model
+
+
+def throughput(args) -> dict:
+    import tensorflow as tf
+
+    candidates = [tuple(int(w) for w in c.split("-")) for c in args.widths.split(",")]
+    batches = [int(b) for b in args.batch_sizes.split(",")]
+    policies = args.policies.split(",")
+    rows = {}
+    for rep in range(args.repeats):  # alternate to cancel drift in machine load
+        peak = matmul_peak()
+        rows.setdefault("matmul_peak_gflops", []).append(peak)
+        for widths in candidates:
+            for bs in batches:
+                for policy in policies:
+                    x = tf.random.uniform((bs, 32, 32, 3), 0, 256, dtype=tf.int32)
+                    ds = tf.data.Dataset.from_tensors((tf.cast(x, tf.uint8), tf.zeros((bs,), tf.int32))).repeat()
+                    model = _airbench(widths, policy, bs)
+                    steps = max(3, args.images // bs)
+                    ips = _steps_per_s(model, ds, steps) * bs
+                    flops = model_flops(model)
+                    key = f"widths={'-'.join(map(str, widths))} batch={bs} {policy}"
+                    r = rows.setdefault(key, {"forward_mflops_per_image": flops / 1e6, "images_per_s": [],
+                                              "train_gflops": [], "fraction_of_matmul_peak": []})
+                    r["images_per_s"].append(ips)
+                    r["train_gflops"].append(3 * flops * ips / 1e9)
+                    r["fraction_of_matmul_peak"].append(3 * flops * ips / 1e9 / peak)
+                    print(key, f"{ips:.0f} img/s, {3 * flops * ips / 1e9:.1f} GFLOP/s, peak {peak:.0f}", flush=True)
+    return {"rows": rows, "load_average": os.getloadavg()}
+
+
+ABLATIONS = {
+    "recipe": {},
+    "no whitening fit (identity 2x2 patch basis)": {"whiten_fit": False},
+    "BatchNorm with learned scale": {"bn_scale": True},
+    "no label smoothing": {"label_smoothing": 0.0},
+    "momentum without Nesterov": {"nesterov": False},
+}
+
+
+def ablation(args) -> dict:
+    from train_cifar10 import CPU_PRESETS
+
+    import zoo
+    from zoo.tasks.classification import predict_logits
+
+    base = {**CPU_PRESETS["cifar10_airbench"], "epochs": args.ablation_epochs, "batch_size": args.ablation_batch,
+            "learning_rate": CPU_PRESETS["cifar10_airbench"]["learning_rate"] * args.ablation_batch / 512}
+    out = {"settings": base, "limit": args.ablation_limit, "seed": 0, "rows": {}}
+    runs = pathlib.Path(args.run_root) / "ablation"
+    for label, change in ABLATIONS.items():
+        t = time.perf_counter()
+        r = zoo.fit("cifar10_airbench", run_dir=runs / label.split(" (")[0].replace(" ", "_"), data_dir=args.data_dir,
+                    limit=args.ablation_limit, overrides={**base, **change}, seed=0, verbose=0)
+        row = {"change": change, "test_accuracy": r.metrics["test"]["accuracy"],
+               "test_accuracy_per_epoch": r.history["val_accuracy"], "seconds": time.perf_counter() - t,
+               "load_average": os.getloadavg()}
+        if label == "recipe":
+            y, logits = predict_logits(r.model, r.data.test, tta_flip=True)
+            row["test_accuracy_flip_tta"] = float((logits.argmax(-1) == y).mean())
+        out["rows"][label] = row
+        print(label, json.dumps(row), flush=True)
+    return out
+
+
 def _threshold_times(history: dict, thresholds=(0.90, 0.93)) -> dict:
     acc, secs = history.get("val_accuracy", []), history.get("wall_seconds", [])
     out = {}
@@ -146,6 +270,13 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--widths", default="64-256-256,32-128-128,32-64-128,24-48-96", help="throughput candidates")
+    p.add_argument("--batch-sizes", default="256,512", help="throughput candidates")
+    p.add_argument("--policies", default="float32,mixed_bfloat16", help="throughput candidates")
+    p.add_argument("--images", type=int, default=2048, help="images per throughput measurement")
+    p.add_argument("--ablation-limit", type=int, default=10000, help="train images per ablation run")
+    p.add_argument("--ablation-epochs", type=int, default=5)
+    p.add_argument("--ablation-batch", type=int, default=256)
     p.add_argument("--models", default="cifar10_cnn,cifar10_resnet")
     p.add_argument("--resnet-epochs", type=int, help="override the preset's epochs")
     p.add_argument("--run-root", default=str(ROOT / "runs" / "bench"))
@@ -156,7 +287,8 @@ def main(argv=None):
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     for section in args.sections.split(","):
         t = time.perf_counter()
-        report[section] = {"headroom": headroom, "precision": precision, "train": train}[section](args)
+        report[section] = {"headroom": headroom, "precision": precision, "throughput": throughput, "ablation": ablation,
+                            "train": train}[section](args)
         report[section + "_seconds"] = time.perf_counter() - t
         out = pathlib.Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)

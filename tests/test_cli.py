@@ -16,7 +16,7 @@ def test_list_prints_sorted_table(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:4] == ["name", "modality", "task", "dataset"]
     names = [line.split()[0] for line in out[2:]]
-    assert names == ["cifar10_cnn", "cifar10_resnet", "cifar10_vit"]
+    assert names == ["cifar10_airbench", "cifar10_cnn", "cifar10_resnet", "cifar10_vit"]
 
 
 def test_list_filters_by_modality(capsys):

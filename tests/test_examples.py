@@ -28,6 +28,7 @@ def test_cifar10_example_trains_evaluates_and_exports(tmp_path, shared_data_dir)
     assert (tmp_path / "run" / "confusion.png").exists() and (tmp_path / "run" / "curves.png").exists()
     card = json.loads((tmp_path / "sm" / "cifar10_resnet" / "1" / "model_card.json").read_text())
     assert card["verified"] and "SavedModel:" in out
+    assert "epoch 1/1: " in out and "training done" in out  # the per-epoch clock a newcomer watches
 
 
 @pytest.mark.slow

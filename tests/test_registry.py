@@ -47,9 +47,9 @@ def test_builtin_families_are_visible_without_importing_applications():
 
 def test_list_models_patterns_and_modality(throwaway):
     throwaway("tmp_text_model", modality="text")
-    assert zoo.list_models("cifar10_*") == ["cifar10_cnn", "cifar10_resnet", "cifar10_vit"]
+    assert zoo.list_models("cifar10_*") == ["cifar10_airbench", "cifar10_cnn", "cifar10_resnet", "cifar10_vit"]
     assert zoo.list_models(["*_cnn", "*_vit"]) == ["cifar10_cnn", "cifar10_vit"]
-    assert zoo.list_models("cifar10_*", exclude="*vit") == ["cifar10_cnn", "cifar10_resnet"]
+    assert zoo.list_models("cifar10_*", exclude="*vit") == ["cifar10_airbench", "cifar10_cnn", "cifar10_resnet"]
     text = zoo.list_models(modality="text")
     assert "tmp_text_model" in text and text == sorted(text)
     assert all(zoo.get_spec(n).modality == "text" for n in text)

@@ -383,6 +383,9 @@ def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, d
             model = create_model(spec.name, **model_kw)
             if train_kw.get("init_from") and not run.backup.exists():
                 _init_from(model, spec, train_kw["init_from"])
+            for layer in model.layers:  # layers fitted on training images before step 1 (e.g. patch whitening)
+                if hasattr(layer, "adapt_to_training_data"):
+                    layer.adapt_to_training_data(data.train)
             loss, metrics = TASKS.get(spec.task)(spec, train_kw)
             model.compile(optimizer=make_optimizer(train_kw, steps * int(train_kw["epochs"])),
                           loss=loss, metrics=metrics, jit_compile=jit_compile)

@@ -11,6 +11,7 @@ from zoo.training import fit
 
 # Small versions of each model, so that learning tests take seconds.
 TINY = {
+    "cifar10_airbench": {"widths": [8, 16, 16]},
     "cifar10_cnn": {"filters": [16, 32, 32], "dense_units": 32},
     "cifar10_resnet": {"width": 8},
     "cifar10_vit": {"dim": 32, "depth": 2, "num_heads": 2, "mlp_dim": 64, "dropout": 0.0},
@@ -56,7 +57,7 @@ def test_vit_rejects_patch_size_that_does_not_divide_the_image():
         zoo.create_model("cifar10_vit", patch_size=5)
 
 
-@pytest.mark.parametrize("name", sorted(TINY))
+@pytest.mark.parametrize("name", sorted(TRAIN))  # cifar10_airbench: on the tiny fixture below
 def test_each_model_learns_on_a_small_slice_of_real_cifar10(name, tmp_path, shared_data_dir):
     """2,000 real training images, 4 epochs: loss falls and held-out accuracy clearly beats 10%."""
     result = fit(name, run_dir=tmp_path / "run", data_dir=shared_data_dir, epochs=4, batch_size=64, limit=2000,
@@ -65,3 +66,87 @@ def test_each_model_learns_on_a_small_slice_of_real_cifar10(name, tmp_path, shar
     assert history["loss"][-1] < 0.9 * history["loss"][0], history["loss"]
     accuracy = result.metrics["test"]["accuracy"]  # on 2,000 held-out test images
     assert accuracy > 0.22, f"{name}: test accuracy {accuracy:.3f} on a 2,000-image slice"
+
+
+# ---------------------------------------------------------------------------
+# cifar10_airbench: the patch-whitening layer and where its statistics come from
+
+
+def _images(n, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+
+
+def test_patch_whitening_whitens_the_patches_it_was_fitted_on():
+    from applications.image_cnn import PatchWhitening
+
+    rng = np.random.default_rng(0)
+    # correlated pixels: a smooth base image plus a little noise
+    base = rng.normal(128, 40, (200, 8, 8, 3))
+    images = np.clip(np.kron(base, np.ones((1, 4, 4, 1))) + rng.normal(0, 8, (200, 32, 32, 3)), 0, 255).astype(np.uint8)
+    layer = PatchWhitening(2, epsilon=1e-9)
+    layer.adapt(images)
+    out = np.asarray(layer(images))
+    assert out.shape == (200, 31, 31, 24) and layer.compute_output_shape((None, 32, 32, 3)) == (None, 31, 31, 24)
+    z = out[..., :12].reshape(-1, 12)  # the second half is the negation
+    np.testing.assert_allclose(out[..., 12:], -z.reshape(out[..., :12].shape), atol=1e-5)
+    np.testing.assert_allclose(z.T @ z / len(z), np.eye(12), atol=2e-3)
+    assert float(layer.adapted.numpy()) == 1.0 and not layer.kernel.trainable and layer.bias.trainable
+
+
+@pytest.fixture(scope="module")
+def airbench_run(tiny_cifar, tmp_path_factory):
+    """A finished tiny cifar10_airbench run on the tiny fixture (120 train, 40 test images)."""
+    run = tmp_path_factory.mktemp("airbench") / "run"
+    return fit("cifar10_airbench", run_dir=run, data_dir=tiny_cifar, epochs=6, batch_size=20,
+               overrides={"widths": [8, 16, 16], "learning_rate": 0.4}, verbose=0)
+
+
+def test_patch_whitening_statistics_come_from_the_training_split_only(airbench_run, tiny_cifar):
+    """fit fits the whitening on train images: the kernel matches adapt() on the train split, not on test."""
+    from applications.image_cnn import PatchWhitening
+    from zoo.data.images import load_cifar10_arrays
+
+    fitted = airbench_run.model.get_layer("whiten")
+    train_x, _ = load_cifar10_arrays("train", tiny_cifar)
+    test_x, _ = load_cifar10_arrays("test", tiny_cifar)
+    on_train, on_test = PatchWhitening(2), PatchWhitening(2)
+    on_train.adapt(train_x)  # every train image, in another order and augmented by flips/crops in fit
+    on_test.adapt(test_x)
+    got = np.abs(np.asarray(fitted.kernel))  # eigenvector signs are arbitrary
+    assert float(fitted.adapted.numpy()) == 1.0
+    np.testing.assert_allclose(np.asarray(fitted.mean), np.asarray(on_train.mean), atol=3.0 / 255)
+    err_train = np.abs(got - np.abs(np.asarray(on_train.kernel))).mean()
+    err_test = np.abs(got - np.abs(np.asarray(on_test.kernel))).mean()
+    assert err_train < err_test, (err_train, err_test)
+
+
+def test_airbench_keras_round_trip_keeps_the_fitted_whitening(tmp_path):
+    model = zoo.create_model("cifar10_airbench", widths=[4, 8, 8])
+    model.get_layer("whiten").adapt(_images(64))
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras")
+    for name in ("kernel", "mean", "adapted"):
+        np.testing.assert_array_equal(np.asarray(getattr(again.get_layer("whiten"), name)),
+                                      np.asarray(getattr(model.get_layer("whiten"), name)))
+    x = _images(3, seed=1)
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+    assert again.get_layer("block1_bn1").scale is False  # BatchNorm without affine scale
+
+
+def test_airbench_learns_on_the_tiny_fixture_and_its_export_verifies(airbench_run, tmp_path):
+    result = airbench_run
+    assert result.history["loss"][-1] < 0.85 * result.history["loss"][0], result.history["loss"]
+    assert result.metrics["test"]["accuracy"] > 0.3  # 40 test images of 10 classes
+    out = zoo.export_model(result.run_dir, base_dir=tmp_path / "sm")
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["model"] == "cifar10_airbench" and card["verified"] is True
+
+
+def test_airbench_whiten_fit_false_keeps_the_identity_patch_basis():
+    model = zoo.create_model("cifar10_airbench", widths=[4, 8, 8], whiten_fit=False)
+    layer = model.get_layer("whiten")
+    before = np.asarray(layer.kernel).copy()
+    layer.adapt_to_training_data([(_images(16), np.zeros(16))])
+    np.testing.assert_array_equal(np.asarray(layer.kernel), before)
+    assert float(layer.adapted.numpy()) == 0.0
+    np.testing.assert_array_equal(before[..., :12].reshape(12, 12), np.eye(12))
