@@ -77,7 +77,7 @@ def _images(n, seed=0):
 
 
 def test_patch_whitening_whitens_the_patches_it_was_fitted_on():
-    from applications.image_cnn import PatchWhitening
+    from applications.image.models import PatchWhitening
 
     rng = np.random.default_rng(0)
     # correlated pixels: a smooth base image plus a little noise
@@ -103,8 +103,8 @@ def airbench_run(tiny_cifar, tmp_path_factory):
 
 def test_patch_whitening_statistics_come_from_the_training_split_only(airbench_run, tiny_cifar):
     """fit fits the whitening on train images: the kernel matches adapt() on the train split, not on test."""
-    from applications.image_cnn import PatchWhitening
-    from zoo.data.images import load_cifar10_arrays
+    from applications.image.models import PatchWhitening
+    from applications.image.data import load_cifar10_arrays
 
     fitted = airbench_run.model.get_layer("whiten")
     train_x, _ = load_cifar10_arrays("train", tiny_cifar)
