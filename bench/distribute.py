@@ -39,6 +39,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from cifar10 import cpu_info  # noqa: E402
+from zoo.run import Run  # noqa: E402
 
 SETTINGS = ("1x2", "2x1", "mirrored")
 
@@ -76,9 +77,8 @@ def run_setting(setting: str, run_dir: pathlib.Path, args) -> dict:
     for p, e in zip(procs, errs):
         if p.returncode:
             raise SystemExit(f"{setting} failed ({p.returncode}):\n{e[-3000:]}")
-    history = json.loads((run_dir / "history.json").read_text())
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    info = json.loads((run_dir / "data_info.json").read_text())
+    run = Run(run_dir)
+    history, metrics, info = run.read("history"), run.read("metrics"), run.read("data_info")
     n = int(info["num_train"]) // args.batch_size * args.batch_size  # drop_remainder when training
     seconds = history["seconds"][1:] or history["seconds"]
     return {"setting": setting, "images_per_s": n / statistics.median(seconds), "epoch_seconds": history["seconds"],

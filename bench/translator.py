@@ -26,6 +26,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from cifar10 import cpu_info  # noqa: E402  (one definition of the machine report)
+from zoo.run import Run  # noqa: E402
 
 
 class _TimeBudget:
@@ -112,7 +113,7 @@ def main(argv=None):
     run_dir = pathlib.Path(args.run_dir)
     if args.speed_only:
         spec = zoo.get_spec("multi30k_transformer")
-        if (run_dir / "model.keras").exists():
+        if Run(run_dir).trained_model_file() is not None:
             _, model, config = load_run(run_dir)
             report["weights"] = f"trained run {run_dir}"
         else:
