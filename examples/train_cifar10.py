@@ -12,12 +12,8 @@ the same command after an interruption resumes the run.
 """
 
 import argparse
-import datetime
 import json
 import sys
-import time
-
-import keras
 
 import zoo
 from zoo.cli import parse_set, report_errors
@@ -29,25 +25,6 @@ CPU_PRESETS = {
     "cifar10_resnet": {"width": 16, "epochs": 5, "batch_size": 256, "learning_rate": 0.2, "data": {"cutout": 0}},
     "cifar10_vit": {"dim": 96, "depth": 4, "epochs": 10},
 }
-
-
-class EpochClock(keras.callbacks.Callback):
-    """Prints each epoch's time and when training should finish, from the mean epoch time so far."""
-
-    def on_train_begin(self, logs=None):
-        self.times = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.t0 = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.times.append(time.perf_counter() - self.t0)
-        left = (self.params["epochs"] - epoch - 1) * sum(self.times) / len(self.times)
-        finish = (datetime.datetime.now() + datetime.timedelta(seconds=left)).strftime("%H:%M")
-        acc = (logs or {}).get("val_accuracy")
-        print(f"epoch {epoch + 1}/{self.params['epochs']}: {self.times[-1]:.0f} s"
-              + (f", test accuracy {acc:.2%}" if acc is not None else "")
-              + (f"; {left / 60:.1f} min to go, done about {finish}" if left else "; training done"), flush=True)
 
 
 def main(argv=None):
@@ -79,7 +56,7 @@ def main(argv=None):
         overrides=overrides,
         jit_compile=args.xla,
         eval_options={"tta_flip": args.tta},
-        callbacks=[EpochClock()],
+        callbacks=[zoo.EpochClock()],
     )
     test = result.metrics["test"]
     print(f"\n{args.model}: test accuracy {test['accuracy']:.2%} on {test['num_examples']} images "

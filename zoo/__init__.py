@@ -36,6 +36,7 @@ __all__ = [
     "register_model",
     "export_model",
     "fit",
+    "EpochClock",
     "layers",
     "data",
     "distribute",
@@ -44,6 +45,7 @@ __all__ = [
 _LAZY = {
     "export_model": ("zoo.export", "export_model"),
     "fit": ("zoo.training", "fit"),
+    "EpochClock": ("zoo.training", "EpochClock"),
     "layers": ("zoo.layers", None),
     "data": ("zoo.data", None),
     "distribute": ("zoo.distribute", None),

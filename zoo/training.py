@@ -17,14 +17,19 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import os
 import pathlib
 import sys
 import time
 from typing import Any, Mapping, Sequence
 
-import keras
-import numpy as np
+from zoo._tf import import_tensorflow
+
+import_tensorflow()  # quietly, before Keras pulls it in with its start-up log lines
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
 
 from zoo import distribute as distribution
 from zoo.data import DATASETS, DataBundle, load_dataset
@@ -35,7 +40,7 @@ from zoo.registry import ModelSpec, check_train, check_value, create_model, get_
 from zoo.run import Run, RunDirError
 from zoo.tasks import TASKS
 
-__all__ = ["fit", "RunResult", "RunDirError", "make_optimizer", "TASKS", "precision_policy", "load_run", "load_run_data"]
+__all__ = ["EpochClock", "fit", "RunResult", "RunDirError", "make_optimizer", "TASKS", "precision_policy", "load_run", "load_run_data"]
 
 
 
@@ -50,6 +55,25 @@ class RunResult:
     metrics: dict[str, Any]
     config: dict[str, Any]
     data: DataBundle | None = None
+
+
+class EpochClock(keras.callbacks.Callback):
+    """Prints each epoch's time and when training should finish, from the mean epoch time so far."""
+
+    def on_train_begin(self, logs=None):
+        self.times = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter() - self.t0)
+        left = (self.params["epochs"] - epoch - 1) * sum(self.times) / len(self.times)
+        finish = (datetime.datetime.now() + datetime.timedelta(seconds=left)).strftime("%H:%M")
+        acc = (logs or {}).get("val_accuracy")
+        print(f"epoch {epoch + 1}/{self.params['epochs']}: {self.times[-1]:.0f} s"
+              + (f", test accuracy {acc:.2%}" if acc is not None else "")
+              + (f"; {left / 60:.1f} min to go, done about {finish}" if left else "; training done"), flush=True)
 
 
 def make_optimizer(train: Mapping[str, Any], total_steps: int) -> keras.optimizers.Optimizer:
