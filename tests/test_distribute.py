@@ -234,7 +234,8 @@ class Workers:
                 for log in self.logs]
 
 
-@pytest.mark.parametrize("name", ["cifar10_cnn", "imdb_lstm"])
+@pytest.mark.parametrize("name", ["cifar10_cnn",
+                                  pytest.param("imdb_lstm", marks=pytest.mark.slow)])  # the default run's time budget
 def test_two_workers_train_the_same_model_and_the_chief_exports_it(name, tmp_path, tiny_cifar, tiny_imdb):
     data, small = (tiny_cifar, SMALL_CNN) if name == "cifar10_cnn" else (tiny_imdb, SMALL_LSTM)
     run = tmp_path / "run"
