@@ -27,6 +27,7 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))  # this checkout's zoo, not an installed one (worktrees)
 
 from cifar10 import cpu_info  # noqa: E402  (one definition of the machine report)
 
