@@ -127,6 +127,8 @@ def main(argv=None):
     p.add_argument("--run-root", default=str(ROOT / "runs" / "bench"))
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "speech.json"))
     p.add_argument("--headroom", action="store_true", help="only measure the input pipeline's headroom")
+    p.add_argument("--headroom-steps", type=int, default=30, help="training steps per headroom measurement")
+    p.add_argument("--headroom-repeats", type=int, default=3, help="alternations of the two feeds")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
     args = p.parse_args(argv)
 
@@ -138,7 +140,7 @@ def main(argv=None):
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.headroom:
-        report["headroom"] = headroom(args, overrides)
+        report["headroom"] = headroom(args, overrides, steps=args.headroom_steps, repeats=args.headroom_repeats)
         out.write_text(json.dumps(report, indent=2, default=str) + "\n")
         print(json.dumps(report["headroom"], indent=2, default=str))
         return
