@@ -91,3 +91,49 @@ def test_predict_reads_wav_files_and_refuses_bad_ones(speech_run, tmp_path):
     stereo.write_bytes(encode_wav(np.zeros((100, 2)), channels=2))
     with pytest.raises(ValueError, match="stereo.wav.*stereo"):
         predict(str(out), [str(stereo)])
+
+
+AUGMENT = dict(vtlp=0.15, noise_snr=[5, 20], noise_prob=1.0, reverb_prob=1.0)
+
+
+def _twins():
+    """fsdd_ctc with augmentation on and off, same weights (logits scaled so untrained transcripts are not empty)."""
+    on = zoo.create_model("fsdd_ctc", **TINY, **AUGMENT, seed=5)
+    off = zoo.create_model("fsdd_ctc", **TINY, vtlp=0.0, noise_prob=0.0, reverb_prob=0.0)
+    kernel, bias = on.get_layer("logits").get_weights()
+    on.get_layer("logits").set_weights([kernel * 20.0, bias])
+    off.set_weights(on.get_weights())
+    w = np.zeros((3, 6400), np.float32)
+    w[0, :2400] = tone(4, seconds=0.3)
+    w[1] = np.concatenate([tone(1, seconds=0.3), np.zeros(1600, np.float32), tone(9, seconds=0.3)])
+    w[2] = 0.2 * np.random.default_rng(0).standard_normal(6400)
+    return on, off, {"waveform": w, "length": np.array([2400, 6400, 6400], np.int32)}
+
+
+def test_augmentation_settings_do_not_change_inference_or_serving():
+    import tensorflow as tf
+
+    on, off, x = _twins()
+    want = np.asarray(off(x, training=False))
+    np.testing.assert_array_equal(np.asarray(on(x, training=False)), want)
+    assert not np.allclose(np.asarray(on(x, training=True)), np.asarray(off(x, training=True)), atol=1e-3)
+    info = {"tokens": list(zoo.data.speech.DIGIT_WORDS), "sample_rate": 8000}
+    spec = zoo.get_spec("fsdd_ctc")
+    args = (tf.constant(x["waveform"]), tf.constant(x["length"]))
+    got = [load_serving(spec, m, info).serve(*args)["transcript"].numpy().tolist() for m in (on, off)]
+    assert got[0] == got[1] and any(got[0])
+
+
+@pytest.mark.slow  # two exports: ~20-40 s; `make slow`
+def test_exports_identical_with_augmentation_on_and_off(tmp_path):
+    import tensorflow as tf
+
+    on, off, x = _twins()
+    info = {"tokens": list(zoo.data.speech.DIGIT_WORDS), "sample_rate": 8000, "blank_index": 10}
+    outs = []
+    for tag, model in (("on", on), ("off", off)):
+        path = export_model(model, "fsdd_ctc", tmp_path / tag, info=info, verify=False)
+        loaded = tf.saved_model.load(str(path))
+        outs.append(loaded.signatures["serving_default"](waveform=tf.constant(x["waveform"]),
+                                                         length=tf.constant(x["length"]))["transcript"].numpy())
+    assert outs[0].tolist() == outs[1].tolist() and any(outs[0].tolist())

@@ -216,3 +216,31 @@ def test_real_fsdd_first_recording(shared_data_dir):
     assert 0.1 < rec.lengths.min() / 8000 and rec.lengths.max() / 8000 < 2.5
     train, test = split_indices(rec, "conventional")
     assert (len(train), len(test)) == (2250, 250)
+
+
+def test_no_recording_of_the_held_out_speaker_reaches_training(tiny_fsdd, monkeypatch):
+    """Leave-one-speaker-out purity: isolated, connected and speed-perturbed training examples, every epoch."""
+    from zoo.data import speech as speech_data
+
+    read = []
+    original = speech_data.Recordings.wave
+    monkeypatch.setattr(speech_data.Recordings, "wave", lambda self, i: (read.append(int(i)), original(self, i))[1])
+    bundle = load_dataset("fsdd", data_dir=tiny_fsdd, batch_size=8, split="speaker:jackson", speed=0.1,
+                          connected={"num_train": 40, "num_test": 10, "max_digits": 3})
+    rec = load_fsdd_recordings(tiny_fsdd)
+    for _ in range(2):  # two epochs: fresh connected utterances and perturbations each time
+        for _batch in bundle.train:
+            pass
+    heard = set(rec.speakers[read].tolist())
+    assert read and heard == {"george", "lucas", "nicolas", "yweweler"}
+    del read[:]
+    for _batch in bundle.test_connected:
+        pass
+    assert set(rec.speakers[read].tolist()) == {"jackson"}  # the recorder sees test reads: the check can fail
+    assert all(m.split("/")[-1].split("_")[1] == "jackson" for u in bundle.connected_members for m in u)
+    # no statistic is fitted on data: no preprocessor, and the model has no adapted (data-fitted) layer
+    assert bundle.preprocessor is None
+    import zoo
+
+    model = zoo.create_model("fsdd_ctc", vtlp=0.1, noise_snr=[10, 30], reverb_prob=0.5)
+    assert not [layer.name for layer in model._flatten_layers() if hasattr(layer, "adapt")]

@@ -4,7 +4,8 @@ import numpy as np
 import keras
 import pytest
 
-from zoo.layers import LogMelSpectrogram, SpecAugment, UtteranceNormalization
+from zoo.layers import LogMelSpectrogram, SpecAugment, UtteranceNormalization, WaveformAugment
+from zoo.layers.audio import vtlp_warp
 
 
 def _waves(lengths, width, seed=0):
@@ -80,7 +81,7 @@ def test_spec_augment_training_only_and_inside_lengths():
     assert again.get_config() == aug.get_config()
 
 
-@pytest.mark.parametrize("cls", [LogMelSpectrogram, UtteranceNormalization, SpecAugment])
+@pytest.mark.parametrize("cls", [LogMelSpectrogram, UtteranceNormalization, SpecAugment, WaveformAugment])
 def test_configs_round_trip(cls):
     layer = cls()
     assert cls.from_config(layer.get_config()).get_config() == layer.get_config()
@@ -90,3 +91,88 @@ def test_empty_batch_of_zero_samples_gives_one_frame():
     feats, frames = LogMelSpectrogram(num_mel_bins=16)(np.zeros((2, 0), np.float32), np.zeros(2, np.int32))
     assert tuple(feats.shape)[::2] == (2, 16) and np.isfinite(np.asarray(feats)).all()
     assert np.asarray(frames).tolist() == [1, 1]
+
+
+# --- training-only speaker / room augmentation -------------------------------------------------------------
+
+
+def _tone(freq, n=4000, rate=8000):
+    return (0.3 * np.sin(2 * np.pi * freq * np.arange(n) / rate)).astype(np.float32)
+
+
+def test_vtlp_warp_identity_and_direction():
+    p = np.random.default_rng(0).random((3, 4, 257)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(vtlp_warp(p, np.ones(3), 8000)), p, atol=1e-6)
+    delta = np.zeros((3, 1, 257), np.float32)
+    delta[:, 0, 64] = 1.0  # 1000 Hz (bins of 15.625 Hz)
+    out = np.asarray(vtlp_warp(delta, np.array([1.1, 0.9, 1.0]), 8000))[:, 0]
+    centre = (out * np.arange(257)).sum(1) / out.sum(1)
+    np.testing.assert_allclose(centre, [64 * 1.1, 64 * 0.9, 64], atol=0.6)  # the energy moves by the factor
+    # the band's ends stay put: Nyquist maps to Nyquist, DC to DC
+    ends = np.zeros((2, 1, 257), np.float32)
+    ends[:, 0, [0, 256]] = 1.0
+    np.testing.assert_allclose(np.asarray(vtlp_warp(ends, np.array([1.1, 0.9]), 8000))[:, 0, [0, 256]], 1.0, atol=1e-5)
+
+
+def test_log_mel_vtlp_is_training_only_and_moves_a_tone():
+    w = np.stack([_tone(1000), _tone(1000)])
+    n = np.array([4000, 4000], np.int32)
+    plain = np.asarray(LogMelSpectrogram(num_mel_bins=40)(w, n)[0])
+    warped = LogMelSpectrogram(num_mel_bins=40, vtlp=0.2, seed=0)
+    np.testing.assert_array_equal(np.asarray(warped(w, n)[0]), plain)  # inference: exactly the plain features
+    np.testing.assert_array_equal(np.asarray(warped(w, n, training=False)[0]), plain)
+    got = np.asarray(warped(w, n, training=True)[0])
+    assert got.shape == plain.shape and not np.allclose(got, plain)
+    peak = lambda f: int(np.argmax(f[:, 10:40].mean(0)))  # noqa: E731
+    shifts = [peak(got[i]) - peak(plain[i]) for i in range(2)]
+    assert any(s != 0 for s in shifts) and all(abs(s) <= 4 for s in shifts)  # warp <= 20%: a few mel bins
+    with pytest.raises(ValueError, match="vtlp"):
+        LogMelSpectrogram(vtlp=0.7)
+
+
+def test_waveform_augment_training_only_padding_and_snr():
+    rng = np.random.default_rng(0)
+    w = np.zeros((3, 16000), np.float32)
+    w[0, :16000] = _tone(700, 16000)
+    w[1, :8000] = 0.1 * rng.standard_normal(8000)
+    n = np.array([16000, 8000, 0], np.int32)
+    aug = WaveformAugment(noise_snr=(10, 10), noise_prob=1.0, seed=1)
+    np.testing.assert_array_equal(np.asarray(aug(w, n)), w)
+    np.testing.assert_array_equal(np.asarray(WaveformAugment()(w, n, training=True)), w)  # all off: identity
+    y = np.asarray(aug(w, n, training=True))
+    assert np.all(y[1, 8000:] == 0) and np.all(y[2] == 0)  # padding (and an empty row) stay silent
+    noise = y[0] - w[0]
+    snr = 10 * np.log10((w[0] ** 2).mean() / (noise ** 2).mean())
+    assert abs(snr - 10) < 0.5
+    assert np.isfinite(y).all()
+
+
+def test_waveform_augment_reverb_is_a_decaying_room_response():
+    aug = WaveformAugment(reverb_prob=1.0, reverb_rt60=(0.3, 0.3), reverb_drr=(0, 0), seed=0)
+    h = np.asarray(aug.impulse_responses(2))
+    assert h.shape == (2, 2400) and np.all(h[:, 0] == 1.0)
+    np.testing.assert_allclose((h[:, 1:] ** 2).sum(1), 1.0, rtol=1e-4)  # DRR 0 dB: tail energy = direct
+    early, late = (h[:, 1:600] ** 2).sum(1), (h[:, 1800:] ** 2).sum(1)
+    assert np.all(late < early * 1e-3)  # -60 dB after rt60: the last quarter holds almost nothing
+    w = np.zeros((1, 8000), np.float32)
+    w[0, 100:1100] = _tone(500, 1000)
+    n = np.array([6000], np.int32)
+    y = np.asarray(aug(w, n, training=True))[0]
+    assert np.all(y[6000:] == 0) and np.abs(y[1100:6000]).max() > 1e-3  # a tail after the sound, cut at the length
+    np.testing.assert_allclose(np.sqrt((y[:6000] ** 2).mean()), np.sqrt((w[0, :6000] ** 2).mean()), rtol=1e-3)
+
+
+def test_augmentation_round_trips_in_a_keras_file(tmp_path):
+    waveform = keras.Input((None,), name="waveform")
+    length = keras.Input((), dtype="int32", name="length")
+    x = WaveformAugment(noise_snr=(5, 20), reverb_prob=0.3, seed=2, name="aug")(waveform, length)
+    feats, _ = LogMelSpectrogram(num_mel_bins=16, vtlp=0.1, seed=3, name="mel")(x, length)
+    model = keras.Model({"waveform": waveform, "length": length}, feats)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    again = keras.saving.load_model(path)
+    for name in ("aug", "mel"):
+        assert again.get_layer(name).get_config() == model.get_layer(name).get_config()
+    w, n = _waves([3000, 1200], 3200)
+    np.testing.assert_array_equal(np.asarray(again({"waveform": w, "length": n})),
+                                  np.asarray(model({"waveform": w, "length": n})))

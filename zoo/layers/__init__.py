@@ -5,7 +5,7 @@ under the package name ``"zoo"`` so `.keras` files load without
 `custom_objects` once `zoo.layers` is imported.
 """
 
-from zoo.layers.audio import LogMelSpectrogram, SpecAugment, UtteranceNormalization
+from zoo.layers.audio import LogMelSpectrogram, SpecAugment, UtteranceNormalization, WaveformAugment
 from zoo.layers.attention import (
     AttentionPooling,
     MultiHeadAttention,
@@ -32,5 +32,6 @@ __all__ = [
     "TransformerDecoderBlock",
     "TransformerEncoderBlock",
     "UtteranceNormalization",
+    "WaveformAugment",
     "compute_causal_mask",
 ]

@@ -1,4 +1,4 @@
-"""Audio front end: waveform -> log-mel features, per-utterance normalisation, SpecAugment.
+"""Audio front end: waveform -> log-mel features, per-utterance normalisation, SpecAugment; speaker augmentation.
 
 All layers take the true lengths alongside the padded batch and make the
 padding inert: the features of an utterance are the same whatever it is
@@ -9,9 +9,21 @@ padded to (tested), so a batch decodes like each utterance alone.
     feats = UtteranceNormalization()(feats, frames)   # zero mean, unit variance per bin
     feats = SpecAugment()(feats, frames, training=True)
 
+Training-only augmentation against unseen voices, microphones and rooms
+(all identity at inference, so an export does not depend on them):
+`LogMelSpectrogram(vtlp=0.1)` warps each training utterance's frequency axis
+(vocal-tract-length perturbation), `WaveformAugment` adds reverberation
+(a synthetic exponentially decaying impulse response) and noise at a random
+SNR to the waveform.
+
 References:
     - D. S. Park et al., "SpecAugment: A Simple Data Augmentation Method for
       Automatic Speech Recognition", Interspeech 2019.
+    - N. Jaitly and G. E. Hinton, "Vocal Tract Length Perturbation (VTLP)
+      improves speech recognition", ICML 2013 Workshop on Deep Learning for
+      Audio, Speech and Language.
+    - T. Ko et al., "A Study on Data Augmentation of Reverberant Speech for
+      Robust Speech Recognition", ICASSP 2017 (simulated room responses).
 """
 
 from __future__ import annotations
@@ -19,13 +31,52 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-__all__ = ["LogMelSpectrogram", "UtteranceNormalization", "SpecAugment", "frame_mask"]
+__all__ = ["LogMelSpectrogram", "UtteranceNormalization", "SpecAugment", "WaveformAugment", "frame_mask", "vtlp_warp"]
 
 
 def frame_mask(frame_lengths, num_frames):
     """bool `(B, T)`: True for the first `frame_lengths[b]` of `num_frames` frames."""
     return ops.less(ops.expand_dims(ops.arange(num_frames, dtype="int32"), 0),
                     ops.expand_dims(ops.cast(frame_lengths, "int32"), 1))
+
+
+def vtlp_warp(power, factors, sample_rate, boundary=0.8):
+    """Warp the frequency axis of power spectra by a factor per utterance (Jaitly & Hinton, 2013).
+
+    The piecewise-linear warp `phi(f) = factor * f` below
+    `f0 = boundary * nyquist * min(factor, 1) / factor`, then the straight
+    line from `(f0, phi(f0))` to `(nyquist, nyquist)`, so the band stays
+    `[0, nyquist]`.  The output at frequency `f` is the input at
+    `phi^-1(f)` (linear interpolation between FFT bins): with `factor > 1`
+    energy moves up in frequency (a shorter vocal tract), `factor < 1` down.
+
+    Args:
+        power: float `(batch, frames, bins)`, `bins = fft_length // 2 + 1`
+            linearly spaced from 0 to `sample_rate / 2`.
+        factors: float `(batch,)`, warp factors (1: identity).
+        sample_rate: int, Hz.
+        boundary: float in (0, 1), where the warp turns, as a fraction of Nyquist.
+
+    Returns:
+        float32 `(batch, frames, bins)`.
+    """
+    power = ops.cast(power, "float32")
+    bins = ops.shape(power)[-1]
+    nyquist = sample_rate / 2.0
+    alpha = ops.cast(ops.reshape(factors, (-1, 1)), "float32")  # (B, 1)
+    freqs = ops.cast(ops.arange(bins), "float32")[None, :] * (nyquist / ops.cast(bins - 1, "float32"))  # (1, F)
+    f0 = boundary * nyquist * ops.minimum(alpha, 1.0) / alpha
+    g0 = boundary * nyquist * ops.minimum(alpha, 1.0)  # phi(f0)
+    upper = nyquist - (nyquist - f0) / (nyquist - g0) * (nyquist - freqs)
+    source = ops.where(freqs <= g0, freqs / alpha, upper)  # phi^-1(f), (B, F)
+    pos = ops.clip(source / nyquist * ops.cast(bins - 1, "float32"), 0.0, ops.cast(bins - 1, "float32"))
+    lo = ops.floor(pos)
+    frac = (pos - lo)[:, None, :]
+    lo = ops.cast(lo, "int32")
+    hi = ops.minimum(lo + 1, bins - 1)
+    shape = ops.shape(power)
+    take = lambda idx: ops.take_along_axis(power, ops.broadcast_to(idx[:, None, :], shape), axis=2)  # noqa: E731
+    return take(lo) * (1.0 - frac) + take(hi) * frac
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -44,6 +95,11 @@ class LogMelSpectrogram(keras.layers.Layer):
     centred on sample `t * frame_step`; the valid frames of an utterance of
     `n` samples are the `ceil(n / frame_step)` centred inside it (at least 1).
 
+    Vocal-tract-length perturbation (training only, `vtlp > 0`): each
+    utterance's power spectrum is warped by a factor drawn uniformly from
+    `[1 - vtlp, 1 + vtlp]` (`vtlp_warp`) before the mel filters.  At
+    inference (and with `vtlp=0`) the features are exactly those without it.
+
     Args:
         sample_rate: int, Hz of the waveforms.
         num_mel_bins: int, mel filters.
@@ -52,12 +108,16 @@ class LogMelSpectrogram(keras.layers.Layer):
         fft_length: int >= frame_length.
         min_freq, max_freq: float, mel filter range in Hz (max: Nyquist if None).
         log_floor: float, added to the mel power before the log.
+        vtlp: float in [0, 0.5), largest relative frequency warp in training (0: off).
+        vtlp_boundary: float in (0, 1), where the warp turns (fraction of Nyquist).
+        seed: int or None, seed of the warp factors' random stream.
         **kwargs: other `keras.layers.Layer` arguments.
 
     Call arguments:
         waveform: float `(batch, samples)`, zero-padded (`samples` may be 0:
             treated as one silent sample).
         length: int `(batch,)`, true samples of each waveform (clipped to [0, samples]).
+        training: bool, warp (when `vtlp > 0`) only when True.
 
     Returns:
         `(features, frame_lengths)`: float32 `(batch, frames, num_mel_bins)`
@@ -66,7 +126,7 @@ class LogMelSpectrogram(keras.layers.Layer):
     """
 
     def __init__(self, sample_rate=8000, num_mel_bins=40, frame_length=200, frame_step=80, fft_length=512,
-                 min_freq=20.0, max_freq=None, log_floor=1e-6, **kwargs):
+                 min_freq=20.0, max_freq=None, log_floor=1e-6, vtlp=0.0, vtlp_boundary=0.8, seed=None, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.sample_rate = int(sample_rate)
@@ -77,6 +137,14 @@ class LogMelSpectrogram(keras.layers.Layer):
         self.min_freq = float(min_freq)
         self.max_freq = None if max_freq is None else float(max_freq)
         self.log_floor = float(log_floor)
+        self.vtlp = float(vtlp)
+        self.vtlp_boundary = float(vtlp_boundary)
+        if not 0.0 <= self.vtlp < 0.5 or not 0.0 < self.vtlp_boundary < 1.0:
+            raise ValueError(f"LogMelSpectrogram: need 0 <= vtlp < 0.5 and 0 < vtlp_boundary < 1, "
+                             f"got {vtlp}, {vtlp_boundary}")
+        self.seed = seed
+        # only a warping layer owns a random stream, so the variables of a layer without it are as before
+        self.seed_generator = keras.random.SeedGenerator(seed) if self.vtlp > 0 else None
         self.mel = keras.layers.MelSpectrogram(
             fft_length=self.fft_length, sequence_stride=self.frame_step, sequence_length=self.frame_length,
             window="hann", sampling_rate=self.sample_rate, num_mel_bins=self.num_mel_bins,
@@ -94,7 +162,7 @@ class LogMelSpectrogram(keras.layers.Layer):
             length = ops.clip(length, 0, samples)
         return ops.maximum((length + self.frame_step - 1) // self.frame_step, 1)
 
-    def call(self, waveform, length):
+    def call(self, waveform, length, training=None):
         waveform = ops.cast(waveform, "float32")
         # a batch padded to 0 samples gets one zero sample: the STFT's reflect padding needs some signal
         waveform = ops.pad(waveform, [[0, 0], [0, ops.maximum(1 - ops.shape(waveform)[1], 0)]])
@@ -103,7 +171,13 @@ class LogMelSpectrogram(keras.layers.Layer):
         keep = ops.less(ops.expand_dims(ops.arange(samples, dtype="int32"), 0), ops.expand_dims(length, 1))
         waveform = ops.where(keep, waveform, 0.0)
         waveform = ops.pad(waveform, [[0, 0], [0, self.fft_length // 2]])
-        mel = ops.transpose(self.mel(waveform), (0, 2, 1))  # (B, T, M)
+        if training and self.vtlp > 0:
+            power = self.mel._spectrogram(waveform)  # (B, T, F): keras' own STFT and power
+            factors = keras.random.uniform((ops.shape(waveform)[0],), 1.0 - self.vtlp, 1.0 + self.vtlp,
+                                           seed=self.seed_generator)
+            mel = self.mel._melscale(vtlp_warp(power, factors, self.sample_rate, self.vtlp_boundary))
+        else:
+            mel = ops.transpose(self.mel(waveform), (0, 2, 1))  # (B, T, M)
         feats = ops.log(mel + self.log_floor)
         return feats, self.frame_lengths(length)
 
@@ -112,7 +186,8 @@ class LogMelSpectrogram(keras.layers.Layer):
         config.update({"sample_rate": self.sample_rate, "num_mel_bins": self.num_mel_bins,
                        "frame_length": self.frame_length, "frame_step": self.frame_step,
                        "fft_length": self.fft_length, "min_freq": self.min_freq, "max_freq": self.max_freq,
-                       "log_floor": self.log_floor})
+                       "log_floor": self.log_floor, "vtlp": self.vtlp, "vtlp_boundary": self.vtlp_boundary,
+                       "seed": self.seed})
         return config
 
 
@@ -237,4 +312,128 @@ class SpecAugment(keras.layers.Layer):
                        "time_masks": self.time_masks, "time_mask_width": self.time_mask_width,
                        "time_mask_ratio": self.time_mask_ratio, "mask_value": self.mask_value,
                        "seed": self.seed})
+        return config
+
+
+def _pairs(value, name):
+    """None or a (low, high) pair of floats with low <= high."""
+    if value is None:
+        return None
+    low, high = (float(v) for v in value)
+    if low > high:
+        raise ValueError(f"WaveformAugment: {name} needs low <= high, got {value}")
+    return (low, high)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class WaveformAugment(keras.layers.Layer):
+    """Training-only room and microphone augmentation of padded waveforms: reverberation, then noise.
+
+    In training, each utterance is, with probability `reverb_prob`,
+    convolved with a synthetic room impulse response: a unit direct path
+    followed by Gaussian noise decaying exponentially (-60 dB after `rt60`
+    seconds, `rt60` uniform in `reverb_rt60`), scaled so the direct-to-
+    reverberant energy ratio is uniform in `reverb_drr` dB; the result is
+    cut at the utterance's length and rescaled to its dry RMS.  Then, with
+    probability `noise_prob`, white Gaussian noise is added at an SNR
+    uniform in `noise_snr` dB, measured over the utterance's valid samples.
+    Samples past each length stay zero.  At inference (or with both off)
+    the waveform is returned unchanged.
+
+    Args:
+        noise_snr: None (no noise) or (low, high) SNR in dB.
+        noise_prob: float in [0, 1], fraction of utterances that get noise.
+        reverb_prob: float in [0, 1], fraction of utterances reverberated (0: off).
+        reverb_rt60: (low, high) reverberation time in seconds.
+        reverb_drr: (low, high) direct-to-reverberant ratio in dB.
+        sample_rate: int, Hz (sets the impulse response's length in samples).
+        seed: int or None, seed of the random stream.
+        **kwargs: other `keras.layers.Layer` arguments.
+
+    Call arguments:
+        waveform: float `(batch, samples)`, zero-padded.
+        length: int `(batch,)`, valid samples.
+        training: bool, augment only when True.
+
+    Returns:
+        float32 `(batch, samples)`.
+    """
+
+    def __init__(self, noise_snr=None, noise_prob=0.5, reverb_prob=0.0, reverb_rt60=(0.1, 0.5),
+                 reverb_drr=(0.0, 10.0), sample_rate=8000, seed=None, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.noise_snr = _pairs(noise_snr, "noise_snr")
+        self.noise_prob = float(noise_prob)
+        self.reverb_prob = float(reverb_prob)
+        self.reverb_rt60 = _pairs(reverb_rt60, "reverb_rt60")
+        self.reverb_drr = _pairs(reverb_drr, "reverb_drr")
+        self.sample_rate = int(sample_rate)
+        if not (0 <= self.noise_prob <= 1 and 0 <= self.reverb_prob <= 1) or self.reverb_rt60[0] <= 0:
+            raise ValueError(f"WaveformAugment: need probabilities in [0, 1] and rt60 > 0, got noise_prob="
+                             f"{noise_prob}, reverb_prob={reverb_prob}, reverb_rt60={reverb_rt60}")
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.built = True
+
+    @property
+    def active(self):
+        """Whether training changes anything."""
+        return (self.noise_snr is not None and self.noise_prob > 0) or self.reverb_prob > 0
+
+    def _coin(self, batch, prob):
+        return ops.less(keras.random.uniform((batch, 1), seed=self.seed_generator), prob)
+
+    def _uniform(self, batch, bounds):
+        return keras.random.uniform((batch, 1), bounds[0], bounds[1] + 1e-9, seed=self.seed_generator)
+
+    @staticmethod
+    def _rms(x, mask):
+        return ops.sqrt(ops.sum(ops.square(x) * mask, axis=1, keepdims=True)
+                        / ops.maximum(ops.sum(mask, axis=1, keepdims=True), 1.0) + 1e-12)
+
+    def impulse_responses(self, batch):
+        """float32 `(batch, taps)` synthetic room impulse responses, `taps = ceil(max rt60 * sample_rate)`."""
+        taps = max(2, int(-(-self.reverb_rt60[1] * self.sample_rate // 1)))
+        t = ops.cast(ops.arange(taps), "float32")[None, :] / float(self.sample_rate)
+        rt60 = self._uniform(batch, self.reverb_rt60)
+        drr = self._uniform(batch, self.reverb_drr)
+        tail = keras.random.normal((batch, taps), seed=self.seed_generator) * ops.exp(-6.9078 * t / rt60)
+        tail = ops.where(ops.arange(taps)[None, :] == 0, 0.0, tail)
+        energy = ops.sum(ops.square(tail), axis=1, keepdims=True) + 1e-12
+        tail = tail * ops.sqrt(ops.power(10.0, -drr / 10.0) / energy)
+        return ops.where(ops.arange(taps)[None, :] == 0, 1.0, tail)
+
+    def call(self, waveform, length, training=None):
+        x = ops.cast(waveform, "float32")
+        if not training or not self.active:
+            return x
+        batch, samples = ops.shape(x)[0], ops.shape(x)[1]
+        mask = ops.cast(frame_mask(ops.clip(length, 0, samples), samples), "float32")
+        x = x * mask
+        if self.reverb_prob > 0:
+            h = self.impulse_responses(batch)
+            taps = h.shape[1]
+            n = samples + taps
+            n_fft = ops.cast(ops.power(2.0, ops.ceil(ops.log(ops.cast(n, "float32")) / 0.6931472)), "int32")
+            xr, xi = ops.rfft(ops.pad(x, [[0, 0], [0, n_fft - samples]]))
+            hr, hi = ops.rfft(ops.pad(h, [[0, 0], [0, n_fft - taps]]))
+            wet = ops.irfft((xr * hr - xi * hi, xr * hi + xi * hr), n_fft)[:, :samples] * mask
+            wet = wet * self._rms(x, mask) / self._rms(wet, mask)
+            x = ops.where(self._coin(batch, self.reverb_prob), wet, x)
+        if self.noise_snr is not None and self.noise_prob > 0:
+            snr = self._uniform(batch, self.noise_snr)
+            scale = self._rms(x, mask) * ops.power(10.0, -snr / 20.0)
+            noise = keras.random.normal((batch, samples), seed=self.seed_generator) * scale * mask
+            x = ops.where(self._coin(batch, self.noise_prob), x + noise, x)
+        return x
+
+    def compute_output_shape(self, waveform_shape, length_shape=None):
+        return waveform_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"noise_snr": self.noise_snr, "noise_prob": self.noise_prob, "reverb_prob": self.reverb_prob,
+                       "reverb_rt60": self.reverb_rt60, "reverb_drr": self.reverb_drr,
+                       "sample_rate": self.sample_rate, "seed": self.seed})
         return config
