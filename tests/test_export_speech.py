@@ -8,7 +8,7 @@ import pytest
 import zoo
 from conftest import run_without_zoo
 from speech_fixtures import tone, write_fsdd_archive
-from applications.speech.data import encode_wav
+from applications.speech.data import DIGIT_WORDS, encode_wav
 from zoo.export import export_model, predict
 from zoo.serving import load_serving
 from zoo.training import fit
@@ -117,7 +117,7 @@ def test_augmentation_settings_do_not_change_inference_or_serving():
     want = np.asarray(off(x, training=False))
     np.testing.assert_array_equal(np.asarray(on(x, training=False)), want)
     assert not np.allclose(np.asarray(on(x, training=True)), np.asarray(off(x, training=True)), atol=1e-3)
-    info = {"tokens": list(zoo.data.speech.DIGIT_WORDS), "sample_rate": 8000}
+    info = {"tokens": list(DIGIT_WORDS), "sample_rate": 8000}
     spec = zoo.get_spec("fsdd_ctc")
     args = (tf.constant(x["waveform"]), tf.constant(x["length"]))
     got = [load_serving(spec, m, info).serve(*args)["transcript"].numpy().tolist() for m in (on, off)]
@@ -129,7 +129,7 @@ def test_exports_identical_with_augmentation_on_and_off(tmp_path):
     import tensorflow as tf
 
     on, off, x = _twins()
-    info = {"tokens": list(zoo.data.speech.DIGIT_WORDS), "sample_rate": 8000, "blank_index": 10}
+    info = {"tokens": list(DIGIT_WORDS), "sample_rate": 8000, "blank_index": 10}
     outs = []
     for tag, model in (("on", on), ("off", off)):
         path = export_model(model, "fsdd_ctc", tmp_path / tag, info=info, verify=False)

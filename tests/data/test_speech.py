@@ -220,7 +220,7 @@ def test_real_fsdd_first_recording(shared_data_dir):
 
 def test_no_recording_of_the_held_out_speaker_reaches_training(tiny_fsdd, monkeypatch):
     """Leave-one-speaker-out purity: isolated, connected and speed-perturbed training examples, every epoch."""
-    from zoo.data import speech as speech_data
+    from applications.speech import data as speech_data
 
     read = []
     original = speech_data.Recordings.wave
