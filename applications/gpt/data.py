@@ -48,7 +48,7 @@ from zoo.data import (
     load_preprocessor,
     write_json,
 )
-from applications.text.data import CLASS_NAMES, load_imdb_texts
+from applications.text.data import CLASS_NAMES, imdb_splits
 from applications.translation.data import (
     END_ID,
     PAD_ID,
@@ -249,23 +249,6 @@ def _cls_pipeline(tok, texts, labels, *, max_length, batch_size, training, seed)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _split(data_dir, limit, seed, val_split):
-    rng = np.random.default_rng(seed)
-    texts, labels, source = load_imdb_texts("train", data_dir)
-    order = rng.permutation(len(labels))
-    n_val = int(round(val_split * len(labels)))
-    val_idx, train_idx = order[:n_val], order[n_val:]
-    test_texts, test_labels, _ = load_imdb_texts("test", data_dir)
-    test_idx = rng.permutation(len(test_labels))
-    if limit is not None:
-        train_idx, val_idx, test_idx = train_idx[:limit], val_idx[:limit], test_idx[:limit]
-    if not len(train_idx):
-        raise DataError("the IMDB training split is empty (check --limit)")
-    pick = lambda t, idx: [t[i] for i in idx]  # noqa: E731
-    return ((pick(texts, train_idx), labels[train_idx]), (pick(texts, val_idx), labels[val_idx]),
-            (pick(test_texts, test_idx), test_labels[test_idx]), source)
-
-
 def _check(vocabulary_size, max_length):
     if max_length < 4:
         raise DataError(f"max_length must be at least 4, got {max_length}")
@@ -291,7 +274,7 @@ def imdb_lm(data_dir: str | os.PathLike | None = None, *, batch_size: int = 32, 
         preprocessor_from: reuse a run's tokenizer instead of learning one.
     """
     _check(vocabulary_size, max_length)
-    (train_texts, _), _, (test_texts, _), source = _split(data_dir, limit, seed, 0.0)
+    (train_texts, _), _, (test_texts, _), source = imdb_splits(data_dir, limit, seed, 0.0)
     tok = _tokenizer(train_texts, vocabulary_size, max_length, source.get("sha256"), preprocessor_from)
     make = lambda t, training: _lm_pipeline(tok, t, max_length=max_length, batch_size=batch_size,  # noqa: E731
                                             training=training, seed=seed)
@@ -323,7 +306,7 @@ def imdb_wordpiece(data_dir: str | os.PathLike | None = None, *, batch_size: int
             `--set init_from=RUN` sets it to the pre-trained run.
     """
     _check(vocabulary_size, max_length)
-    (train_texts, train_labels), (val_texts, val_labels), (test_texts, test_labels), source = _split(
+    (train_texts, train_labels), (val_texts, val_labels), (test_texts, test_labels), source = imdb_splits(
         data_dir, limit, seed, val_split)
     tok = _tokenizer(train_texts, vocabulary_size, max_length, source.get("sha256"), preprocessor_from)
     make = lambda t, y, training: _cls_pipeline(tok, t, y, max_length=max_length, batch_size=batch_size,  # noqa: E731

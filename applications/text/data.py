@@ -232,6 +232,33 @@ def _pipeline(vectorizer, texts, labels, *, batch_size, training, seed, sort_chu
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def imdb_splits(data_dir, limit: int | None, seed: int, val_split: float):
+    """IMDB's raw splits, seeded: ((train texts, labels), (val ...), (test ...), source info).
+
+    The validation split is a seeded `val_split` of the training reviews; with
+    `limit`, each split keeps its first `limit` reviews after the shuffle.
+    Labels are int32 `(N,)` arrays, texts lists of str.  Shared by every IMDB
+    pipeline (the classifiers here, the language model in `applications.gpt`).
+
+    Raises:
+        DataError: the training split is empty.
+    """
+    rng = np.random.default_rng(seed)
+    texts, labels, source = load_imdb_texts("train", data_dir)
+    order = rng.permutation(len(labels))
+    n_val = int(round(val_split * len(labels)))
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    test_texts, test_labels, _ = load_imdb_texts("test", data_dir)
+    test_idx = rng.permutation(len(test_labels))
+    if limit is not None:
+        train_idx, val_idx, test_idx = train_idx[:limit], val_idx[:limit], test_idx[:limit]
+    if not len(train_idx):
+        raise DataError("the IMDB training split is empty (check --limit)")
+    pick = lambda t, idx: [t[i] for i in idx]  # noqa: E731
+    return ((pick(texts, train_idx), labels[train_idx]), (pick(texts, val_idx), labels[val_idx]),
+            (pick(test_texts, test_idx), test_labels[test_idx]), source)
+
+
 @DATASETS.register("imdb")
 def imdb(
     data_dir: str | os.PathLike | None = None,
@@ -262,29 +289,21 @@ def imdb(
             `sequence_length - head_tokens` tokens (None: the first ones only).
         val_split: fraction of train held out for validation.
     """
-    rng = np.random.default_rng(seed)
-    texts, labels, source = load_imdb_texts("train", data_dir)
-    order = rng.permutation(len(labels))
-    n_val = int(round(val_split * len(labels)))
-    val_idx, train_idx = order[:n_val], order[n_val:]
-    test_texts, test_labels, _ = load_imdb_texts("test", data_dir)
-    test_idx = rng.permutation(len(test_labels))
-    if limit is not None:
-        train_idx, val_idx, test_idx = train_idx[:limit], val_idx[:limit], test_idx[:limit]
-    train_texts = [texts[i] for i in train_idx]
+    (train_texts, train_labels), (val_texts, val_labels), (test_texts, test_labels), source = imdb_splits(
+        data_dir, limit, seed, val_split)
     vectorizer = TextVectorizer(max_tokens, sequence_length, head_tokens=head_tokens).adapt(train_texts)
     lengths = np.asarray([len(t.split()) for t in train_texts[:2000]])
     make = lambda tx, y, training: _pipeline(vectorizer, tx, y, batch_size=batch_size, training=training, seed=seed)  # noqa: E731
-    val = make([texts[i] for i in val_idx], labels[val_idx], False) if len(val_idx) else None
+    val = make(val_texts, val_labels, False) if len(val_texts) else None
     info: dict[str, Any] = {
-        "class_names": list(CLASS_NAMES), **source, "num_train": int(len(train_idx)), "num_val": int(len(val_idx)),
-        "num_test": int(len(test_idx)), "batch_size": batch_size, "max_tokens": max_tokens,
+        "class_names": list(CLASS_NAMES), **source, "num_train": len(train_texts), "num_val": len(val_texts),
+        "num_test": len(test_texts), "batch_size": batch_size, "max_tokens": max_tokens,
         "vocabulary_size": len(vectorizer.vocabulary), "sequence_length": sequence_length,
         "head_tokens": vectorizer.head_tokens, "truncated_fraction": float((lengths > sequence_length).mean()) if len(lengths) else 0.0,
         "val_source": f"{val_split:.0%} of train (seed {seed})", "seed": seed, "limit": limit,
         "drop_remainder": False,
     }
-    train = make(train_texts, labels[train_idx], True)
-    test = make([test_texts[i] for i in test_idx], test_labels[test_idx], False)
+    train = make(train_texts, train_labels, True)
+    test = make(test_texts, test_labels, False)
     return DataBundle(train=train, val=val, test=test, info=info, preprocessor=vectorizer,
                       model_args={"vocabulary_size": len(vectorizer.vocabulary), "sequence_length": sequence_length})

@@ -25,7 +25,6 @@ import time
 from typing import Any, Sequence
 
 import keras
-import numpy as np
 from keras import ops
 
 from zoo.losses import SparseCategoricalCrossentropy
