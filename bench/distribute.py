@@ -28,7 +28,6 @@ import json
 import os
 import pathlib
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,19 +38,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from cifar10 import cpu_info  # noqa: E402
+from zoo.distribute import free_local_ports  # noqa: E402
 from zoo.run import Run  # noqa: E402
 
 SETTINGS = ("1x2", "2x1", "mirrored")
 
 
-def _free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def run_setting(setting: str, run_dir: pathlib.Path, args) -> dict:
@@ -62,7 +54,7 @@ def run_setting(setting: str, run_dir: pathlib.Path, args) -> dict:
         base += ["--data-dir", args.data_dir]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     if setting == "2x1":
-        hosts = ",".join(f"localhost:{p}" for p in _free_ports(2))
+        hosts = ",".join(f"localhost:{p}" for p in free_local_ports(2))
         cmds = [base + ["--worker-hosts", hosts, "--task-index", str(i)] for i in range(2)]
         threads = "1"
     else:

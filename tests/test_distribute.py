@@ -11,7 +11,6 @@ import json
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -182,14 +181,6 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def _free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 class Workers:
@@ -198,7 +189,7 @@ class Workers:
     def __init__(self, tmp_path, args, n=2):
         self.script = tmp_path / "worker.py"
         self.script.write_text(WORKER_SCRIPT)
-        hosts = ",".join(f"localhost:{p}" for p in _free_ports(n))
+        hosts = ",".join(f"localhost:{p}" for p in distribute.free_local_ports(n))
         self.procs = []
         for i in range(n):
             log = open(tmp_path / f"worker{i}.log", "w")

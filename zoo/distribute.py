@@ -65,6 +65,19 @@ class DistributeError(ValueError):
 # ---------------------------------------------------------------------------
 
 
+def free_local_ports(n: int) -> list[int]:
+    """`n` distinct free TCP ports on localhost, for a cluster of local worker processes (tests, benchmarks)."""
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
 def write_tf_config(worker_hosts: str | Sequence[str], task_index: int) -> dict:
     """Set `TF_CONFIG` for a cluster of equal workers and return it.
 
