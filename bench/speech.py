@@ -80,7 +80,7 @@ def headroom(args, overrides, split="speaker:nicolas", steps=30, repeats=3) -> d
     for _ in memory:  # fill the cache: from now on these batches come from memory
         pass
     model = zoo.create_model("fsdd_ctc", **model_kw)
-    loss, metrics = TASKS.get(spec.task)(spec, train_kw)
+    loss, metrics = spec.task.compile(spec, train_kw)
     model.compile(optimizer=make_optimizer(train_kw, 1000), loss=loss, metrics=metrics)
     model.fit(memory, epochs=1, verbose=0)  # trace every batch shape
 

@@ -7,7 +7,10 @@ import pytest
 
 import zoo
 from zoo import registry
+from zoo.data import DATASETS
 from zoo.registry import MODELS, Registry, UnknownNameError, register_model
+from zoo.serving import SERVINGS
+from zoo.tasks.classification import CLASSIFICATION
 
 
 @pytest.fixture
@@ -19,11 +22,10 @@ def throwaway():
         @register_model(
             name,
             modality=meta.get("modality", "image"),
-            task="classification",
-            dataset="cifar10",
+            task=CLASSIFICATION,
+            dataset=DATASETS.get("cifar10"),
+            serving=SERVINGS.get("image"),
             inputs={"x": {"shape": [4], "dtype": "float32"}},
-            raw_input="float32 vectors",
-            preprocessor="none",
             train={"epochs": 1},
         )
         def build(*, units: int = 3):
@@ -104,8 +106,8 @@ def test_duplicate_registration_is_an_error(throwaway):
 
 def test_builders_must_be_keyword_only_with_defaults():
     with pytest.raises(TypeError, match="keyword-only"):
-        register_model("tmp_bad", modality="image", task="t", dataset="d", inputs={}, raw_input="",
-                       preprocessor="")(lambda units=3: None)
+        register_model("tmp_bad", modality="image", task=CLASSIFICATION, dataset=DATASETS.get("cifar10"),
+                       serving=SERVINGS.get("image"), inputs={})(lambda units=3: None)
     assert "tmp_bad" not in MODELS
 
 
@@ -142,3 +144,47 @@ def test_entry_point_plugins_are_loaded(monkeypatch):
     monkeypatch.setattr("importlib.metadata.entry_points", lambda group: [EP()] if group == "zoo.models" else [])
     r.names()
     assert loaded == [True]
+
+
+def test_specs_link_their_family_parts_by_object():
+    from zoo.data import Preprocessor
+    from zoo.serving import Serving
+    from zoo.tasks import TASKS, Task
+
+    for name in zoo.list_models():
+        spec = zoo.get_spec(name)
+        assert isinstance(spec.task, Task) and TASKS.get(spec.task.name) is spec.task, name
+        assert DATASETS.get(spec.dataset_name) is spec.dataset, name
+        assert issubclass(spec.serving, Serving) and spec.serving.raw_inputs, name
+        assert spec.preprocessor is None or issubclass(spec.preprocessor, Preprocessor), name
+        assert spec.metrics == spec.task.metrics, name  # declared by the task, checked by evaluate
+        info = zoo.model_info(name)  # the links become names in JSON
+        assert info["task"] == spec.task.name and info["dataset"] == spec.dataset_name
+        assert info["raw_inputs"] == spec.raw_inputs and info["serving"].endswith(spec.serving.__name__)
+    assert zoo.get_spec("imdb_lstm").preprocessor.kind == "text_vectorizer"
+    assert zoo.get_spec("imdb_gpt").serving is not zoo.get_spec("imdb_gpt_classifier").serving
+    assert "image_bytes: string (batch,)" in zoo.get_spec("cifar10_cnn").raw_input
+
+
+def test_a_part_given_by_name_is_refused_with_the_fix():
+    with pytest.raises(TypeError, match="task must be the object itself"):
+        register_model("tmp_str", modality="image", task="classification", dataset=DATASETS.get("cifar10"),
+                       serving=SERVINGS.get("image"), inputs={})
+    with pytest.raises(TypeError, match="dataset must be the object itself"):
+        register_model("tmp_str", modality="image", task=CLASSIFICATION, dataset="cifar10",
+                       serving=SERVINGS.get("image"), inputs={})
+    assert "tmp_str" not in MODELS
+
+
+def test_evaluation_refuses_a_result_without_a_declared_metric():
+    import dataclasses
+
+    from zoo.evaluation import evaluate
+    from zoo.tasks import Task
+
+    spec = zoo.get_spec("cifar10_cnn")
+    task = Task("tmp", compile=CLASSIFICATION.compile, evaluate=lambda *a, **k: {"accuracy": 0.5},
+                metrics=("accuracy", "per_class_accuracy"))
+    with pytest.raises(RuntimeError, match="did not report per_class_accuracy"):
+        evaluate(dataclasses.replace(spec, task=task, metrics=task.metrics), None, None)
+    assert evaluate(dataclasses.replace(spec, task=task, metrics=("accuracy",)), None, None) == {"accuracy": 0.5}

@@ -55,7 +55,7 @@ def cmd_list(args) -> int:
     if not names:
         print(f"no model matches {args.pattern!r}" + (f" in modality {args.modality}" if args.modality else ""), file=sys.stderr)
         return 1
-    rows = [[n, s.modality, s.task, s.dataset, s.description] for n in names for s in [zoo.get_spec(n)]]
+    rows = [[n, s.modality, s.task.name, s.dataset_name, s.description] for n in names for s in [zoo.get_spec(n)]]
     print(_table(rows, ["name", "modality", "task", "dataset", "description"]))
     return 0
 

@@ -13,7 +13,7 @@ Verification loads the SavedModel in a fresh Python process in which `zoo`
 and `applications` cannot be imported, runs the `serving_default` signature
 on sample raw inputs and compares with the in-memory model.
 
-Each modality contributes a `Serving` recipe to `SERVINGS`: how raw inputs
+Each model's spec links a `Serving` recipe (`spec.serving`): how raw inputs
 (image bytes, strings, waveforms) become the model's tensors inside the
 graph, what comes out, and sample inputs for verification (see
 `zoo/serving/`).
@@ -236,8 +236,8 @@ def _model_card(name, version, spec, info, meta, signature, extra) -> tuple[dict
 
 {spec.description}
 
-- model: `{spec.name}` ({spec.modality}, {spec.task}); reference: {spec.reference or '-'}
-- data: `{spec.dataset}`, {info.get('source', 'see model_card.json')}
+- model: `{spec.name}` ({spec.modality}, {spec.task.name}); reference: {spec.reference or '-'}
+- data: `{spec.dataset_name}`, {info.get('source', 'see model_card.json')}
 - test metrics: {headline or 'not evaluated'}
 - parameters: {metrics.get('params', '?')}; training time: {metrics.get('train_seconds', '?')} s
 
@@ -418,7 +418,7 @@ def _options(serving: Serving, top_k, generation) -> dict:
     used = sorted(k for k, v in (generation or {}).items() if v is not None)
     if used:
         raise ValueError(f"{', '.join('--' + k.replace('_', '-') for k in used)}: generation settings are for "
-                         f"text-generation models; {serving.spec.name} is a {serving.spec.task} model")
+                         f"text-generation models; {serving.spec.name} is a {serving.spec.task.name} model")
     return {}
 
 

@@ -2,21 +2,22 @@
 
 Everything a user touches (CLI, examples, training, export) finds a model by
 name here; none of them knows a model by name.  A model family registers a
-builder with `register_model`:
+builder with `register_model`, linking its family's parts by object:
 
     @register_model(
-        modality="image", task="classification", dataset="cifar10",
-        defaults={"width": 64}, train={"epochs": 10, "batch_size": 256},
-        inputs={"dtype": "uint8", "shape": [32, 32, 3]},
-        metrics=["accuracy"],
+        modality="image", task=CLASSIFICATION, dataset=cifar10, serving=ImageServing,
+        train={"epochs": 10, "batch_size": 256},
+        inputs={"image": {"dtype": "uint8", "shape": [32, 32, 3]}},
     )
     def cifar10_resnet(*, width=64, num_classes=10):
         ...
         return keras.Model(...)
 
-then `zoo.create_model("cifar10_resnet", width=32)` builds it.  Model families
-live in `applications/`; `applications/__init__.py` imports each one, and
-third-party packages add models through the entry-point group `zoo.models`.
+then `zoo.create_model("cifar10_resnet", width=32)` builds it.  The spec holds
+the task, loader, serving recipe and preprocessor themselves; the name-keyed
+registries (`DATASETS`, `TASKS`, ...) index the same objects for JSON and
+plugins.  Model families live in `applications/`; `applications/__init__.py`
+imports each one, and third-party packages add models through the entry-point group `zoo.models`.
 Both are loaded on the first lookup, so registration never depends on what the
 user imported first.
 """
@@ -66,6 +67,9 @@ class Registry:
         kind: what the registry holds, used in error messages ("model").
         loader: optional callable run once, before the first lookup, that
             imports the modules which register into this registry.
+        name_attr: if set, each registered object gets its registry name as
+            this attribute (e.g. a dataset loader's `dataset_name`), so an
+            object linked elsewhere still knows the name JSON uses.
 
     Example:
         >>> r = Registry("colour")
@@ -75,8 +79,9 @@ class Registry:
         '#f00'
     """
 
-    def __init__(self, kind: str, loader: Callable[[], None] | None = None):
+    def __init__(self, kind: str, loader: Callable[[], None] | None = None, name_attr: str | None = None):
         self.kind = kind
+        self._name_attr = name_attr
         self._items: dict[str, Any] = {}
         self._loader = loader
         self._loaded = loader is None
@@ -105,6 +110,8 @@ class Registry:
                         f"{_origin(self._items[name])}); pick another name"
                     )
                 self._items[name] = o
+                if self._name_attr:
+                    setattr(o, self._name_attr, name)
             return o
 
         return add if obj is None else add(obj)
@@ -184,50 +191,82 @@ TRAIN_KEYS = {
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    """What a registered model is and how to build it.
+    """What a registered model is: its builder and, linked by object, its family's parts.
 
     Attributes:
         name: registry name, e.g. "cifar10_resnet".
         builder: keyword-only function returning a built `keras.Model`.
-        modality: "image" | "text" | "translation" | "speech".
-        task: e.g. "classification", "translation", "recognition".
-        dataset: name of the dataset loader in `zoo.data.DATASETS`.
+        modality: "image" | "text" | "translation" | "speech" | ...: a label
+            for listings (`zoo list --modality`), not a link to anything.
+        task: the `zoo.tasks.Task` it is trained for (loss, evaluator, metrics).
+        dataset: the dataset loader (a function registered in
+            `zoo.data.DATASETS`) that `fit` calls with the run's settings.
+        serving: the `zoo.serving.Serving` subclass an export embeds; its
+            `raw_inputs` are what the SavedModel takes.
+        preprocessor: the `zoo.data.Preprocessor` subclass the loader fits
+            and the export embeds (None: the model takes the pipeline's
+            tensors as they are, e.g. uint8 pixels, or its front end is
+            layers of the model, e.g. log-mel).
         defaults: the builder's keyword arguments and their defaults (data).
         train: training hyperparameters (keys of `TRAIN_KEYS`).
         inputs: the model's input contract on tensors, e.g.
-            {"dtype": "uint8", "shape": [32, 32, 3]}.
-        raw_input: what the exported SavedModel takes ("image bytes",
-            "utf-8 strings", "float32 waveforms + lengths").
-        preprocessor: what turns raw inputs into the model's tensors
-            (runs in tf.data while training, joined to the model at export).
-        metrics: metric names reported for this model.
+            {"image": {"dtype": "uint8", "shape": [32, 32, 3]}}.
+        metrics: metric names evaluation always reports for this model
+            (default: the task's); `zoo.evaluation.evaluate` checks them.
         description: one line for `zoo list`.
         reference: where the architecture or recipe comes from.
+
+    Derived: `dataset_name`, `raw_inputs` (the serving signature's inputs as
+    data) and `raw_input` (the same in one line).
     """
 
     name: str
     builder: Callable[..., Any]
     modality: str
-    task: str
-    dataset: str
+    task: Any
+    dataset: Callable[..., Any]
+    serving: type
+    preprocessor: type | None
     defaults: Mapping[str, Any]
     train: Mapping[str, Any]
     inputs: Mapping[str, Any]
-    raw_input: str
-    preprocessor: str
     metrics: tuple[str, ...]
     description: str = ""
     reference: str = ""
 
+    @property
+    def dataset_name(self) -> str:
+        """The loader's name in `zoo.data.DATASETS` (what `zoo list` and model cards show)."""
+        return getattr(self.dataset, "dataset_name", None) or self.dataset.__name__
+
+    @property
+    def raw_inputs(self) -> dict[str, dict[str, Any]]:
+        """The exported signature's inputs: name -> {"dtype", "shape", "description"}."""
+        return copy.deepcopy(dict(self.serving.raw_inputs))
+
+    @property
+    def raw_input(self) -> str:
+        """`raw_inputs` in one line, for model cards."""
+        return self.serving.describe_inputs()
+
     def to_dict(self) -> dict[str, Any]:
-        """The spec as plain JSON-able data (the builder becomes its dotted path)."""
-        d = {f.name: copy.deepcopy(getattr(self, f.name)) for f in dataclasses.fields(self)}
-        d["builder"] = _origin(self.builder)
-        d["defaults"] = dict(d["defaults"])
-        d["train"] = dict(d["train"])
-        d["inputs"] = dict(d["inputs"])
-        d["metrics"] = list(d["metrics"])
-        return d
+        """The spec as plain JSON-able data: linked objects become their names (the builder its dotted path)."""
+        return {
+            "name": self.name,
+            "builder": _origin(self.builder),
+            "modality": self.modality,
+            "task": self.task.name,
+            "dataset": self.dataset_name,
+            "serving": _origin(self.serving),
+            "preprocessor": self.preprocessor.describe() if self.preprocessor is not None else None,
+            "defaults": copy.deepcopy(dict(self.defaults)),
+            "train": copy.deepcopy(dict(self.train)),
+            "inputs": copy.deepcopy(dict(self.inputs)),
+            "raw_inputs": self.raw_inputs,
+            "metrics": list(self.metrics),
+            "description": self.description,
+            "reference": self.reference,
+        }
 
     def resolve(self, overrides: Mapping[str, Any] | None = None) -> tuple[dict, dict]:
         """Split `overrides` into (model kwargs, train kwargs) on top of the defaults.
@@ -426,12 +465,12 @@ def register_model(
     name: str | None = None,
     *,
     modality: str,
-    task: str,
-    dataset: str,
+    task: Any,
+    dataset: Callable[..., Any],
+    serving: type,
     inputs: Mapping[str, Any],
-    raw_input: str,
-    preprocessor: str,
-    metrics: tuple[str, ...] | list[str] = ("accuracy",),
+    preprocessor: type | None = None,
+    metrics: tuple[str, ...] | list[str] | None = None,
     train: Mapping[str, Any] | None = None,
     description: str | None = None,
     reference: str = "",
@@ -443,15 +482,32 @@ def register_model(
 
     Args:
         name: registry name; defaults to the function's name.
-        modality, task, dataset, inputs, raw_input, preprocessor, metrics,
+        modality: a label for listings ("image", "speech", ...).
+        task: a `zoo.tasks.Task` object (e.g. `zoo.tasks.classification.CLASSIFICATION`).
+        dataset: the loader function (registered in `zoo.data.DATASETS`).
+        serving: the `zoo.serving.Serving` subclass its exports embed.
+        inputs: the model's input contract on tensors.
+        preprocessor: the `zoo.data.Preprocessor` subclass its loader fits, or None.
+        metrics: names evaluation always reports (default: the task's).
         train, description, reference: see `ModelSpec`.
 
     Returns:
-        The builder, unchanged.
+        The builder, unchanged (with `.spec` set).
+
+    Raises:
+        TypeError: a part given by name rather than by object, or a builder
+            that is not keyword-only with defaults.
     """
     unknown_train = set(train or {}) - set(TRAIN_KEYS)
     if unknown_train:
         raise ValueError(f"unknown training keys {sorted(unknown_train)}; valid: {sorted(TRAIN_KEYS)}")
+    for what, obj, ok in (("task", task, callable(getattr(task, "evaluate", None)) and hasattr(task, "metrics")),
+                          ("dataset", dataset, callable(dataset) and not isinstance(dataset, type)),
+                          ("serving", serving, isinstance(serving, type) and hasattr(serving, "raw_inputs")),
+                          ("preprocessor", preprocessor, preprocessor is None or isinstance(preprocessor, type))):
+        if not ok:
+            raise TypeError(f"register_model: {what} must be the object itself (a zoo.tasks.Task, a loader function, "
+                            f"a Serving subclass, a Preprocessor subclass), not {obj!r}")
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
         params = inspect.signature(fn).parameters.values()
@@ -469,12 +525,12 @@ def register_model(
             modality=modality,
             task=task,
             dataset=dataset,
+            serving=serving,
+            preprocessor=preprocessor,
             defaults=defaults,
             train=dict(train or {}),
             inputs=dict(inputs),
-            raw_input=raw_input,
-            preprocessor=preprocessor,
-            metrics=tuple(metrics),
+            metrics=tuple(task.metrics if metrics is None else metrics),
             description=doc[0] if doc else "",
             reference=reference,
         )

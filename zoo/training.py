@@ -32,7 +32,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from zoo import distribute as distribution
-from zoo.data import DATASETS, DataBundle, load_dataset
+from zoo.data import DataBundle
 from zoo.evaluation import evaluate
 from zoo.io import atomic_write, jsonable
 from zoo.losses import WarmupSchedule
@@ -233,7 +233,7 @@ def check_data_settings(spec: ModelSpec, data: Mapping[str, Any]) -> None:
     """
     import inspect
 
-    params = inspect.signature(DATASETS.get(spec.dataset)).parameters
+    params = inspect.signature(spec.dataset).parameters
     reserved = {"data_dir", "batch_size", "limit", "seed"}  # set by their own flags
     valid = sorted(k for k, p in params.items() if k not in reserved and p.kind is p.KEYWORD_ONLY or
                    k not in reserved and p.kind is p.POSITIONAL_OR_KEYWORD)
@@ -246,7 +246,7 @@ def check_data_settings(spec: ModelSpec, data: Mapping[str, Any]) -> None:
             raise ValueError(f"{spec.name}: unknown data setting {key!r}"
                              + (f" (did you mean {', '.join(close)}?)" if close else "")
                              + (f" (use {hint})" if hint else "")
-                             + f"; the {spec.dataset} loader takes: {', '.join(valid)}")
+                             + f"; the {spec.dataset_name} loader takes: {', '.join(valid)}")
         check_value(spec.name, f"data.{key}", value, params[key].default, optional=True)
 
 
@@ -254,12 +254,16 @@ def load_run_data(spec: ModelSpec, train: Mapping[str, Any], *, data_dir=None, l
     """The spec's dataset loaded with a run's training settings: the one place that makes this call.
 
     Args:
-        spec: the model's spec (its `dataset` names the loader).
+        spec: the model's spec (its `dataset` is the loader).
         train: resolved training settings (`batch_size`, `seed`, `data`), e.g. a run's `config["train"]`.
         data_dir, limit: as for `fit`.
     """
-    return load_dataset(spec.dataset, data_dir=data_dir, batch_size=int(train["batch_size"]), limit=limit,
+    data = spec.dataset(data_dir=data_dir, batch_size=int(train["batch_size"]), limit=limit,
                         seed=int(train.get("seed", 0)), **dict(train.get("data", {})))
+    if spec.preprocessor is not None and not isinstance(data.preprocessor, spec.preprocessor):
+        raise RuntimeError(f"{spec.name}: the {spec.dataset_name} loader returned a "
+                           f"{type(data.preprocessor).__name__} preprocessor, the spec declares {spec.preprocessor.__name__}")
+    return data
 
 
 def load_run(run_dir, *, compile: bool = False) -> tuple[ModelSpec, keras.Model, dict]:
@@ -410,7 +414,7 @@ def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, d
             for layer in model.layers:  # layers fitted on training images before step 1 (e.g. patch whitening)
                 if hasattr(layer, "adapt_to_training_data"):
                     layer.adapt_to_training_data(data.train)
-            loss, metrics = TASKS.get(spec.task)(spec, train_kw)
+            loss, metrics = spec.task.compile(spec, train_kw)
             model.compile(optimizer=make_optimizer(train_kw, steps * int(train_kw["epochs"])),
                           loss=loss, metrics=metrics, jit_compile=jit_compile)
     finally:

@@ -41,6 +41,7 @@ from zoo.data import (
     DATASETS,
     PREPROCESSOR_FILE,
     PREPROCESSORS,
+    Preprocessor,
     DataBundle,
     DataError,
     cache_dir,
@@ -76,7 +77,7 @@ def normalize(text):
 
 
 @PREPROCESSORS.register("wordpiece_lm")
-class GPTTokenizer:
+class GPTTokenizer(Preprocessor):
     """Reviews and prompts <-> WordPiece ids for `imdb_gpt` and `imdb_gpt_classifier`.
 
     Args:
@@ -128,6 +129,10 @@ class GPTTokenizer:
         if self._core is None:
             self._core = CoreWordPiece(self.vocabulary)
         return self._core
+
+    def model_args(self) -> dict:
+        """The builder sizes the tokenizer decides (`zoo.training.fit` passes them on)."""
+        return {"vocabulary_size": len(self.vocabulary), "max_length": self.max_length}
 
     def resources(self) -> list:
         """What an export must track besides the model: the core tokenizer's lookup table."""
@@ -290,7 +295,7 @@ def imdb_lm(data_dir: str | os.PathLike | None = None, *, batch_size: int = 32, 
         "tokenizer": "keras-hub WordPiece (lower-cased) on a reversible pre-split, learned on IMDB train",
     }
     return DataBundle(train=make(train_texts, True), val=make(val_texts, False), test=make(test_texts, False),
-                      info=info, preprocessor=tok, model_args=_model_args(tok))
+                      info=info, preprocessor=tok)
 
 
 @DATASETS.register("imdb_wordpiece")
@@ -320,12 +325,7 @@ def imdb_wordpiece(data_dir: str | os.PathLike | None = None, *, batch_size: int
     }
     val = make(val_texts, val_labels, False) if len(val_texts) else None
     return DataBundle(train=make(train_texts, train_labels, True), val=val,
-                      test=make(test_texts, test_labels, False), info=info, preprocessor=tok, model_args=_model_args(tok))
-
-
-def _model_args(tok: GPTTokenizer) -> dict:
-    """The builder sizes the tokenizer decides (`zoo.training.fit` passes them on)."""
-    return {"vocabulary_size": len(tok.vocabulary), "max_length": tok.max_length}
+                      test=make(test_texts, test_labels, False), info=info, preprocessor=tok)
 
 
 def _tf_constant(texts):

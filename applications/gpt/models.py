@@ -30,7 +30,12 @@ from keras import ops
 
 from zoo.layers import AttentionPooling, TokenAndPositionEmbedding, TransformerDecoderBlock
 from zoo.layers.attention import set_keras_mask
+from applications.gpt.data import GPTTokenizer, imdb_lm, imdb_wordpiece
+from applications.gpt.serving import GenerationServing
+from applications.gpt.task import LANGUAGE_MODEL
+from applications.text.serving import TextServing
 from zoo.registry import register_model
+from zoo.tasks.classification import CLASSIFICATION
 
 __all__ = ["GPTLanguageModel", "GPTClassifier", "imdb_gpt", "imdb_gpt_classifier"]
 
@@ -264,12 +269,11 @@ _BACKBONE = dict(vocabulary_size=8000, max_length=256, embedding_dim=256, num_la
 
 @register_model(
     modality="text",
-    task="language_model",
-    dataset="imdb_lm",
+    task=LANGUAGE_MODEL,
+    dataset=imdb_lm,
+    serving=GenerationServing,
+    preprocessor=GPTTokenizer,
     inputs={"tokens": {"shape": [None], "dtype": "int32", "padding": 0, "start": 2, "end": 3}},
-    raw_input="UTF-8 prompt strings -> generated continuations (greedy, beam, top-k, top-p or random sampling)",
-    preprocessor="GPTTokenizer: keras-hub WordPiece (lower-cased) on a reversible pre-split, learned on IMDB train",
-    metrics=("token_cross_entropy", "perplexity"),
     train={"epochs": 10, "batch_size": 32, "optimizer": "adamw", "learning_rate": 5e-4, "schedule": "cosine",
            "warmup": 0.05, "weight_decay": 0.01, "clipnorm": 1.0,
            "data": {"vocabulary_size": 8000, "max_length": 256}},
@@ -292,12 +296,11 @@ def imdb_gpt(*, vocabulary_size: int = 8000, max_length: int = 256, embedding_di
 
 @register_model(
     modality="text",
-    task="classification",
-    dataset="imdb_wordpiece",
+    task=CLASSIFICATION,
+    dataset=imdb_wordpiece,
+    serving=TextServing,
+    preprocessor=GPTTokenizer,  # the imdb_gpt run's with --set init_from=RUN; else learned on IMDB train
     inputs={"tokens": {"shape": [None], "dtype": "int32", "padding": 0, "start": 2, "end": 3}},
-    raw_input="UTF-8 strings (reviews)",
-    preprocessor="GPTTokenizer (the imdb_gpt run's with --set init_from=RUN; else learned on IMDB train)",
-    metrics=("accuracy",),
     train={"epochs": 3, "batch_size": 32, "optimizer": "adamw", "learning_rate": 1e-4, "schedule": "cosine",
            "warmup": 0.1, "weight_decay": 0.01, "clipnorm": 1.0, "init_from": None,
            "data": {"vocabulary_size": 8000, "max_length": 256}},

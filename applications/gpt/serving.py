@@ -38,18 +38,22 @@ class GenerationServing(Serving):
     "unknown sampler".  Generation stops at `[END]`.
     """
 
+    raw_inputs = {
+        "text": {"dtype": "string", "shape": [None], "description": "UTF-8 prompts, one per item"},
+        "sampler": {"dtype": "string", "shape": [], "description": "greedy | beam | top_k | top_p | random"},
+        "max_length": {"dtype": "int32", "shape": [], "description": "total tokens: [START] + prompt + continuation"},
+        "num_return_sequences": {"dtype": "int32", "shape": [], "description": "continuations per prompt"},
+        "temperature": {"dtype": "float32", "shape": [], "description": "logits are divided by it"},
+        "top_k": {"dtype": "int32", "shape": [], "description": "k of the top_k sampler"},
+        "top_p": {"dtype": "float32", "shape": [], "description": "p of the top_p sampler"},
+        "seed": {"dtype": "int64", "shape": [], "description": "seed of the random samplers"},
+    }
+
     generation = True  # zoo predict passes its generation flags to read_inputs
     reads_files = False  # the inputs are prompts, not file paths
 
     def __init__(self, model, spec, info, preprocessor=None):
-        import tensorflow as tf
-
         super().__init__(model, spec, info, preprocessor)
-        self.input_signature = [
-            tf.TensorSpec([None], tf.string, name="text"), tf.TensorSpec([], tf.string, name="sampler"),
-            tf.TensorSpec([], tf.int32, name="max_length"), tf.TensorSpec([], tf.int32, name="num_return_sequences"),
-            tf.TensorSpec([], tf.float32, name="temperature"), tf.TensorSpec([], tf.int32, name="top_k"),
-            tf.TensorSpec([], tf.float32, name="top_p"), tf.TensorSpec([], tf.int64, name="seed")]
         self._holder = None
 
     def _samplers(self):

@@ -31,9 +31,9 @@ import numpy as np
 from keras import ops
 
 from zoo.losses import SparseCategoricalCrossentropy
-from zoo.tasks import EVALUATORS, TASKS
+from zoo.tasks import register_task
 
-__all__ = ["SAMPLERS", "TokenCrossEntropy", "Perplexity", "make_sampler", "generate", "compiled_generate",
+__all__ = ["LANGUAGE_MODEL", "SAMPLERS", "TokenCrossEntropy", "Perplexity", "make_sampler", "generate", "compiled_generate",
            "generate_text", "evaluate_language_model"]
 
 PAD_ID, UNK_ID, START_ID, END_ID = 0, 1, 2, 3
@@ -85,7 +85,6 @@ class Perplexity(TokenCrossEntropy):
         return ops.exp(super().result())
 
 
-@TASKS.register("language_model")
 def language_model_task(spec, train):
     """Next-token cross-entropy over non-padding targets; token cross-entropy and perplexity metrics."""
     loss = SparseCategoricalCrossentropy(from_logits=True, label_smoothing=train.get("label_smoothing", 0.0),
@@ -307,7 +306,6 @@ def generate_text(model, tokenizer, prompts: Sequence[str], *, sampler="greedy",
 # Evaluation
 
 
-@EVALUATORS.register("language_model")
 def evaluate_language_model(spec, model, data, run_dir=None, *, prompts: Sequence[str] = (
         "This movie was", "I have never seen", "The acting"), max_length: int = 48, verbose: bool = True):
     """Token cross-entropy and perplexity on `data.test` (every kept IMDB test review), plus a few greedy samples."""
@@ -340,3 +338,10 @@ def evaluate_language_model(spec, model, data, run_dir=None, *, prompts: Sequenc
         for p, s in metrics.get("samples_greedy", {}).items():
             print(f"  {p!r} -> {s!r}")
     return metrics
+
+
+LANGUAGE_MODEL = register_task(
+    "language_model", compile=language_model_task, evaluate=evaluate_language_model,
+    metrics=("token_cross_entropy", "perplexity"),
+    description="next-token cross-entropy; test perplexity and greedy samples",
+)

@@ -22,7 +22,10 @@ import numpy as np
 from keras import layers, ops
 
 from zoo.layers import AttentionPooling, LearnedPositionEmbedding, TransformerEncoderBlock
+from applications.image.data import cifar10
+from applications.image.serving import ImageServing
 from zoo.registry import register_model
+from zoo.tasks.classification import CLASSIFICATION
 
 NUM_CLASSES = 10
 IMAGE_SHAPE = (32, 32, 3)
@@ -32,12 +35,10 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 _COMMON = dict(
     modality="image",
-    task="classification",
-    dataset="cifar10",
+    task=CLASSIFICATION,
+    dataset=cifar10,
+    serving=ImageServing,  # encoded image bytes -> uint8 (32, 32, 3); normalisation is inside the model
     inputs={"image": {"shape": list(IMAGE_SHAPE), "dtype": "uint8", "range": [0, 255]}},
-    raw_input="encoded image bytes (JPEG or PNG), resized to 32x32",
-    preprocessor="decode_image: bytes -> uint8 (32, 32, 3); normalisation is inside the model",
-    metrics=("accuracy", "confusion_matrix"),
 )
 
 

@@ -30,13 +30,13 @@ class ImageServing(Serving):
              "alone: its `valid` is false, `class_id` -1, `label` empty and `probabilities` all zero; the rest of "
              "the batch is classified as usual.")
 
-    def __init__(self, model, spec, info, preprocessor=None):
-        import tensorflow as tf
+    raw_inputs = {"image_bytes": {"dtype": "string", "shape": [None],
+                                  "description": "encoded JPEG, PNG, GIF or BMP bytes, one image per item"}}
 
+    def __init__(self, model, spec, info, preprocessor=None):
         super().__init__(model, spec, info, preprocessor)
         self.shape = tuple(spec.inputs["image"]["shape"])
         self.class_names = list(info.get("class_names") or [str(i) for i in range(model.output_shape[-1])])
-        self.input_signature = [tf.TensorSpec([None], tf.string, name="image_bytes")]
 
     def _decode(self, data):
         import tensorflow as tf

@@ -33,7 +33,9 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from applications.speech.data import BLANK_INDEX, DIGIT_WORDS, SAMPLE_RATE
+from applications.speech.data import BLANK_INDEX, DIGIT_WORDS, SAMPLE_RATE, fsdd
+from applications.speech.serving import SpeechServing
+from applications.speech.task import RECOGNITION
 from zoo.layers import SinusoidalPositionEncoding, TransformerEncoderBlock
 from zoo.layers.audio import LogMelSpectrogram, SpecAugment, UtteranceNormalization, WaveformAugment, frame_mask
 from zoo.registry import register_model
@@ -156,13 +158,11 @@ def output_lengths(model, length):
 
 @register_model(
     modality="speech",
-    task="recognition",
-    dataset="fsdd",
+    task=RECOGNITION,
+    dataset=fsdd,
+    serving=SpeechServing,  # no preprocessor: log-mel, normalisation and SpecAugment are layers of the model
     inputs={"waveform": {"shape": [None], "dtype": "float32", "range": [-1, 1], "sample_rate": SAMPLE_RATE},
             "length": {"shape": [], "dtype": "int32"}},
-    raw_input="float32 waveforms (batch, samples) at 8 kHz + int32 lengths (batch,)",
-    preprocessor="none: log-mel, normalisation and SpecAugment are layers of the model",
-    metrics=("wer", "isolated_accuracy", "loso_accuracy"),
     train={
         "epochs": 40,
         "batch_size": 32,

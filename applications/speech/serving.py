@@ -28,14 +28,14 @@ class SpeechServing(Serving):
     empty, truncated and non-WAV files with the file named).
     """
 
-    def __init__(self, model, spec, info, preprocessor=None):
-        import tensorflow as tf
+    raw_inputs = {"waveform": {"dtype": "float32", "shape": [None, None],
+                               "description": "mono samples in [-1, 1] at 8 kHz, zero-padded after `length`"},
+                  "length": {"dtype": "int32", "shape": [None], "description": "valid samples of each waveform"}}
 
+    def __init__(self, model, spec, info, preprocessor=None):
         super().__init__(model, spec, info, preprocessor)
         self.tokens = [str(t) for t in (info.get("tokens") or DIGIT_WORDS)]
         self.sample_rate = int(info.get("sample_rate", SAMPLE_RATE))
-        self.input_signature = [tf.TensorSpec([None, None], tf.float32, name="waveform"),
-                                tf.TensorSpec([None], tf.int32, name="length")]
 
     def serve(self, waveform, length):
         """float32 `(B, N)` waveforms + int32 `(B,)` lengths -> `{"transcript": tf.string (B,)}`."""

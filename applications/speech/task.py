@@ -33,9 +33,9 @@ import numpy as np
 from keras import ops
 
 from applications.speech.data import DIGIT_WORDS, transcript
-from zoo.tasks import EVALUATORS, TASKS
+from zoo.tasks import register_task
 
-__all__ = ["CTCLoss", "greedy_decode", "beam_decode", "single_token_decode", "decode", "ids_to_text", "ids_to_text_tf", "transcribe",
+__all__ = ["RECOGNITION", "CTCLoss", "greedy_decode", "beam_decode", "single_token_decode", "decode", "ids_to_text", "ids_to_text_tf", "transcribe",
            "word_error_rate", "evaluate_recognition"]
 
 
@@ -80,7 +80,6 @@ class CTCLoss(keras.losses.Loss):
         return {**super().get_config(), "normalize": self.normalize}
 
 
-@TASKS.register("recognition")
 def recognition_task(spec, train):
     """CTC loss (blank last, -1-padded labels); no per-step metrics (decoding happens in evaluation)."""
     return CTCLoss(), []
@@ -219,7 +218,6 @@ def _accuracy(refs, hyps) -> float:
     return float(np.mean([r == h for r, h in zip(refs, hyps)])) if refs else float("nan")
 
 
-@EVALUATORS.register("recognition")
 def evaluate_recognition(spec, model, data, run_dir=None, *, beam_width: int = 8, examples: int = 8,
                          verbose: bool = True):
     """Isolated-digit accuracy (per speaker too), connected-digit WER, greedy and beam decoding.
@@ -296,3 +294,10 @@ def evaluate_recognition(spec, model, data, run_dir=None, *, beam_width: int = 8
             line += f"; connected-digit WER {metrics['wer']:.2%} (beam {metrics['wer_beam']:.2%})"
         print(line)
     return metrics
+
+
+RECOGNITION = register_task(
+    "recognition", compile=recognition_task, evaluate=evaluate_recognition,
+    metrics=("isolated_accuracy", "isolated_accuracy_single_word", "isolated_wer", "per_speaker_accuracy"),
+    description="CTC over digit words; isolated-digit accuracy (per speaker), WER on connected digits when the data has them",
+)

@@ -33,6 +33,7 @@ from zoo.data import (
     DATASETS,
     PREPROCESSOR_FILE,
     PREPROCESSORS,
+    Preprocessor,
     atomic_write,
     DataBundle,
     DataError,
@@ -126,7 +127,7 @@ def load_imdb_texts(split: str, data_dir=None) -> tuple[list[str], np.ndarray, d
 
 
 @PREPROCESSORS.register("text_vectorizer")
-class TextVectorizer:
+class TextVectorizer(Preprocessor):
     """Standardise + vectorise reviews: tf.string `(batch,)` -> int32 token ids `(batch, T)`.
 
     Token 0 is padding, 1 is out-of-vocabulary.  `T` is `sequence_length`
@@ -186,6 +187,10 @@ class TextVectorizer:
         if not pad:
             ids = ids[:, : tf.maximum(tf.reduce_max(tf.minimum(n, self.sequence_length)), 1)]
         return ids
+
+    def model_args(self) -> dict:
+        """The builder sizes this vectorizer decides: vocabulary size and sequence length."""
+        return {"vocabulary_size": len(self.vocabulary), "sequence_length": self.sequence_length}
 
     def resources(self) -> list:
         """What an export must track to run `__call__` in its graph (the vocabulary lookup layer)."""
@@ -305,5 +310,4 @@ def imdb(
     }
     train = make(train_texts, train_labels, True)
     test = make(test_texts, test_labels, False)
-    return DataBundle(train=train, val=val, test=test, info=info, preprocessor=vectorizer,
-                      model_args={"vocabulary_size": len(vectorizer.vocabulary), "sequence_length": sequence_length})
+    return DataBundle(train=train, val=val, test=test, info=info, preprocessor=vectorizer)

@@ -17,19 +17,20 @@ import keras
 from keras import layers
 
 from zoo.layers import AttentionPooling, TokenAndPositionEmbedding, TransformerEncoderBlock
+from applications.text.data import TextVectorizer, imdb
+from applications.text.serving import TextServing
 from zoo.registry import register_model
+from zoo.tasks.classification import CLASSIFICATION
 
 NUM_CLASSES = 2
 
 _COMMON = dict(
     modality="text",
-    task="classification",
-    dataset="imdb",
+    task=CLASSIFICATION,
+    dataset=imdb,
+    serving=TextServing,
+    preprocessor=TextVectorizer,
     inputs={"tokens": {"shape": [None], "dtype": "int32", "padding": 0}},
-    raw_input="UTF-8 strings (reviews)",
-    preprocessor="TextVectorizer: lower-case, strip <br /> and punctuation, 20k-token vocabulary fitted on train, "
-                 "first 256 tokens kept (data.head_tokens=N keeps head and tail instead)",
-    metrics=("accuracy", "confusion_matrix"),
 )
 
 

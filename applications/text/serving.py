@@ -23,12 +23,11 @@ class TextServing(Serving):
     bias), a defined probability rather than an error.
     """
 
-    def __init__(self, model, spec, info, preprocessor=None):
-        import tensorflow as tf
+    raw_inputs = {"text": {"dtype": "string", "shape": [None], "description": "UTF-8 reviews, one per item"}}
 
+    def __init__(self, model, spec, info, preprocessor=None):
         super().__init__(model, spec, info, preprocessor)
         self.class_names = list(info.get("class_names") or ["neg", "pos"])
-        self.input_signature = [tf.TensorSpec([None], tf.string, name="text")]
 
     def trackables(self):
         return self.preprocessor.resources()  # the preprocessor's declared interface

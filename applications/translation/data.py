@@ -50,6 +50,7 @@ from zoo.data import (
     DATASETS,
     PREPROCESSOR_FILE,
     PREPROCESSORS,
+    Preprocessor,
     DataBundle,
     DataError,
     atomic_write,
@@ -274,7 +275,7 @@ class CoreWordPiece:
 
 
 @PREPROCESSORS.register("wordpiece_pair")
-class TranslationTokenizers:
+class TranslationTokenizers(Preprocessor):
     """English and German WordPiece tokenizers (keras-hub) with a reversible pre-split.
 
     Args:
@@ -329,6 +330,11 @@ class TranslationTokenizers:
         if self._core_source is None:
             self._core_source = CoreWordPiece(self.source_vocabulary)
         return self._core_source
+
+    def model_args(self) -> dict:
+        """The builder sizes these tokenizers decide: both vocabulary sizes and the longest sequence."""
+        return {"source_vocabulary_size": len(self.source_vocabulary),
+                "target_vocabulary_size": len(self.target_vocabulary), "max_length": self.max_length}
 
     def resources(self) -> list:
         """What an export must track for `encode_source_core` (the core tokenizer's lookup table)."""
@@ -501,6 +507,4 @@ def multi30k(
     test_en, test_de, _ = splits["test_2016_flickr"]
     return TranslationBundle(train=make("train", True), val=make("val", False) if splits["val"][0] else None,
                              test=make("test_2016_flickr", False), info=info, preprocessor=tok,
-                             model_args={"source_vocabulary_size": len(en_vocab),
-                                         "target_vocabulary_size": len(de_vocab), "max_length": max_length},
                              test_sources=list(test_en), test_references=list(test_de))

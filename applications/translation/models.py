@@ -26,6 +26,9 @@ from keras import ops
 
 from zoo.layers import TokenAndPositionEmbedding, TransformerDecoderBlock, TransformerEncoderBlock
 from zoo.layers.attention import set_keras_mask
+from applications.translation.data import TranslationTokenizers, multi30k
+from applications.translation.serving import TranslationServing
+from applications.translation.task import TRANSLATION
 from zoo.registry import register_model
 
 __all__ = ["TransformerTranslator", "multi30k_transformer"]
@@ -192,13 +195,12 @@ class TransformerTranslator(keras.Model):
 
 @register_model(
     modality="translation",
-    task="translation",
-    dataset="multi30k",
+    task=TRANSLATION,
+    dataset=multi30k,
+    serving=TranslationServing,
+    preprocessor=TranslationTokenizers,
     inputs={"encoder_tokens": {"shape": [None], "dtype": "int32", "padding": 0},
             "decoder_tokens": {"shape": [None], "dtype": "int32", "padding": 0, "start": 2, "end": 3}},
-    raw_input="UTF-8 English strings -> German strings",
-    preprocessor="TranslationTokenizers: keras-hub WordPiece (en, de; cased) on a reversible pre-split, learned on train",
-    metrics=("sacrebleu", "bleu_tokenized_lowercase"),
     train={"epochs": 20, "batch_size": 64, "optimizer": "adam", "learning_rate": 1e-3, "schedule": "warmup_rsqrt",
            "warmup": 2000, "label_smoothing": 0.1, "clipnorm": 1.0,
            "data": {"vocabulary_size": 8000, "max_length": 64}},

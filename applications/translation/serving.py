@@ -22,11 +22,7 @@ class TranslationServing(Serving):
     their word into `[UNK]`, which the decoder never emits.
     """
 
-    def __init__(self, model, spec, info, preprocessor=None):
-        import tensorflow as tf
-
-        super().__init__(model, spec, info, preprocessor)
-        self.input_signature = [tf.TensorSpec([None], tf.string, name="text")]
+    raw_inputs = {"text": {"dtype": "string", "shape": [None], "description": "English UTF-8 sentences, one per item"}}
 
     def trackables(self):
         return self.preprocessor.resources()  # the preprocessor's declared interface

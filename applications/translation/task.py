@@ -28,9 +28,9 @@ import keras
 from keras import ops
 
 from zoo.losses import SparseCategoricalCrossentropy
-from zoo.tasks import EVALUATORS, TASKS
+from zoo.tasks import register_task
 
-__all__ = ["MaskedTokenAccuracy", "greedy_decode", "beam_decode", "decode", "compiled_decode", "translate", "bleu_scores", "evaluate_translation"]
+__all__ = ["TRANSLATION", "MaskedTokenAccuracy", "greedy_decode", "beam_decode", "decode", "compiled_decode", "translate", "bleu_scores", "evaluate_translation"]
 
 PAD_ID, UNK_ID, START_ID, END_ID = 0, 1, 2, 3
 _NEG = -1e9
@@ -67,7 +67,6 @@ class MaskedTokenAccuracy(keras.metrics.Metric):
         return {**super().get_config(), "ignore_class": self.ignore_class}
 
 
-@TASKS.register("translation")
 def translation_task(spec, train):
     """Label-smoothed cross-entropy over non-padding target tokens, and token accuracy."""
     loss = SparseCategoricalCrossentropy(from_logits=True, label_smoothing=train.get("label_smoothing", 0.0),
@@ -301,7 +300,6 @@ def bleu_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[st
     }
 
 
-@EVALUATORS.register("translation")
 def evaluate_translation(spec, model, data, run_dir=None, *, beam_width: int = 4, length_penalty: float = 0.6,
                          max_length: int | None = None, batch_size: int = 64, examples: int = 5,
                          verbose: bool = True):
@@ -337,3 +335,10 @@ def evaluate_translation(spec, model, data, run_dir=None, *, beam_width: int = 4
         for ex in shown:
             print(f"  EN  {ex['source']}\n  REF {ex['reference']}\n  OUT {ex['translation']}")
     return metrics
+
+
+TRANSLATION = register_task(
+    "translation", compile=translation_task, evaluate=evaluate_translation,
+    metrics=("sacrebleu", "bleu_tokenized_lowercase"),
+    description="teacher-forced cross-entropy; sacreBLEU of beam-search translations of the test set",
+)

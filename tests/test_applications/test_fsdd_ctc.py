@@ -116,8 +116,9 @@ def test_model_shapes_blank_padding_lengths_and_reload(tmp_path):
     again = keras.saving.load_model(path)
     np.testing.assert_allclose(np.asarray(again({"waveform": w, "length": lengths})), logits, atol=1e-6)
     spec = zoo.get_spec("fsdd_ctc")
-    assert spec.modality == "speech" and spec.dataset == "fsdd"
-    assert spec.metrics == ("wer", "isolated_accuracy", "loso_accuracy")
+    assert spec.modality == "speech" and spec.dataset_name == "fsdd" and spec.task.name == "recognition"
+    assert spec.metrics == ("isolated_accuracy", "isolated_accuracy_single_word", "isolated_wer", "per_speaker_accuracy")
+    assert list(spec.raw_inputs) == ["waveform", "length"] and spec.preprocessor is None
 
 
 @pytest.mark.parametrize("make", [
@@ -163,6 +164,7 @@ def _synthetic(n, seed):
 
 
 def test_learns_isolated_synthetic_digits():
+    keras.utils.set_random_seed(0)  # unseeded weights made this test pass or fail by chance
     x, y = _synthetic(240, seed=0)
     xt, yt = _synthetic(100, seed=1)
     model = zoo.create_model("fsdd_ctc", **TINY, freq_masks=0, time_masks=0, dropout=0.0)

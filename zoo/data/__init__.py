@@ -49,6 +49,9 @@ __all__ = [
     "write_json",
     "length_sorted_batches",
     "OfflineArchive",
+    "Preprocessor",
+    "PREPROCESSORS",
+    "load_preprocessor",
     "DATA_DIR_ENV",
     "CACHE_DIR_ENV",
 ]
@@ -390,9 +393,10 @@ class DataBundle:
             a feature extractor), for export; None when the model takes the
             pipeline's inputs as they are (images: raw uint8 pixels).
         model_args: builder arguments the data decides, such as the fitted
-            vocabulary's size or the sequence length the pipeline cuts to;
-            `fit` passes them to the builder, so such a setting is written
-            once (`--set data.max_tokens=N` sizes the embedding too).
+            vocabulary's size or the sequence length the pipeline cuts to
+            (by default the preprocessor's `model_args()`); `fit` passes
+            them to the builder, so such a setting is written once
+            (`--set data.max_tokens=N` sizes the embedding too).
     """
 
     train: "tf.data.Dataset"
@@ -402,8 +406,12 @@ class DataBundle:
     preprocessor: object | None = None
     model_args: dict = dataclasses.field(default_factory=dict)
 
+    def __post_init__(self):
+        if self.preprocessor is not None and hasattr(self.preprocessor, "model_args"):
+            self.model_args = {**self.preprocessor.model_args(), **self.model_args}
 
-DATASETS = Registry("dataset", loader=load_families)
+
+DATASETS = Registry("dataset", loader=load_families, name_attr="dataset_name")
 
 
 def load_dataset(name: str, **kwargs: Any) -> DataBundle:
@@ -425,6 +433,56 @@ def load_dataset(name: str, **kwargs: Any) -> DataBundle:
 
 PREPROCESSORS = Registry("preprocessor", loader=load_families)
 PREPROCESSOR_FILE = "preprocessor.json"
+
+
+class Preprocessor:
+    """The declared interface of a fitted preprocessor (a tokenizer, a vectorizer).
+
+    A model's spec links its preprocessor class (`register_model(preprocessor=
+    TextVectorizer, ...)`, as a keras-hub task holds its preprocessor); the
+    spec's dataset loader fits one on the training split only and returns it
+    in `DataBundle.preprocessor`.  Training, export and serving use it only
+    through this interface:
+
+    - `__call__(raw)` or a family-named encoder (`encode_source_core`, ...):
+      the in-graph transform, raw tf.string `(batch,)` -> int32 ids
+      `(batch, T)`, built from core TensorFlow ops so an export holds it;
+    - `resources() -> list`: what an export must track for that transform
+      (lookup tables, layers);
+    - `model_args() -> dict`: the builder arguments the fitted preprocessor
+      decides (vocabulary size, sequence length); `fit` passes them on, so
+      such a size is written once;
+    - `save(directory)` / `load(directory)` (a classmethod): the fitted
+      state as `preprocessor.json` (with `"kind"`, this class's name in
+      `PREPROCESSORS`) plus the files it names.
+
+    Subclasses set `kind` and register with `@PREPROCESSORS.register(kind)`.
+    """
+
+    kind: str = ""
+
+    def resources(self) -> list:
+        """Trackables the export's graph needs to run the transform."""
+        raise NotImplementedError
+
+    def model_args(self) -> dict[str, Any]:
+        """Builder keyword arguments this fitted preprocessor decides, e.g. {"vocabulary_size": 20000}."""
+        raise NotImplementedError
+
+    def save(self, directory) -> None:
+        """Write the fitted state into `directory` (`preprocessor.json` + its files), atomically."""
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, directory) -> "Preprocessor":
+        """Rebuild the preprocessor that `save(directory)` wrote."""
+        raise NotImplementedError
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """The class as plain data for `zoo info`: kind, dotted path, first docstring line."""
+        doc = (cls.__doc__ or "").strip().splitlines()
+        return {"kind": cls.kind, "class": f"{cls.__module__}.{cls.__qualname__}", "summary": doc[0] if doc else ""}
 
 
 def load_preprocessor(directory: str | os.PathLike):

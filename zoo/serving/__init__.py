@@ -1,10 +1,11 @@
-"""Serving recipes: how each modality's raw inputs reach a model inside an export.
+"""Serving recipes: how a model's raw inputs reach it inside an export.
 
 `zoo.export` joins a trained model and its recipe into one SavedModel whose
 `serving_default` signature takes raw inputs.  A recipe is a `Serving`
-subclass registered under the modality (or task) it serves, in its family's
-`applications/<family>/serving.py`; the registry loads the families on its
-first lookup.
+subclass in its family's `applications/<family>/serving.py` that declares
+its raw inputs as data (`raw_inputs`); a model's spec links its recipe by
+object (`register_model(serving=ImageServing, ...)`).  `SERVINGS` indexes
+the recipes by name for listings and plugins.
 """
 
 from __future__ import annotations
@@ -16,16 +17,24 @@ import numpy as np
 
 from zoo.registry import ModelSpec, Registry, load_families
 
-__all__ = ["Serving", "SERVINGS", "load_serving"]
+__all__ = ["Serving", "SERVINGS", "load_serving", "tensor_specs"]
 
 SERVINGS = Registry("serving recipe", loader=load_families)
 
 
-class Serving:
-    """How one modality's raw inputs reach the model inside the exported graph.
+def tensor_specs(raw_inputs: Mapping[str, Mapping[str, Any]]) -> list:
+    """Named `tf.TensorSpec`s of declared raw inputs ({name: {"dtype", "shape"}}), in declaration order."""
+    import tensorflow as tf
 
-    Subclasses set `input_signature` (a list of named `tf.TensorSpec`s on raw
-    inputs) and implement `serve(**raw) -> dict of tensors`, `samples()` (raw
+    return [tf.TensorSpec(spec["shape"], tf.as_dtype(spec["dtype"]), name=name) for name, spec in raw_inputs.items()]
+
+
+class Serving:
+    """How one model family's raw inputs reach the model inside the exported graph.
+
+    Subclasses declare `raw_inputs` (name -> {"dtype", "shape", "description"}:
+    the serving signature's inputs, as data that `zoo info`, the model card
+    and the server read) and implement `serve(**raw) -> dict of tensors`, `samples()` (raw
     sample inputs as numpy arrays, keyed like the signature) and
     `read_inputs(paths_or_text)` for `zoo predict`.
 
@@ -36,10 +45,22 @@ class Serving:
         preprocessor: the run's fitted preprocessor, if the modality has one.
     """
 
-    input_signature: list = []
+    #: the serving signature's inputs: name -> {"dtype": "string", "shape": [None], "description": "..."}
+    raw_inputs: dict[str, dict[str, Any]] = {}
 
     def __init__(self, model, spec: ModelSpec, info: Mapping[str, Any], preprocessor=None):
         self.model, self.spec, self.info, self.preprocessor = model, spec, dict(info), preprocessor
+        self.input_signature = tensor_specs(self.raw_inputs)
+
+    @classmethod
+    def describe_inputs(cls) -> str:
+        """The raw inputs in one line, e.g. "image_bytes: string (batch,): encoded JPEG ... bytes"."""
+        def shape(s):
+            dims = ["batch" if d is None and i == 0 else "n" if d is None else str(d) for i, d in enumerate(s)]
+            return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+        return "; ".join(f"{n}: {v['dtype']} {shape(v['shape'])}" + (f": {v['description']}" if v.get("description") else "")
+                         for n, v in cls.raw_inputs.items())
 
     def serve(self, **raw):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -98,9 +119,8 @@ def _py(v):
 
 
 def load_serving(spec: ModelSpec, model, info, preprocessor=None) -> Serving:
-    """The task's `Serving` recipe if one is registered (e.g. "language_model"), else the modality's.
+    """The spec's `Serving` recipe (`spec.serving`) made for `model`.
 
     `model` may be None (SavedModel-side helpers only).
     """
-    recipe = SERVINGS.get(spec.task) if spec.task in SERVINGS else SERVINGS.get(spec.modality)
-    return recipe(model, spec, info, preprocessor)
+    return spec.serving(model, spec, info, preprocessor)

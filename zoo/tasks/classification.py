@@ -1,7 +1,7 @@
 """Classification: cross-entropy on logits, accuracy, per-class accuracy, confusion matrix.
 
-Used by the image and text classifiers; registers the "classification" task
-and evaluator.
+Used by the image and text classifiers: `CLASSIFICATION` is the task their
+specs link.
 """
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ from typing import Any, Mapping
 import numpy as np
 
 from zoo.registry import ModelSpec
-from zoo.tasks import EVALUATORS, TASKS
+from zoo.tasks import register_task
 
-__all__ = ["classification_task", "predict_logits", "classification_metrics", "evaluate_classification"]
+__all__ = ["CLASSIFICATION", "classification_task", "predict_logits", "classification_metrics", "evaluate_classification"]
 
 
-@TASKS.register("classification")
 def classification_task(spec: ModelSpec, train: Mapping[str, Any]):
     """Loss and metrics of a classifier returning logits `(batch, K)` on int labels `(batch,)`."""
     import keras
@@ -85,7 +84,6 @@ def classification_metrics(labels: np.ndarray, logits: np.ndarray, class_names) 
     }
 
 
-@EVALUATORS.register("classification")
 def evaluate_classification(spec: ModelSpec, model, data, run_dir=None, *, tta_flip: bool = False, split: str = "test"):
     """Test-set accuracy and confusion matrix; writes `confusion.png` into `run_dir`."""
     labels, logits = predict_logits(model, getattr(data, split), tta_flip=tta_flip)
@@ -99,3 +97,10 @@ def evaluate_classification(spec: ModelSpec, model, data, run_dir=None, *, tta_f
         plot_confusion(metrics["confusion_matrix"], names, pathlib.Path(run_dir) / "confusion.png",
                        title=f"{spec.name}: {split} accuracy {metrics['accuracy']:.2%}")
     return metrics
+
+
+CLASSIFICATION = register_task(
+    "classification", compile=classification_task, evaluate=evaluate_classification,
+    metrics=("accuracy", "per_class_accuracy", "confusion_matrix"),
+    description="cross-entropy on logits; test accuracy, per-class accuracy and confusion matrix",
+)
