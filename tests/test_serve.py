@@ -88,7 +88,8 @@ def _examples(family):
 def _assert_same(got, want):
     want = np.asarray(want)
     if want.dtype.kind in "SO":
-        assert got == [x.decode("utf-8") for x in want.reshape(-1)] if want.ndim else got == want.item().decode()
+        assert got == (np.vectorize(lambda x: x.decode("utf-8"), otypes=[object])(want).tolist() if want.ndim
+                       else want.item().decode())
     else:
         np.testing.assert_allclose(np.asarray(got, dtype=np.float64), want.astype(np.float64), rtol=1e-6, atol=1e-6)
 
@@ -171,7 +172,8 @@ def test_bad_requests_get_a_clear_error_and_the_server_keeps_answering(server, w
 
 def test_empty_batches(server):
     status, body = call(f"{server.url}/v1/models/imdb_bilstm_attention:predict", {"inputs": {"text": []}})
-    assert status == 200 and body == {"outputs": {"probability": [], "probabilities": [], "label": []}}
+    assert status == 200 and body == {"outputs": {"probability": [], "probabilities": [], "label": [], "tokens": [],
+                                                  "attention": []}}
     assert call(f"{server.url}/v1/models/imdb_bilstm_attention:predict", {"instances": []})[0] == 400
 
 
