@@ -394,6 +394,7 @@ def test_demo_page_is_gradio_with_one_tab_per_model_offline(server):
     with urllib.request.urlopen(server.url + "/", timeout=30) as r:
         assert r.url == server.url + "/demo/"
         html = r.read().decode()
+    assert server.app.user_middleware == []  # mounting Gradio leaves the REST routes' path as it was
     config = call(server.url + "/demo/config")[1]
     assert config["analytics_enabled"] is False and config["version"] == gradio.__version__
     assert _tabs(config) == {"cifar10_cnn": ("image", "label"), "fsdd_ctc": ("audio", "textbox"),
@@ -442,6 +443,13 @@ def test_demo_calls_the_rest_apis_predict_path(server, direct):
     want = direct["image"](image_bytes=tf.constant([image]))
     assert top["label"] == want["label"].numpy()[0].decode() and len(top["confidences"]) == 5
     assert max(c["confidence"] for c in top["confidences"]) == pytest.approx(float(want["probabilities"][0].numpy().max()))
+    # bad files: one line each, and the server goes on
+    kind, message = gradio_call(server.url, "cifar10_cnn_classify", [gradio_upload(server.url, "x.jpg", b"GIF89a no")])
+    assert (kind, message) == ("error", "the model could not decode this file: upload a JPEG, PNG, GIF or BMP image")
+    kind, message = gradio_call(server.url, "fsdd_ctc_transcribe", [gradio_upload(server.url, "x.wav", b"RIFF junk")])
+    assert kind == "error" and message.startswith("could not read the audio (") and "\n" not in message
+    assert "/tmp" not in message and message.endswith("upload a WAV file")
+    assert call(f"{server.url}/v1/models/cifar10_cnn:predict", {"instances": [b64(image)]})[0] == 200
 
 
 def test_rest_api_alone_without_the_demo(server):
@@ -512,7 +520,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                                              "this test drives the system browser and never downloads one")
 def test_demo_page_in_headless_chromium(server, direct, tiny_cifar, tmp_path):
     """On the Gradio page: upload a CIFAR test JPEG -> its label and top 5; type a review -> its sentiment and the
-    attention over its words; translate; transcribe a WAV.  The page asks no host but the server."""
+    attention over its words; translate; transcribe a WAV, then chromium's fake microphone (a beeping tone at 48 kHz,
+    resampled).  The page asks no host but the server."""
     import tarfile
 
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
@@ -533,9 +542,10 @@ def test_demo_page_in_headless_chromium(server, direct, tiny_cifar, tmp_path):
 
     elsewhere = []  # requests to any other host: none may leave (the machines have no internet anyway)
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            *CHROMIUM_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
         try:
-            page = browser.new_page()
+            page = browser.new_context(permissions=["microphone"]).new_page()
             page.set_default_timeout(60_000)
             page.on("request", lambda r: None if r.url.startswith((server.url, "data:", "blob:"))
                     else elsewhere.append(r.url))
@@ -573,6 +583,29 @@ def test_demo_page_in_headless_chromium(server, direct, tiny_cifar, tmp_path):
             page.wait_for_function("() => document.querySelector('#fsdd_ctc-output textarea')?.value")
             words = page.input_value("#fsdd_ctc-output textarea")
             assert words == "(silence)" or set(words.split()) <= set(DIGIT_WORDS), words
+
+            # the fake microphone: watch the server's batcher for the recording, then see its answer on the page
+            batcher = server.app.state.batchers[("fsdd_ctc", 1, "serving_default")]
+            heard, run = [], batcher.run
+            batcher.run = lambda inputs: heard.append((inputs, out := run(inputs))) or out
+            try:
+                page.click("#fsdd_ctc-input button[aria-label='Clear']")
+                page.click("#fsdd_ctc-input button[aria-label='Record audio']")
+                page.click("#fsdd_ctc-input button:has-text('Record')")
+                page.wait_for_timeout(1500)
+                page.locator("#fsdd_ctc-input button:has-text('Stop')").first.click()  # transcribes on stop
+                for _ in range(600):
+                    if heard:
+                        break
+                    time.sleep(0.1)
+            finally:
+                batcher.run = run
+            (inputs, outputs), = heard
+            seconds = inputs["waveform"].shape[1] / 8000  # resampled from the microphone's rate to the card's
+            assert 0.5 < seconds < 10 and inputs["length"].tolist() == [inputs["waveform"].shape[1]]
+            want_words = outputs["transcript"][0].decode().strip() or "(silence)"
+            page.wait_for_function("want => document.querySelector('#fsdd_ctc-output textarea')?.value === want",
+                                   arg=want_words)
         finally:
             browser.close()
     assert elsewhere == []

@@ -99,8 +99,9 @@ def read_audio(path: str) -> tuple[np.ndarray, int]:
 
     try:
         wave, rate = soundfile.read(path, dtype="float32", always_2d=True)
-    except Exception as exc:  # noqa: BLE001 - libsndfile's reasons vary; one line for the page
-        raise RequestError(f"could not read the audio ({str(exc).splitlines()[0][:120]}); upload a WAV file") from None
+    except Exception as exc:  # noqa: BLE001 - libsndfile's reasons vary; one line for the page, without the path
+        reason = str(exc).splitlines()[0].rsplit("': ", 1)[-1].strip(" .")[:120]
+        raise RequestError(f"could not read the audio ({reason}); upload a WAV file") from None
     return wave.mean(axis=1), int(rate)
 
 
@@ -130,10 +131,12 @@ def build_demo(repository: ModelRepository, predict: Predict, *, title: str = "z
     """
     gr = _offline_gradio()
 
-    async def call(name: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    async def call(name: str, inputs: Mapping[str, np.ndarray], bad_input: str | None = None) -> dict[str, np.ndarray]:
         try:
             return await predict(name, inputs)
-        except (RequestError, NotFound) as exc:
+        except RequestError as exc:
+            raise gr.Error(bad_input or str(exc), print_exception=False) from None
+        except NotFound as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         except Exception as exc:  # noqa: BLE001 - the model failed: an error on the page, the server goes on
             raise gr.Error(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}",
@@ -149,19 +152,25 @@ def build_demo(repository: ModelRepository, predict: Predict, *, title: str = "z
         key = next(iter(entry.inputs[DEFAULT_SIGNATURE]))
         with gr.Row():
             image = gr.Image(type="filepath", image_mode=None, sources=["upload", "clipboard"], height=240,
+                             buttons=["fullscreen"],  # no "share" (to Hugging Face)
                              label="image (JPEG, PNG, GIF or BMP)", elem_id=f"{name}-input")
             top = gr.Label(num_top_classes=5, label="top 5", elem_id=f"{name}-output")
 
-        async def classify(path):
+        async def classify(upload):
+            # preprocess=False: the uploaded file's own bytes go to the export, which decodes them as the REST
+            # API's do (and answers one line for what it cannot decode), without Gradio's PIL re-reading them
+            path = upload.get("path") if isinstance(upload, dict) else upload
             if not path:
                 raise gr.Error("upload an image first", print_exception=False)
-            out = await call(name, {key: np.array([pathlib.Path(path).read_bytes()], dtype=object)})
+            out = await call(name, {key: np.array([pathlib.Path(path).read_bytes()], dtype=object)},
+                             bad_input="the model could not decode this file: upload a JPEG, PNG, GIF or BMP image")
             probs = np.asarray(out["probabilities"][0], np.float64)
             names = _names(latest(name), probs.size)
             return {names[i]: float(probs[i]) for i in np.argsort(-probs)[:5]}
 
-        image.upload(classify, image, top, api_name=f"{name}_classify")
-        gr.Button("Classify", variant="primary", elem_id=f"{name}-run").click(classify, image, top, api_visibility="private")
+        image.upload(classify, image, top, api_name=f"{name}_classify", preprocess=False)
+        gr.Button("Classify", variant="primary", elem_id=f"{name}-run").click(classify, image, top, preprocess=False,
+                                                                             api_visibility="private")
 
     def text_tab(name, entry):
         outputs = set(entry.signatures[DEFAULT_SIGNATURE].structured_outputs)
@@ -213,6 +222,7 @@ def build_demo(repository: ModelRepository, predict: Predict, *, title: str = "z
     def speech_tab(name, entry):
         rate = int(((entry.card or {}).get("data") or {}).get("sample_rate") or 8000)
         audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label=f"speech (resampled to {rate} Hz)",
+                         buttons=["download"],  # no "share" (to Hugging Face)
                          elem_id=f"{name}-input")
         button = gr.Button("Transcribe", variant="primary", elem_id=f"{name}-run")
         transcript = gr.Textbox(label="transcript", interactive=False, elem_id=f"{name}-output")
