@@ -515,7 +515,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-@pytest.mark.slow  # 15-30 s on 2 shared cores (a browser start, the Gradio frontend, four widgets): `make slow`
+@pytest.mark.slow  # 10-45 s on 2 shared cores (a browser, the Gradio frontend, five widget runs): `make slow`
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install chromium); "
                                              "this test drives the system browser and never downloads one")
 def test_demo_page_in_headless_chromium(server, direct, tiny_cifar, tmp_path):

@@ -307,15 +307,7 @@ def build_demo(repository: ModelRepository, predict: Predict, *, title: str = "z
                 with gr.Tab(name, id=name, elem_id=f"tab-{name}"):
                     gr.Markdown(_describe(name, entry, kind))
                     tabs[kind](name, entry)
-    demo.zoo_tabs = {name: demo_kind(_try_get(repository, name)) for name in sorted(repository.bases)}
     return demo
-
-
-def _try_get(repository, name):
-    try:
-        return repository.get(name)
-    except NotFound:
-        return None
 
 
 def _describe(name: str, entry: ModelVersion | None, kind: str) -> str:
