@@ -194,12 +194,15 @@ def create_app(repository: ModelRepository, *, max_batch_size: int = 32, batch_t
 
     app.state.predict = predict
     app.state.demo = None
-    if demo is None:
-        demo = importlib.util.find_spec("gradio") is not None
-    if demo:
+    if demo is not False and (demo or importlib.util.find_spec("gradio") is not None):
         from zoo.server.demo import DEMO_PATH, mount_demo
 
-        app.state.demo = mount_demo(app, repository, predict, DEMO_PATH)
+        try:
+            app.state.demo = mount_demo(app, repository, predict, DEMO_PATH)
+        except ImportError as exc:  # installed but broken (e.g. a pillow it does not support): the API still serves
+            if demo:
+                raise
+            print(f"zoo serve: no demo page, gradio does not import ({exc}); pip install 'zoo[demo]'", flush=True)
 
     @app.get("/")
     async def root():

@@ -294,7 +294,8 @@ def build_demo(repository: ModelRepository, predict: Predict, *, title: str = "z
 
     tabs = {"image": image_tab, "text": text_tab, "translation": translation_tab, "speech": speech_tab,
             "generation": generation_tab, "generic": generic_tab}
-    with gr.Blocks(title=title, analytics_enabled=False) as demo:
+    # delete_cache: uploads (kept by Gradio under GRADIO_TEMP_DIR) older than an hour go, checked hourly
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"## {title}\nOne tab per served model.  Each calls the same prediction path as the TF Serving "
                     "REST API (`POST /v1/models/NAME:predict`), on the model's latest version.")
         with gr.Tabs():
