@@ -463,6 +463,21 @@ def test_rest_api_alone_without_the_demo(server):
     assert client.get("/demo/").status_code == 404
 
 
+def test_attention_outputs_come_from_the_models_own_pass():
+    """The export's extra pass gives the model's logits and `attention_weights`' weights, padding at 0."""
+    import zoo
+    from applications.text.models import attention_weights, logits_and_attention
+
+    model = zoo.create_model("imdb_bilstm_attention", vocabulary_size=30, embedding_dim=8, units=4, dropout=0.4,
+                             embedding_dropout=0.2)
+    tokens = np.array([[5, 7, 9, 0, 0], [3, 0, 0, 0, 0], [0, 0, 0, 0, 0]], np.int32)
+    logits, weights = logits_and_attention(model)(tf.constant(tokens))
+    np.testing.assert_allclose(logits, model(tokens, training=False), atol=1e-6)
+    np.testing.assert_allclose(weights, attention_weights(model, tokens), atol=1e-6)
+    np.testing.assert_allclose(np.sum(weights, axis=1), [1, 1, 0], atol=1e-6)
+    assert np.all(np.asarray(weights)[tokens == 0] == 0)
+
+
 def test_generation_tab_sends_what_the_gpt_signature_takes():
     """The GPT tab's inputs match GenerationServing's signature (dtypes, scalar shapes), without a GPT export."""
     import types
