@@ -1,4 +1,5 @@
-"""`zoo serve`: TF Serving's REST API over every family's export, version polling, bad requests, batching, load."""
+"""`zoo serve`: TF Serving's REST API over every family's export, version polling, bad requests, batching, load;
+the Gradio demo page (its config and API here, a real browser in the slow test)."""
 
 import asyncio
 import base64
@@ -87,7 +88,8 @@ def _examples(family):
 def _assert_same(got, want):
     want = np.asarray(want)
     if want.dtype.kind in "SO":
-        assert got == [x.decode("utf-8") for x in want.reshape(-1)] if want.ndim else got == want.item().decode()
+        assert got == (np.vectorize(lambda x: x.decode("utf-8"), otypes=[object])(want).tolist() if want.ndim
+                       else want.item().decode())
     else:
         np.testing.assert_allclose(np.asarray(got, dtype=np.float64), want.astype(np.float64), rtol=1e-6, atol=1e-6)
 
@@ -170,7 +172,8 @@ def test_bad_requests_get_a_clear_error_and_the_server_keeps_answering(server, w
 
 def test_empty_batches(server):
     status, body = call(f"{server.url}/v1/models/imdb_bilstm_attention:predict", {"inputs": {"text": []}})
-    assert status == 200 and body == {"outputs": {"probability": [], "probabilities": [], "label": []}}
+    assert status == 200 and body == {"outputs": {"probability": [], "probabilities": [], "label": [], "tokens": [],
+                                                  "attention": []}}
     assert call(f"{server.url}/v1/models/imdb_bilstm_attention:predict", {"instances": []})[0] == 400
 
 
@@ -331,13 +334,14 @@ def test_zoo_serve_command_serves_without_model_code(exports, tmp_path):
                 time.sleep(0.1)
         status, body = call(url + "/v1/models/imdb_bilstm_attention:predict", {"instances": ["superb"]})
         assert status == 200 and body["predictions"][0]["label"] in ("neg", "pos")
-        with urllib.request.urlopen(url + "/", timeout=10) as r:
-            assert "zoo serve" in r.read().decode()
-        assert call(url + "/demo/models")[1]["models"][0]["modality"] == "text"
+        with urllib.request.urlopen(url + "/", timeout=30) as r:  # redirected to the Gradio page
+            assert r.url == url + "/demo/" and "<html" in r.read().decode().lower()
+        assert _tabs(call(url + "/demo/config")[1]) == {"imdb_bilstm_attention": ("textbox", "label")}
     finally:
         proc.terminate()
         out = proc.communicate(timeout=30)[0]
     assert f"http://127.0.0.1:{port}/v1/models/imdb_bilstm_attention" in out and "batching off" in out
+    assert f"demo page http://127.0.0.1:{port}/demo/" in out
 
 
 def test_repository_reports_a_broken_version_and_keeps_the_others(exports, tmp_path):
@@ -351,16 +355,188 @@ def test_repository_reports_a_broken_version_and_keeps_the_others(exports, tmp_p
     assert repo.get("cifar10_cnn").version == 1  # the default is the highest version that loaded
 
 
+# -- the Gradio demo page
+
+
+def _tabs(config) -> dict[str, tuple[str, str]]:
+    """Gradio config -> {tab label: (input widget type, output widget type)} (widgets found by elem_id)."""
+    by_id = {c["props"].get("elem_id"): c["type"] for c in config["components"] if c.get("props")}
+    labels = [c["props"]["label"] for c in config["components"] if c["type"] == "tabitem"]
+    return {n: (by_id.get(f"{n}-input"), by_id.get(f"{n}-output")) for n in labels}
+
+
+def gradio_call(url, api_name, data, timeout=60):
+    """Call a demo endpoint through Gradio's HTTP API -> ("complete", outputs) or ("error", message)."""
+    status, event = call(f"{url}/demo/gradio_api/call/{api_name}", {"data": data})
+    assert status == 200, event
+    with urllib.request.urlopen(f"{url}/demo/gradio_api/call/{api_name}/{event['event_id']}", timeout=timeout) as r:
+        lines = r.read().decode().splitlines()
+    kind = [ln.removeprefix("event: ") for ln in lines if ln.startswith("event: ")][-1]
+    payload = json.loads([ln.removeprefix("data: ") for ln in lines if ln.startswith("data: ")][-1])
+    return kind, payload["error"] if kind == "error" and isinstance(payload, dict) else payload
+
+
+def gradio_upload(url, name, data: bytes) -> dict:
+    """Upload a file to the demo as the browser does -> the FileData an endpoint takes."""
+    boundary = "zooserveboundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    req = urllib.request.Request(f"{url}/demo/gradio_api/upload", data=body, method="POST",
+                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        path = json.loads(r.read())[0]
+    return {"path": path, "orig_name": name, "meta": {"_type": "gradio.FileData"}}
+
+
+def test_demo_page_is_gradio_with_one_tab_per_model_offline(server):
+    import gradio
+
+    with urllib.request.urlopen(server.url + "/", timeout=30) as r:
+        assert r.url == server.url + "/demo/"
+        html = r.read().decode()
+    assert server.app.user_middleware == []  # mounting Gradio leaves the REST routes' path as it was
+    config = call(server.url + "/demo/config")[1]
+    assert config["analytics_enabled"] is False and config["version"] == gradio.__version__
+    assert _tabs(config) == {"cifar10_cnn": ("image", "label"), "fsdd_ctc": ("audio", "textbox"),
+                             "imdb_bilstm_attention": ("textbox", "label"),
+                             "multi30k_transformer": ("textbox", "textbox")}
+    assert "imdb_bilstm_attention-attention" in {c["props"].get("elem_id") for c in config["components"]}
+    apis = {d["api_name"] for d in config["dependencies"] if d.get("api_visibility", "public") == "public"}
+    assert apis == {"cifar10_cnn_classify", "fsdd_ctc_transcribe", "imdb_bilstm_attention_classify",
+                    "multi30k_transformer_translate"}
+    # the frontend is the installed wheel's, and the page names no other host
+    import re
+
+    scripts = re.findall(r'src="[^"]*?/assets/([^"/]+\.js)"', html)
+    assert scripts and all((pathlib.Path(gradio.__file__).parent / "templates/frontend/assets" / s).is_file()
+                           for s in scripts)
+    assert not re.findall(r'(?:src|href)="(?:https?:)?//(?!127\.0\.0\.1)', html)
+
+
+def test_demo_calls_the_rest_apis_predict_path(server, direct):
+    """The demo's text and image tabs answer as the SavedModel does, through the server's batchers."""
+    review = "A wonderful, superb film zzz"
+    assert call(f"{server.url}/v1/models/imdb_bilstm_attention:predict", {"instances": [review]})[0] == 200
+    batcher = server.app.state.batchers[("imdb_bilstm_attention", 1, "serving_default")]
+    seen, run = [], batcher.run
+    batcher.run = lambda inputs: seen.append(inputs) or run(inputs)
+    try:
+        kind, (sentiment, spans) = gradio_call(server.url, "imdb_bilstm_attention_classify", [review])
+    finally:
+        batcher.run = run
+    assert kind == "complete" and [list(x["text"]) for x in seen] == [[review.encode()]]  # the same batcher
+    want = {k: v.numpy()[0] for k, v in direct["text"](text=tf.constant([review])).items()}
+    confidences = {c["label"]: c["confidence"] for c in sentiment["confidences"]}
+    np.testing.assert_allclose([confidences["negative"], confidences["positive"]], want["probabilities"], atol=1e-6)
+    assert sentiment["label"] == {"neg": "negative", "pos": "positive"}[want["label"].decode()]
+    words = [s["token"] for s in spans if s["class_or_confidence"] is not None]
+    assert words == ["a", "wonderful", "superb", "film", "[UNK]"]  # "zzz" is not in the vocabulary
+    weights = [s["class_or_confidence"] for s in spans if s["class_or_confidence"] is not None]
+    np.testing.assert_allclose(weights, want["attention"][:5] / want["attention"].max(), atol=1e-3)
+
+    kind, message = gradio_call(server.url, "imdb_bilstm_attention_classify", ["   "])
+    assert kind == "error" and message == "type a review first"
+
+    image = jpeg(11)
+    kind, (top,) = gradio_call(server.url, "cifar10_cnn_classify", [gradio_upload(server.url, "x.jpg", image)])
+    assert kind == "complete", top
+    want = direct["image"](image_bytes=tf.constant([image]))
+    assert top["label"] == want["label"].numpy()[0].decode() and len(top["confidences"]) == 5
+    assert max(c["confidence"] for c in top["confidences"]) == pytest.approx(float(want["probabilities"][0].numpy().max()))
+    # bad files: one line each, and the server goes on
+    kind, message = gradio_call(server.url, "cifar10_cnn_classify", [gradio_upload(server.url, "x.jpg", b"GIF89a no")])
+    assert (kind, message) == ("error", "the model could not decode this file: upload a JPEG, PNG, GIF or BMP image")
+    kind, message = gradio_call(server.url, "fsdd_ctc_transcribe", [gradio_upload(server.url, "x.wav", b"RIFF junk")])
+    assert kind == "error" and message.startswith("could not read the audio (") and "\n" not in message
+    assert "/tmp" not in message and message.endswith("upload a WAV file")
+    assert call(f"{server.url}/v1/models/cifar10_cnn:predict", {"instances": [b64(image)]})[0] == 200
+
+
+def test_rest_api_alone_without_the_demo(server):
+    from fastapi.testclient import TestClient
+
+    from zoo.server import create_app
+
+    client = TestClient(create_app(server.repository, demo=False))
+    answer = client.get("/").json()
+    assert answer["models"] == sorted(MODELS.values()) and "zoo[demo]" in answer["demo"]
+    assert client.get("/demo/").status_code == 404
+
+
+def test_attention_outputs_come_from_the_models_own_pass():
+    """The export's extra pass gives the model's logits and `attention_weights`' weights, padding at 0."""
+    import zoo
+    from applications.text.models import attention_weights, logits_and_attention
+
+    model = zoo.create_model("imdb_bilstm_attention", vocabulary_size=30, embedding_dim=8, units=4, dropout=0.4,
+                             embedding_dropout=0.2)
+    tokens = np.array([[5, 7, 9, 0, 0], [3, 0, 0, 0, 0], [0, 0, 0, 0, 0]], np.int32)
+    logits, weights = logits_and_attention(model)(tf.constant(tokens))
+    np.testing.assert_allclose(logits, model(tokens, training=False), atol=1e-6)
+    np.testing.assert_allclose(weights, attention_weights(model, tokens), atol=1e-6)
+    np.testing.assert_allclose(np.sum(weights, axis=1), [1, 1, 0], atol=1e-6)
+    assert np.all(np.asarray(weights)[tokens == 0] == 0)
+
+
+def test_generation_tab_sends_what_the_gpt_signature_takes():
+    """The GPT tab's inputs match GenerationServing's signature (dtypes, scalar shapes), without a GPT export."""
+    import types
+
+    from applications.gpt.serving import GenerationServing
+    from zoo.server.codec import Spec
+    from zoo.server.demo import build_demo, demo_kind
+    from zoo.server.repository import ModelVersion
+
+    signature = GenerationServing(None, None, {}).input_signature
+    entry = ModelVersion("gpt_tiny", 1, pathlib.Path("."), state="AVAILABLE",
+                         signatures={"serving_default": types.SimpleNamespace(
+                             structured_outputs={"generated": None, "text": None, "truncated": None})},
+                         inputs={"serving_default": {s.name: Spec.from_tensor_spec(s.name, s) for s in signature}})
+    assert demo_kind(entry) == "generation"
+    sent = []
+
+    async def predict(name, inputs):
+        sent.append((name, inputs))
+        return {"generated": np.array([[b" and then some"]], dtype=object)}
+
+    repository = types.SimpleNamespace(bases={"gpt_tiny": None}, get=lambda name, version=None: entry)
+    demo = build_demo(repository, predict)
+    fn = next(f.fn for f in demo.fns.values() if f.api_name == "gpt_tiny_generate")
+    assert asyncio.run(fn("This movie", "beam", 20, 0.7, 3)) == " and then some"
+    (name, inputs), = sent
+    assert name == "gpt_tiny" and set(inputs) == {s.name for s in signature}
+    for s in signature:  # each value converts to the signature's dtype and shape, as TensorFlow will check
+        tf.debugging.assert_type(tf.constant(inputs[s.name], dtype=s.dtype), s.dtype)
+        assert s.shape.is_compatible_with(np.shape(inputs[s.name])), (s.name, np.shape(inputs[s.name]))
+    assert inputs["sampler"].item() == b"beam" and inputs["max_length"] == 20 and inputs["seed"] == 3
+
+
+def test_resample_keeps_a_tone_and_removes_what_the_new_rate_cannot_hold():
+    from zoo.server.demo import resample
+
+    rate, t = 48000, np.arange(48000) / 48000
+    low = resample(np.sin(2 * np.pi * 1000 * t), rate, 8000)
+    assert low.shape == (8000,) and low.dtype == np.float32
+    spectrum = np.abs(np.fft.rfft(low))
+    assert abs(int(np.argmax(spectrum)) - 1000) <= 1  # 1 kHz stays at 1 kHz (1 Hz bins)
+    assert np.std(low[100:-100]) == pytest.approx(np.sqrt(0.5), rel=0.02)
+    high = resample(np.sin(2 * np.pi * 6000 * t), rate, 8000)  # above the 4 kHz Nyquist: would alias to 2 kHz
+    assert np.std(high[100:-100]) < 0.02
+    np.testing.assert_array_equal(resample(low, 8000, 8000), low)
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-@pytest.mark.slow  # 4-10 s on 2 shared cores (a browser start, four widgets): `make slow`
+@pytest.mark.slow  # 10-45 s on 2 shared cores (a browser, the Gradio frontend, five widget runs): `make slow`
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install chromium); "
                                              "this test drives the system browser and never downloads one")
 def test_demo_page_in_headless_chromium(server, direct, tiny_cifar, tmp_path):
-    """Upload a CIFAR test JPEG -> its label and top 5; type a review -> its sentiment; translate; transcribe a WAV."""
+    """On the Gradio page: upload a CIFAR test JPEG -> its label and top 5; type a review -> its sentiment and the
+    attention over its words; translate; transcribe a WAV, then chromium's fake microphone (a beeping tone at 48 kHz,
+    resampled).  The page asks no host but the server."""
     import tarfile
 
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
@@ -375,39 +551,76 @@ def test_demo_page_in_headless_chromium(server, direct, tiny_cifar, tmp_path):
     (tmp_path / "five.wav").write_bytes(encode_wav(tone(5, seconds=0.3)))
     want_german = direct["translation"](text=tf.constant([EN[0]]))["translation"].numpy()[0].decode()
     review = "A wonderful, superb and moving film."
-    want_sentiment = {"pos": "positive", "neg": "negative"}[
-        direct["text"](text=tf.constant([review]))["label"].numpy()[0].decode()]
+    want = direct["text"](text=tf.constant([review]))
+    want_sentiment = {"pos": "positive", "neg": "negative"}[want["label"].numpy()[0].decode()]
+    want_words = [w.decode() for w in want["tokens"].numpy()[0] if w]
 
+    elsewhere = []  # requests to any other host: none may leave (the machines have no internet anyway)
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            *CHROMIUM_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
         try:
-            page = browser.new_page()
-            page.set_default_timeout(30_000)
+            page = browser.new_context(permissions=["microphone"]).new_page()
+            page.set_default_timeout(60_000)
+            page.on("request", lambda r: None if r.url.startswith((server.url, "data:", "blob:"))
+                    else elsewhere.append(r.url))
             page.goto(server.url + "/")
-            assert page.locator("nav button").all_inner_texts() == sorted(MODELS.values())
-            page.click("nav button[data-model=cifar10_cnn]")
-            page.set_input_files("#panel-cifar10_cnn input.upload", str(tmp_path / "cat.jpg"))
-            page.wait_for_selector("#panel-cifar10_cnn .result .label b")
-            assert page.inner_text("#panel-cifar10_cnn .result .label b") == want_label
-            assert page.locator("#panel-cifar10_cnn .result table.top tr").count() == 5
+            assert page.url == server.url + "/demo/"
+            page.wait_for_selector("[role=tab]")
+            assert page.get_by_role("tab").all_inner_texts() == sorted(MODELS.values())
 
-            page.click("nav button[data-model=imdb_bilstm_attention]")
-            page.fill("#panel-imdb_bilstm_attention textarea", review)
-            page.click("#panel-imdb_bilstm_attention button.go")
-            page.wait_for_selector("#panel-imdb_bilstm_attention .result b.label")
-            assert page.inner_text("#panel-imdb_bilstm_attention .result b.label") == want_sentiment
+            page.get_by_role("tab", name="cifar10_cnn").click()
+            page.set_input_files("#cifar10_cnn-input input[type=file]", str(tmp_path / "cat.jpg"))  # runs on upload
+            top = "#cifar10_cnn-output [data-testid=label-output-value]"
+            page.wait_for_selector(top)
+            assert page.inner_text(top) == want_label
+            assert page.locator("#cifar10_cnn-output .confidence-set").count() == 5
 
-            # the other two widgets: English -> German, and a WAV decoded and resampled by the browser
-            page.click("nav button[data-model=multi30k_transformer]")
-            page.fill("#panel-multi30k_transformer textarea", EN[0])
-            page.click("#panel-multi30k_transformer button.go")
-            # attached, not visible: a tiny untrained translator may answer "" (an empty, zero-size span)
-            page.wait_for_selector("#panel-multi30k_transformer .result span.label", state="attached")
-            assert page.inner_text("#panel-multi30k_transformer .result span.label") == want_german
-            page.click("nav button[data-model=fsdd_ctc]")
-            page.set_input_files("#panel-fsdd_ctc input.upload", str(tmp_path / "five.wav"))
-            page.wait_for_selector("#panel-fsdd_ctc .result b.label")
-            words = page.inner_text("#panel-fsdd_ctc .result b.label")
+            page.get_by_role("tab", name="imdb_bilstm_attention").click()
+            page.fill("#imdb_bilstm_attention-input textarea", review)
+            page.click("#imdb_bilstm_attention-run")
+            label = "#imdb_bilstm_attention-output [data-testid=label-output-value]"
+            page.wait_for_selector(label)
+            assert page.inner_text(label) == want_sentiment
+            page.wait_for_selector("#imdb_bilstm_attention-attention .token.highlighted")
+            shown = page.locator("#imdb_bilstm_attention-attention .token.highlighted").all_inner_texts()
+            assert [w.strip() for w in shown] == want_words
+
+            page.get_by_role("tab", name="multi30k_transformer").click()
+            page.fill("#multi30k_transformer-input textarea", EN[0])
+            page.click("#multi30k_transformer-run")
+            # a tiny untrained translator may answer "": wait for exactly the SavedModel's answer
+            page.wait_for_function("want => document.querySelector('#multi30k_transformer-output textarea')?.value === want"
+                                   " && !document.querySelector('#multi30k_transformer-output .pending')", arg=want_german)
+
+            page.get_by_role("tab", name="fsdd_ctc").click()
+            page.set_input_files("#fsdd_ctc-input input[type=file]", str(tmp_path / "five.wav"))  # runs on upload
+            page.wait_for_function("() => document.querySelector('#fsdd_ctc-output textarea')?.value")
+            words = page.input_value("#fsdd_ctc-output textarea")
             assert words == "(silence)" or set(words.split()) <= set(DIGIT_WORDS), words
+
+            # the fake microphone: watch the server's batcher for the recording, then see its answer on the page
+            batcher = server.app.state.batchers[("fsdd_ctc", 1, "serving_default")]
+            heard, run = [], batcher.run
+            batcher.run = lambda inputs: heard.append((inputs, out := run(inputs))) or out
+            try:
+                page.click("#fsdd_ctc-input button[aria-label='Clear']")
+                page.click("#fsdd_ctc-input button[aria-label='Record audio']")
+                page.click("#fsdd_ctc-input button:has-text('Record')")
+                page.wait_for_timeout(1500)
+                page.locator("#fsdd_ctc-input button:has-text('Stop')").first.click()  # transcribes on stop
+                for _ in range(600):
+                    if heard:
+                        break
+                    time.sleep(0.1)
+            finally:
+                batcher.run = run
+            (inputs, outputs), = heard
+            seconds = inputs["waveform"].shape[1] / 8000  # resampled from the microphone's rate to the card's
+            assert 0.5 < seconds < 10 and inputs["length"].tolist() == [inputs["waveform"].shape[1]]
+            want_words = outputs["transcript"][0].decode().strip() or "(silence)"
+            page.wait_for_function("want => document.querySelector('#fsdd_ctc-output textarea')?.value === want",
+                                   arg=want_words)
         finally:
             browser.close()
+    assert elsewhere == []

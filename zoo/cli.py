@@ -166,7 +166,8 @@ def cmd_serve(args) -> int:
         raise ValueError(f"zoo serve needs the 'serve' extra ({exc.name} is not installed): pip install 'zoo[serve]'") from exc
 
     return serve(args.paths, host=args.host, port=args.port, max_batch_size=args.max_batch_size,
-                 batch_timeout_ms=args.batch_timeout_ms, poll_seconds=args.poll_seconds)
+                 batch_timeout_ms=args.batch_timeout_ms, poll_seconds=args.poll_seconds,
+                 demo=False if args.no_demo else None)
 
 
 def _fmt(v):
@@ -265,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, help="seed of the random samplers (same seed, same text)")
     s.set_defaults(func=cmd_predict)
 
-    s = sub.add_parser("serve", help="serve exports over TF Serving's REST API, with a demo page at /")
+    s = sub.add_parser("serve", help="serve exports over TF Serving's REST API, with a Gradio demo page at /demo")
     s.add_argument("paths", nargs="+", metavar="MODEL_DIR", help="model directories of numbered versions, e.g. saved_models/NAME")
     s.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: all)")
     s.add_argument("--port", type=int, default=8501)
@@ -273,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-timeout-ms", type=float, default=0.0,
                    help="how long a batch waits for more requests (0: takes what queued while the last one ran)")
     s.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for new versions (0: never)")
+    s.add_argument("--no-demo", action="store_true", help="REST API only: no Gradio demo page at /demo")
     s.set_defaults(func=cmd_serve)
     return p
 

@@ -24,6 +24,9 @@ from zoo.tasks.classification import CLASSIFICATION
 
 NUM_CLASSES = 2
 
+#: models whose exports also output the per-token attention weights (and the tokens), for the demo page
+SERVES_ATTENTION = ("imdb_bilstm_attention",)
+
 _COMMON = dict(
     modality="text",
     task=CLASSIFICATION,
@@ -143,3 +146,28 @@ def attention_weights(model: keras.Model, tokens):
     features = keras.Model(model.inputs, features_in)([tokens], training=False)
     _, weights = pool(features, mask=ops.not_equal(tokens, 0), return_attention_scores=True)
     return ops.convert_to_numpy(weights)
+
+
+def logits_and_attention(model: keras.Model):
+    """An attention-pooling classifier's inference pass, returning its pooling weights as well.
+
+    Returns:
+        A function: int32 tokens `(batch, T)` (0: padding) -> (float32 logits
+        `(batch, 2)`, float32 weights `(batch, T)`), one pass through `model`'s
+        layers: its dropouts are inference no-ops, so the logits are
+        `model(tokens, training=False)`'s; padded positions get weight 0 and
+        each row of weights sums to 1 (a fully padded row: all 0).
+    """
+    from keras import ops
+
+    pool = model.get_layer("attention_pool")
+    features_in = pool.input[0] if isinstance(pool.input, (list, tuple)) else pool.input
+    features = keras.Model(model.inputs, features_in)  # the same layers (and weights) up to the pooling
+    dense = model.get_layer("logits")
+
+    def run(tokens):
+        pooled, weights = pool(features(tokens, training=False), mask=ops.not_equal(tokens, 0),
+                               return_attention_scores=True, training=False)
+        return ops.cast(dense(pooled), "float32"), ops.cast(weights, "float32")
+
+    return run

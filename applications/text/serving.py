@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from applications.text.models import SERVES_ATTENTION, logits_and_attention
 from zoo.serving import SERVINGS, Serving
 
 
@@ -13,7 +14,14 @@ class TextServing(Serving):
 
     Signature `serving_default(text: tf.string (batch,))` returns
     `probability float32 (batch,)` (of the last class, "pos" for IMDB),
-    `probabilities float32 (batch, K)`, `label tf.string (batch,)`.
+    `probabilities float32 (batch, K)`, `label tf.string (batch,)`; a model
+    named in `applications.text.models.SERVES_ATTENTION` (imdb_bilstm_attention)
+    also returns `tokens tf.string (batch, sequence_length)` (the vocabulary
+    entries the model read: "[UNK]" for an unknown word, "" after the end) and
+    `attention float32 (batch, sequence_length)` (its attention-pooling weight
+    on each token: 0 after the end, each row sums to 1, all 0 for an empty
+    review).  Both are padded to `sequence_length`, so a review's answer is
+    the same whatever it is batched with.
     A second signature `serve_tokens(tokens: int32 (batch, sequence_length))`
     takes token ids (used for TensorFlow Lite).  Standardisation and
     vectorisation (the run's fitted `TextVectorizer`) run inside the graph;
@@ -28,6 +36,10 @@ class TextServing(Serving):
     def __init__(self, model, spec, info, preprocessor=None):
         super().__init__(model, spec, info, preprocessor)
         self.class_names = list(info.get("class_names") or ["neg", "pos"])
+        self.attention = None
+        if model is not None and spec.name in SERVES_ATTENTION:
+            self.attention = logits_and_attention(model)  # tokens -> (logits, weights), one pass
+            self.vocabulary = list(preprocessor.vocabulary)  # read eagerly: id 0 is "", 1 is "[UNK]"
 
     def trackables(self):
         return self.preprocessor.resources()  # the preprocessor's declared interface
@@ -36,10 +48,21 @@ class TextServing(Serving):
         import tensorflow as tf
 
         tokens = self.preprocessor(text)  # (batch, longest review <= sequence_length); padding is masked
-        probs = tf.nn.softmax(tf.cast(self.model(tokens, training=False), tf.float32), axis=-1)
+        if self.attention is not None:
+            logits, weights = self.attention(tokens)
+        else:
+            logits = self.model(tokens, training=False)
+        probs = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
         class_id = tf.argmax(probs, axis=-1)
-        return {"probability": probs[:, -1], "probabilities": probs,
-                "label": tf.gather(tf.constant(self.class_names), class_id)}
+        out = {"probability": probs[:, -1], "probabilities": probs,
+               "label": tf.gather(tf.constant(self.class_names), class_id)}
+        if self.attention is not None:
+            length = self.preprocessor.sequence_length
+            pad = [[0, 0], [0, length - tf.shape(tokens)[1]]]
+            words = tf.gather(tf.constant(self.vocabulary), tokens)
+            out["tokens"] = tf.ensure_shape(tf.pad(words, pad, constant_values=""), [None, length])
+            out["attention"] = tf.ensure_shape(tf.pad(tf.cast(weights, tf.float32), pad), [None, length])
+        return out
 
     tflite_endpoint = "serve_tokens"
 

@@ -1,4 +1,4 @@
-"""`zoo serve`: exports served over TensorFlow Serving's REST API, with a demo page.
+"""`zoo serve`: exports served over TensorFlow Serving's REST API, with a Gradio demo page.
 
     zoo serve saved_models/cifar10_cnn saved_models/imdb_bilstm_attention --port 8501
     curl localhost:8501/v1/models/cifar10_cnn
@@ -6,10 +6,11 @@
 
 The server needs no zoo model code: each version is `tf.saved_model.load`ed
 and its signatures called (`serving_default` unless the request names
-another); `model_card.json` is read only to pick the demo page's widgets.
+another); `model_card.json` is read only for the demo page's labels.
 Parts: `repository` (versions on disk, polled), `codec` (TF Serving's JSON
 mapping), `batching` (server-side batching), `app` (FastAPI routes, uvicorn),
-`demo.html` (one tab per model, calling the REST API from the browser).
+`demo` (the Gradio page at /demo: one tab per model, calling the same
+predict path as the REST API; needs the `demo` extra).
 
 Implemented as in TF Serving's REST API page
 (https://www.tensorflow.org/tfx/serving/api_rest): `GET /v1/models/NAME[/versions/N]`
@@ -45,8 +46,13 @@ Differences from TF Serving (what a client might notice):
   retried on the next 4 polls, then only when its `saved_model.pb` changes
   (TF Serving retries 5 times, a minute apart).
 - Error message wording differs; the status codes and the `{"error": ...}`
-  shape are the same.  Extra routes: `/` and `/demo` (the demo page) and
-  `/demo/models` (what the page needs: modality, class names).
+  shape are the same.  Extra routes: `/` (redirects to `/demo/`) and
+  `/demo/...` (the Gradio app: its page, `/demo/config`, and its own API
+  under `/demo/gradio_api/`, e.g. `call/imdb_bilstm_attention_classify`);
+  with `--no-demo` or without gradio, `/` answers JSON naming the models.
+- Not a server difference but visible through it: `imdb_bilstm_attention`
+  exports answer two more outputs, `tokens` and `attention` (per token,
+  padded to the vectorizer's sequence length, 256), in every `:predict`.
 """
 
 from zoo.server.app import RunningServer, create_app, running, serve

@@ -1,4 +1,4 @@
-"""The HTTP server: TF Serving's REST API and the demo page, on FastAPI + uvicorn.
+"""The HTTP server: TF Serving's REST API and the Gradio demo page, on FastAPI + uvicorn.
 
     serve(["saved_models/cifar10_cnn"], port=8501)          # blocks (`zoo serve`)
     with running(["saved_models/cifar10_cnn"]) as server:   # background thread on a free port
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import os
-import pathlib
 import re
 import socket
 import threading
@@ -26,7 +26,6 @@ from zoo.server.repository import ModelRepository, ModelVersion, NotFound
 
 __all__ = ["create_app", "serve", "running", "RunningServer"]
 
-DEMO_PAGE = pathlib.Path(__file__).with_name("demo.html")
 DEFAULT_SIGNATURE = "serving_default"
 _PATH = re.compile(r"^(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
                    r"(?P<verb>/metadata|:[A-Za-z]+)?$")
@@ -56,29 +55,8 @@ def _tf_message(exc) -> str:
     return (lines[0] if lines else type(exc).__name__)[:500]
 
 
-def modality(entry: ModelVersion) -> str:
-    """"image" | "text" | "translation" | "speech" | "generic": from the model card, else from the signature."""
-    card = entry.card or {}
-    known = (card.get("spec") or {}).get("modality")
-    if known in ("image", "text", "translation", "speech"):
-        return known
-    sig = entry.signatures.get(DEFAULT_SIGNATURE)
-    if sig is None:
-        return "generic"
-    inputs, outputs = set(entry.inputs[DEFAULT_SIGNATURE]), set(sig.structured_outputs)
-    if len(inputs) == 1 and next(iter(inputs)).endswith("_bytes"):
-        return "image"
-    if inputs == {"waveform", "length"}:
-        return "speech"
-    if "translation" in outputs:
-        return "translation"
-    if inputs == {"text"} and outputs & {"label", "probability", "probabilities"}:
-        return "text"
-    return "generic"
-
-
 def create_app(repository: ModelRepository, *, max_batch_size: int = 32, batch_timeout_ms: float = 0.0,
-               workers: int | None = None):
+               workers: int | None = None, demo: bool | None = None):
     """The FastAPI application serving `repository` (polling is the caller's: `repository.start()`).
 
     Args:
@@ -88,9 +66,14 @@ def create_app(repository: ModelRepository, *, max_batch_size: int = 32, batch_t
             requests that queued while the previous one ran, and never waits; `bench/serve.py` found
             that as fast as or faster than a 5 ms window at concurrency 1, 8 and 32 on 2 CPU cores).
         workers: threads that run signatures (default: max(4, CPU count)).
+        demo: mount the Gradio demo page at /demo (`/` redirects there): True requires gradio, None
+            mounts it when gradio is installed, False leaves it out.
+
+    Raises:
+        ImportError: `demo=True` and gradio is not installed.
     """
     from fastapi import FastAPI
-    from fastapi.responses import HTMLResponse, Response
+    from fastapi.responses import RedirectResponse, Response
     from starlette.exceptions import HTTPException
 
     executor = ThreadPoolExecutor(max_workers=workers or max(4, os.cpu_count() or 1), thread_name_prefix="zoo-serve")
@@ -172,11 +155,7 @@ def create_app(repository: ModelRepository, *, max_batch_size: int = 32, batch_t
                 raise RequestError(f"Serving signature name: \"{signature}\" not found in signature def "
                                    f"(signatures: {sorted(entry.signatures)})")
             form, inputs = request_inputs(body, entry.inputs[signature])
-            outputs = await _call(entry, signature, inputs)
-            if "valid" in outputs and not np.all(outputs["valid"]):  # image exports mark undecodable items
-                bad = ", ".join(str(i) for i in np.flatnonzero(~np.asarray(outputs["valid"], bool)))
-                raise RequestError(f"instance {bad}: the image bytes could not be decoded (not a JPEG, PNG, GIF "
-                                   "or BMP, or truncated); send the encoded file's bytes, base64 in {\"b64\": ...}")
+            outputs = await _predict(entry, signature, inputs)
             return answer(rows_response(outputs) if form == "row" else columns_response(outputs))
         except NotFound as exc:
             return answer({"error": str(exc)}, 404)
@@ -195,33 +174,43 @@ def create_app(repository: ModelRepository, *, max_batch_size: int = 32, batch_t
             batcher = batchers[key] = Batcher(run, max_batch_size, batch_timeout_ms / 1000, executor)
         return await batcher.submit(inputs)
 
-    @app.get("/demo/models")
-    async def demo_models():
-        """What the demo page needs per model: modality, versions, labels, signature inputs/outputs."""
-        models = []
-        for name in sorted(repository.bases):
-            try:
-                entry = repository.get(name)
-            except NotFound:
-                continue
-            sig = entry.signatures.get(DEFAULT_SIGNATURE)
-            card = entry.card or {}
-            models.append({
-                "name": name, "version": entry.version, "modality": modality(entry),
-                "versions": [e.version for e in repository.status(name) if e.state == "AVAILABLE"],
-                "description": (card.get("spec") or {}).get("description", ""),
-                "class_names": (card.get("data") or {}).get("class_names"),
-                "sample_rate": (card.get("data") or {}).get("sample_rate", 8000),
-                "inputs": {k: s.dtype.name if s.dtype != object else "string" for k, s in
-                           entry.inputs.get(DEFAULT_SIGNATURE, {}).items()},
-                "outputs": sorted(sig.structured_outputs) if sig is not None else [],
-            })
-        return answer({"models": models})
+    async def _predict(entry: ModelVersion, signature: str, inputs) -> dict[str, np.ndarray]:
+        """Run one signature on numpy inputs (batched); an image export's undecodable items -> RequestError."""
+        outputs = await _call(entry, signature, inputs)
+        if "valid" in outputs and not np.all(outputs["valid"]):  # image exports mark undecodable items
+            bad = ", ".join(str(i) for i in np.flatnonzero(~np.asarray(outputs["valid"], bool)))
+            raise RequestError(f"instance {bad}: the image bytes could not be decoded (not a JPEG, PNG, GIF "
+                               "or BMP, or truncated); send the encoded file's bytes, base64 in {\"b64\": ...}")
+        return outputs
 
-    @app.get("/", response_class=HTMLResponse)
-    @app.get("/demo", response_class=HTMLResponse)
-    async def demo_page():
-        return HTMLResponse(DEMO_PAGE.read_text(encoding="utf-8"))
+    async def predict(name: str, inputs) -> dict[str, np.ndarray]:
+        """`serving_default` of `name`'s latest version on numpy inputs: the demo page's way in.
+
+        Raises:
+            NotFound: no such model or no version available.
+            RequestError: inputs the signature does not take.
+        """
+        return await _predict(repository.get(name), DEFAULT_SIGNATURE, inputs)
+
+    app.state.predict = predict
+    app.state.demo = None
+    if demo is not False and (demo or importlib.util.find_spec("gradio") is not None):
+        from zoo.server.demo import DEMO_PATH, mount_demo
+
+        try:
+            app.state.demo = mount_demo(app, repository, predict, DEMO_PATH)
+        except ImportError as exc:  # installed but broken (e.g. a pillow it does not support): the API still serves
+            if demo:
+                raise
+            print(f"zoo serve: no demo page, gradio does not import ({exc}); pip install 'zoo[demo]'", flush=True)
+
+    @app.get("/")
+    async def root():
+        if app.state.demo is not None:
+            return RedirectResponse("/demo/")
+        return answer({"models": sorted(repository.bases),
+                       "demo": "the demo page needs gradio: pip install 'zoo[demo]'",
+                       "api": "/v1/models/NAME, /v1/models/NAME/metadata, POST /v1/models/NAME:predict"})
 
     return app
 
@@ -252,8 +241,11 @@ def _server(app, sock, log_level: str):
 
 
 def serve(paths: Sequence[str], *, host: str = "127.0.0.1", port: int = 8501, max_batch_size: int = 32,
-          batch_timeout_ms: float = 0.0, poll_seconds: float = 1.0, log_level: str = "warning") -> int:
+          batch_timeout_ms: float = 0.0, poll_seconds: float = 1.0, log_level: str = "warning",
+          demo: bool | None = None) -> int:
     """Serve the model directories `paths` until interrupted (the `zoo serve` command); returns 0.
+
+    `demo`: the Gradio demo page at /demo (None: when gradio is installed; see `create_app`).
 
     Raises:
         ValueError: a path holds no versions, or the port cannot be used.
@@ -261,15 +253,21 @@ def serve(paths: Sequence[str], *, host: str = "127.0.0.1", port: int = 8501, ma
     repository = ModelRepository(paths, poll_seconds=poll_seconds)
     sock = _bind(host, port)
     repository.start()
-    app = create_app(repository, max_batch_size=max_batch_size, batch_timeout_ms=batch_timeout_ms)
+    try:
+        app = create_app(repository, max_batch_size=max_batch_size, batch_timeout_ms=batch_timeout_ms, demo=demo)
+    except BaseException:
+        repository.stop()
+        sock.close()
+        raise
     shown = f"[{host}]" if ":" in host else host
     port = sock.getsockname()[1]
     for name in sorted(repository.bases):
         states = {e.version: e.state for e in repository.status(name)}
         print(f"zoo serve: {name} versions {states} at http://{shown}:{port}/v1/models/{name}", flush=True)
     batching = f"batching up to {max_batch_size} rows, {batch_timeout_ms:g} ms" if max_batch_size > 1 else "batching off"
-    print(f"zoo serve: demo page http://{shown}:{port}/ ({batching}; polling every {poll_seconds:g} s; Ctrl-C stops)",
-          flush=True)
+    page = (f"demo page http://{shown}:{port}/demo/" if app.state.demo is not None else
+            "no demo page (" + ("--no-demo" if demo is False else "pip install 'zoo[demo]' for one") + ")")
+    print(f"zoo serve: {page} ({batching}; polling every {poll_seconds:g} s; Ctrl-C stops)", flush=True)
     try:
         _server(app, sock, log_level).run(sockets=[sock])
     finally:

@@ -6,7 +6,7 @@ version directory holding a `saved_model.pb` (TF Serving's layout
 polling (`poll()`, or a background thread from `start()`): a new version
 is loaded when it appears, a removed one is unloaded.  Only TensorFlow is
 needed; `model_card.json` beside a version, when present, is read for the
-demo page (modality, class names).
+demo page (class names, sample rate, description).
 """
 
 from __future__ import annotations
