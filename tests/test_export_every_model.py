@@ -32,7 +32,7 @@ def _fixture(dataset: str, root):
         "imdb_lm": (write_imdb_archive, {"vocabulary_size": 120, "max_length": 24}),
         "imdb_wordpiece": (write_imdb_archive, {"vocabulary_size": 120, "max_length": 24}),
         "multi30k": (write_multi30k, {"vocabulary_size": 120, "max_length": 16}),
-        "fsdd": (lambda r: write_fsdd_archive(r, takes=3), {"connected": {"num_train": 4, "num_test": 4}}),
+        "fsdd": (lambda r: write_fsdd_archive(r, takes=6), {"connected": {"num_train": 4, "num_test": 4}}),
     }
     if dataset not in makers:
         pytest.fail(f"no fixture for dataset {dataset!r}: add one to tests/test_export_every_model.py")

@@ -18,15 +18,13 @@ from keras import layers
 
 from zoo.layers import AttentionPooling, TokenAndPositionEmbedding, TransformerEncoderBlock
 from applications.text.data import TextVectorizer, imdb
-from applications.text.serving import TextServing
+from applications.text.serving import AttentionTextServing, TextServing
 from zoo.registry import register_model
 from zoo.tasks.classification import CLASSIFICATION
 
 NUM_CLASSES = 2
 
 #: models whose exports also output the per-token attention weights (and the tokens), for the demo page
-SERVES_ATTENTION = ("imdb_bilstm_attention",)
-
 _COMMON = dict(
     modality="text",
     task=CLASSIFICATION,
@@ -76,7 +74,7 @@ def imdb_lstm(*, vocabulary_size: int = 20000, embedding_dim: int = 128, units: 
 
 
 @register_model(
-    **_COMMON,
+    **{**_COMMON, "serving": AttentionTextServing},  # also outputs the attention over the words
     train={"epochs": 3, "batch_size": 64, "optimizer": "adamw", "learning_rate": 2e-3, "schedule": "cosine",
            "warmup": 0.05, "weight_decay": 1e-4, "clipnorm": 1.0,
            "data": {"max_tokens": 20000, "sequence_length": 256, "head_tokens": None}},

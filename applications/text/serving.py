@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from applications.text.models import SERVES_ATTENTION, logits_and_attention
 from zoo.serving import SERVINGS, Serving
 
 
@@ -14,8 +13,8 @@ class TextServing(Serving):
 
     Signature `serving_default(text: tf.string (batch,))` returns
     `probability float32 (batch,)` (of the last class, "pos" for IMDB),
-    `probabilities float32 (batch, K)`, `label tf.string (batch,)`; a model
-    named in `applications.text.models.SERVES_ATTENTION` (imdb_bilstm_attention)
+    `probabilities float32 (batch, K)`, `label tf.string (batch,)`; the
+    `AttentionTextServing` recipe (linked by imdb_bilstm_attention's spec)
     also returns `tokens tf.string (batch, sequence_length)` (the vocabulary
     entries the model read: "[UNK]" for an unknown word, "" after the end) and
     `attention float32 (batch, sequence_length)` (its attention-pooling weight
@@ -33,11 +32,16 @@ class TextServing(Serving):
 
     raw_inputs = {"text": {"dtype": "string", "shape": [None], "description": "UTF-8 reviews, one per item"}}
 
+    #: also output the attention-pooling weights over the tokens (`AttentionTextServing`)
+    explains = False
+
     def __init__(self, model, spec, info, preprocessor=None):
         super().__init__(model, spec, info, preprocessor)
         self.class_names = list(info.get("class_names") or ["neg", "pos"])
         self.attention = None
-        if model is not None and spec.name in SERVES_ATTENTION:
+        if model is not None and self.explains:
+            from applications.text.models import logits_and_attention  # models.py imports this module
+
             self.attention = logits_and_attention(model)  # tokens -> (logits, weights), one pass
             self.vocabulary = list(preprocessor.vocabulary)  # read eagerly: id 0 is "", 1 is "[UNK]"
 
@@ -95,3 +99,14 @@ class TextServing(Serving):
         return [{"input": str(item)[:60], "label": outputs["label"][i].decode(),
                  "probability_" + self.class_names[-1]: float(outputs["probability"][i])}
                 for i, item in enumerate(items)]
+
+
+@SERVINGS.register("text_attention")
+class AttentionTextServing(TextServing):
+    """`TextServing` plus `tokens` and `attention` outputs: what an attention-pooling classifier read, and where it looked.
+
+    For models with an "attention_pool" layer (imdb_bilstm_attention); the
+    outputs are described in `TextServing`.
+    """
+
+    explains = True
