@@ -34,7 +34,9 @@ Splits:
 Connected digits (`connected=dict(...)`): utterances of `min_digits`-
 `max_digits` digits made by joining recordings of one speaker with random
 silences (`min_gap`-`max_gap` seconds of zeros; `edge` seconds at most at
-either end).  They are built with `numpy.random.default_rng` from the
+either end); with `mix_speakers` > 0 that fraction of the *training*
+utterances joins recordings of several training speakers instead (the test
+utterances always have one speaker).  They are built with `numpy.random.default_rng` from the
 seed and the split's name only, and only from recordings of their own split
 (`connected_utterances`).  Training draws fresh utterances every epoch
 (seed, epoch), the test set is fixed.
@@ -572,6 +574,12 @@ def make_speech_dataset(rec: Recordings, items: Any, *, batch_size: int, trainin
             `[1 - speed, 1 + speed]` (`speed_perturb`: tempo and pitch
             change together, the usual speed perturbation); 0: off.
 
+    Training epochs are planned from the examples' lengths alone (order,
+    speed factors, length buckets, batch order: the same random draws as
+    rendering everything first would take) and each batch is rendered when
+    the pipeline asks for it, so the first batch is ready after one batch's
+    work and rendering overlaps training (`prefetch`).
+
     Returns:
         tf.data.Dataset of `({"waveform": float32 (B, N), "length": int32 (B,)}, int32 (B, label_width))`.
     """
@@ -687,7 +695,8 @@ def fsdd(
         connected: False (isolated digits only), True or a dict of
             `CONNECTED_DEFAULTS` overrides (`num_train` fresh utterances per
             epoch added to training, `num_test` fixed test utterances,
-            `min_digits`, `max_digits`, `min_gap`, `max_gap`, `edge` seconds).
+            `min_digits`, `max_digits`, `min_gap`, `max_gap`, `edge` seconds,
+            `mix_speakers`: fraction of training utterances mixing speakers).
         isolated: train on the isolated recordings too (with connected digits).
         pad_multiple: pad waveforms to a multiple of this many samples.
         bucket: length-bucketing window, in batches (1: no bucketing).
