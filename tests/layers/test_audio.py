@@ -231,3 +231,23 @@ def test_log_mel_top_db_floors_each_utterance_below_its_own_peak():
     assert LogMelSpectrogram.from_config(config).get_config() == config and config["top_db"] == 45.0
     with pytest.raises(ValueError, match="top_db"):
         LogMelSpectrogram(top_db=0)
+
+
+def test_log_mel_cepstral_smoothing_keeps_the_envelope_and_drops_fine_structure():
+    w, n = _waves([4000], 4000, seed=5)
+    plain = np.asarray(LogMelSpectrogram(num_mel_bins=32)(w, n)[0])[0]
+    full = np.asarray(LogMelSpectrogram(num_mel_bins=32, cepstra=32)(w, n)[0])[0]
+    np.testing.assert_allclose(full, plain, atol=1e-3)  # every component kept: the identity
+    smooth = np.asarray(LogMelSpectrogram(num_mel_bins=32, cepstra=8)(w, n)[0])[0]
+    np.testing.assert_allclose(smooth.mean(1), plain.mean(1), atol=1e-3)  # DC (the frame's level) kept
+    # what is removed is the fast ripple along the mel axis: it has no low-order DCT content left
+    rough = lambda f: np.abs(np.diff(f, 2, axis=1)).mean()  # noqa: E731
+    assert rough(smooth) < 0.5 * rough(plain)
+    m = 32  # orthonormal DCT-II written out: an independent reference
+    basis = np.cos(np.pi * np.arange(m)[:, None] * (2 * np.arange(m)[None, :] + 1) / (2 * m)) * np.sqrt(2 / m)
+    basis[0] /= np.sqrt(2)
+    np.testing.assert_allclose(basis @ basis.T, np.eye(m), atol=1e-6)
+    c = smooth @ basis.T
+    assert np.abs(c[:, 8:]).max() < 1e-3 and np.abs(c[:, :8]).max() > 1.0
+    with pytest.raises(ValueError, match="cepstra"):
+        LogMelSpectrogram(num_mel_bins=32, cepstra=33)

@@ -150,6 +150,13 @@ class LogMelSpectrogram(keras.layers.Layer):
     log, so how quiet a recording's pauses are (microphone and room noise
     floor) stops mattering below that level.  None: only `log_floor`.
 
+    Cepstral smoothing (`cepstra`, training and inference alike): when set,
+    each frame's log-mel vector is projected onto its first `cepstra`
+    orthonormal DCT-II components and transformed back (the MFCCs of that
+    order, liftered, returned on the mel axis): the spectral envelope
+    (formants) stays, the fine structure - pitch harmonics, a
+    speaker-specific cue - goes.  Shapes are unchanged.  None: off.
+
     Args:
         sample_rate: int, Hz of the waveforms.
         num_mel_bins: int, mel filters.
@@ -162,6 +169,7 @@ class LogMelSpectrogram(keras.layers.Layer):
         vtlp_boundary: float in (0, 1), where the warp turns (fraction of Nyquist).
         pitch_shift: float in [0, 12], largest pitch shift in training, in semitones (0: off).
         top_db: None or float > 0, per-utterance dynamic range of the mel power in dB.
+        cepstra: None or int in [1, num_mel_bins], DCT components kept per frame.
         seed: int or None, seed of the warp factors' random stream.
         **kwargs: other `keras.layers.Layer` arguments.
 
@@ -179,7 +187,7 @@ class LogMelSpectrogram(keras.layers.Layer):
 
     def __init__(self, sample_rate=8000, num_mel_bins=40, frame_length=200, frame_step=80, fft_length=512,
                  min_freq=20.0, max_freq=None, log_floor=1e-6, vtlp=0.0, vtlp_boundary=0.8, pitch_shift=0.0,
-                 top_db=None, seed=None, **kwargs):
+                 top_db=None, cepstra=None, seed=None, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.sample_rate = int(sample_rate)
@@ -200,6 +208,9 @@ class LogMelSpectrogram(keras.layers.Layer):
         if not 0.0 <= self.pitch_shift <= 12.0 or (self.top_db is not None and self.top_db <= 0):
             raise ValueError(f"LogMelSpectrogram: need 0 <= pitch_shift <= 12 semitones and top_db None or > 0, "
                              f"got {pitch_shift}, {top_db}")
+        self.cepstra = None if cepstra is None else int(cepstra)
+        if self.cepstra is not None and not 1 <= self.cepstra <= self.num_mel_bins:
+            raise ValueError(f"LogMelSpectrogram: cepstra must be None or in [1, num_mel_bins], got {cepstra}")
         self.seed = seed
         # only a warping layer owns a random stream, so the variables of a layer without it are as before
         warps = self.vtlp > 0 or self.pitch_shift > 0
@@ -250,11 +261,23 @@ class LogMelSpectrogram(keras.layers.Layer):
             peak = ops.max(mel * valid, axis=(1, 2), keepdims=True)  # (B, 1, 1) over the valid frames only
             mel = ops.maximum(mel, peak * (10.0 ** (-self.top_db / 10.0)))
         feats = ops.log(mel + floor)
+        if self.cepstra is not None:
+            feats = ops.matmul(feats, ops.convert_to_tensor(self._lifter_matrix(), "float32"))
         return feats, frame_lengths
+
+    def _lifter_matrix(self):
+        """float32 `(num_mel_bins, num_mel_bins)`: projection onto the first `cepstra` orthonormal DCT-II rows."""
+        import numpy as np
+
+        m = self.num_mel_bins
+        k, n = np.arange(self.cepstra)[:, None], np.arange(m)[None, :]
+        dct = np.sqrt(2.0 / m) * np.cos(np.pi * k * (2 * n + 1) / (2 * m))
+        dct[0] /= np.sqrt(2.0)
+        return (dct.T @ dct).astype("float32")
 
     def get_config(self):
         config = super().get_config()
-        config.update({"pitch_shift": self.pitch_shift, "top_db": self.top_db})
+        config.update({"pitch_shift": self.pitch_shift, "top_db": self.top_db, "cepstra": self.cepstra})
         config.update({"sample_rate": self.sample_rate, "num_mel_bins": self.num_mel_bins,
                        "frame_length": self.frame_length, "frame_step": self.frame_step,
                        "fft_length": self.fft_length, "min_freq": self.min_freq, "max_freq": self.max_freq,
