@@ -13,8 +13,12 @@
    evaluated on every recording of the held-out speaker; the mean is the
    LOSO figure.
 
-Targets (issue): isolated accuracy >= 99%, mean LOSO >= 90%, connected WER
-<= 3%.  Runs go to `--run-root/<tag>` (a finished run is reloaded; delete it
+Targets (#15): conventional split isolated accuracy >= 99% greedy and
+connected WER <= 2%; leave-one-speaker-out mean >= 90% greedy, no speaker
+below 85%, connected WER on the held-out speaker <= 10%; training of the
+default spec < 15 min on 2 cores.  Each run records the 1-minute load
+average at its start and end (`load_average`): training times are upper
+bounds when the machine was shared.  Runs go to `--run-root/<tag>` (a finished run is reloaded; delete it
 to retrain).  Writes JSON to `--out` and the Markdown table beside it (`.md`).
 """
 
@@ -42,6 +46,7 @@ def _run(split, epochs, args, overrides):
     tag = "fsdd_ctc" if split == "conventional" else f"fsdd_ctc_{split.replace(':', '_')}"
     over = json.loads(json.dumps(overrides))
     over.setdefault("data", {})["split"] = split
+    load_start = os.getloadavg()[0]
     t = time.perf_counter()
     result = zoo.fit("fsdd_ctc", run_dir=pathlib.Path(args.run_root) / tag, data_dir=args.data_dir, epochs=epochs,
                      limit=args.limit, overrides=over, eval_options={"beam_width": args.beam_width}, verbose=2)
@@ -50,11 +55,16 @@ def _run(split, epochs, args, overrides):
             "connected_sentence_accuracy", "num_isolated", "num_connected", "per_speaker_accuracy", "loso_accuracy")
     return {"split": split, "epochs": result.metrics["epochs"], "params": result.metrics["params"],
             "train_seconds": result.metrics["train_seconds"], "wall_seconds": time.perf_counter() - t,
+            "load_average": {"start": load_start, "end": os.getloadavg()[0]},
             "settings": result.config, **{k: test[k] for k in keep if k in test}}
 
 
 def headroom(args, overrides, split="speaker:nicolas", steps=30, repeats=3) -> dict:
     """Training steps/s fed by the real pipeline over steps/s on the same batches held in memory (target >= 0.95).
+
+    Also the pipeline's own rate (batches/s with nothing consuming them but
+    a loop) over the in-memory training rate: how much faster than training
+    it can supply batches.
 
     The spec's model and data settings (plus `overrides`) on one LOSO split.
     The first `steps` training batches are cached in memory from one bundle;
@@ -89,12 +99,21 @@ def headroom(args, overrides, split="speaker:nicolas", steps=30, repeats=3) -> d
         model.fit(ds, epochs=1, verbose=0)
         return steps / (time.perf_counter() - t)
 
+    def produce(ds):
+        t = time.perf_counter()
+        for _ in ds:
+            pass
+        return steps / (time.perf_counter() - t)
+
     runs = []
     for _ in range(repeats):
-        runs.append({"in_memory": rate(memory), "pipeline": rate(batches())})
+        runs.append({"in_memory": rate(memory), "pipeline": rate(batches()), "pipeline_alone": produce(batches())})
     ratios = sorted(r["pipeline"] / r["in_memory"] for r in runs)
     return {"split": split, "settings": {"model": model_kw, "data": data_kw}, "steps": steps, "runs": runs,
             "ratio_median": ratios[len(ratios) // 2], "target": 0.95,
+            # batches/s the pipeline yields with no training beside it, over training steps/s from memory:
+            # how far ahead of training it can run (a load-independent view; >= 1 is needed for a ratio near 1)
+            "supply_over_demand_median": sorted(r["pipeline_alone"] / r["in_memory"] for r in runs)[len(runs) // 2],
             "load_average_after": os.getloadavg()[0]}
 
 
@@ -112,6 +131,9 @@ def table(report: dict) -> str:
         rows.append(f"\nLeave-one-speaker-out accuracy (greedy): {per}; **mean {report['loso_mean']:.2%}**")
         if report.get("loso_mean_single_word") is not None:
             rows.append(f"Single-word decoding: mean {report['loso_mean_single_word']:.2%}")
+        if report.get("loso_worst") is not None:
+            rows.append(f"Worst speaker {report['loso_worst']:.2%}"
+                        + (f"; connected WER mean {report['loso_mean_wer']:.2%}" if report.get("loso_mean_wer") is not None else ""))
     return "\n".join(rows)
 
 
@@ -151,6 +173,9 @@ def main(argv=None):
         single = [r["isolated_accuracy_single_word"] for r in report["runs"]
                   if "loso_accuracy" in r and "isolated_accuracy_single_word" in r]
         report["loso_mean_single_word"] = sum(single) / len(single) if single else None
+        report["loso_worst"] = min(loso) if loso else None
+        wers = [r["wer"] for r in report["runs"] if "loso_accuracy" in r and "wer" in r]
+        report["loso_mean_wer"] = sum(wers) / len(wers) if wers else None
         out.write_text(json.dumps(report, indent=2, default=str) + "\n")
         out.with_suffix(".md").write_text(table(report) + "\n")
 

@@ -34,7 +34,9 @@ Splits:
 Connected digits (`connected=dict(...)`): utterances of `min_digits`-
 `max_digits` digits made by joining recordings of one speaker with random
 silences (`min_gap`-`max_gap` seconds of zeros; `edge` seconds at most at
-either end).  They are built with `numpy.random.default_rng` from the
+either end); with `mix_speakers` > 0 that fraction of the *training*
+utterances joins recordings of several training speakers instead (the test
+utterances always have one speaker).  They are built with `numpy.random.default_rng` from the
 seed and the split's name only, and only from recordings of their own split
 (`connected_utterances`).  Training draws fresh utterances every epoch
 (seed, epoch), the test set is fixed.
@@ -103,7 +105,7 @@ SPEAKERS = ("george", "jackson", "lucas", "nicolas", "yweweler")
 FSDD_ARCHIVE = "fsdd-recordings.tar.gz"
 SILENCE_PEAK = 1e-3  # |sample| below this everywhere: a silence-only clip
 CONNECTED_DEFAULTS = {"num_train": 2000, "num_test": 500, "min_digits": 1, "max_digits": 7,
-                      "min_gap": 0.05, "max_gap": 0.3, "edge": 0.1}
+                      "min_gap": 0.05, "max_gap": 0.3, "edge": 0.1, "mix_speakers": 0.0}
 
 _CACHE_FORMAT = 1
 _MEMBER_RE = re.compile(r"^(?:\./)?(?:.*/)?recordings/(\d)_([A-Za-z]+)_(\d+)\.wav$")
@@ -467,6 +469,8 @@ def _settings(connected) -> dict:
     s = {**CONNECTED_DEFAULTS, **connected}
     if not 1 <= int(s["min_digits"]) <= int(s["max_digits"]):
         raise DataError(f"fsdd: need 1 <= min_digits <= max_digits, got {s['min_digits']}, {s['max_digits']}")
+    if not 0 <= float(s["mix_speakers"]) <= 1:
+        raise DataError(f"fsdd: need 0 <= mix_speakers <= 1, got {s['mix_speakers']}")
     if not 0 <= float(s["min_gap"]) <= float(s["max_gap"]):
         raise DataError(f"fsdd: need 0 <= min_gap <= max_gap, got {s['min_gap']}, {s['max_gap']}")
     return s
@@ -474,13 +478,17 @@ def _settings(connected) -> dict:
 
 def connected_utterances(rec: Recordings, indices: Sequence[int], count: int, *, seed: int, stream: str,
                          min_digits: int = 1, max_digits: int = 7, min_gap: float = 0.05, max_gap: float = 0.3,
-                         edge: float = 0.1, **_) -> list[Utterance]:
+                         edge: float = 0.1, mix_speakers: float = 0.0, **_) -> list[Utterance]:
     """`count` connected-digit utterances drawn from the recordings `indices` only.
 
     Each utterance picks a speaker (uniformly among those in `indices`), a
     length in `[min_digits, max_digits]`, that many of the speaker's
     recordings (with replacement), gaps of `min_gap`-`max_gap` seconds
-    between them and 0-`edge` seconds before and after.  The result depends
+    between them and 0-`edge` seconds before and after.  With probability
+    `mix_speakers` an utterance draws its recordings from all of `indices`
+    instead (digits of several speakers in one utterance: speaker changes
+    inside an utterance, for training; 0, the default, draws nothing extra,
+    so the utterances are exactly those of before the option).  The result depends
     only on (`seed`, `stream`, the settings and `indices`): the same call
     gives the same utterances.
 
@@ -495,6 +503,8 @@ def connected_utterances(rec: Recordings, indices: Sequence[int], count: int, *,
     out = []
     for _ in range(int(count)):
         pool = by_speaker[names[rng.integers(len(names))]]
+        if mix_speakers > 0 and rng.random() < float(mix_speakers):
+            pool = indices
         k = int(rng.integers(int(min_digits), int(max_digits) + 1))
         picks = tuple(int(i) for i in rng.choice(pool, k))
         gaps = rng.uniform(min_gap, max_gap, k + 1)
@@ -564,6 +574,12 @@ def make_speech_dataset(rec: Recordings, items: Any, *, batch_size: int, trainin
             `[1 - speed, 1 + speed]` (`speed_perturb`: tempo and pitch
             change together, the usual speed perturbation); 0: off.
 
+    Training epochs are planned from the examples' lengths alone (order,
+    speed factors, length buckets, batch order: the same random draws as
+    rendering everything first would take) and each batch is rendered when
+    the pipeline asks for it, so the first batch is ready after one batch's
+    work and rendering overlaps training (`prefetch`).
+
     Returns:
         tf.data.Dataset of `({"waveform": float32 (B, N), "length": int32 (B,)}, int32 (B, label_width))`.
     """
@@ -584,29 +600,48 @@ def make_speech_dataset(rec: Recordings, items: Any, *, batch_size: int, trainin
             return render_utterance(rec, item)
         return rec.wave(int(item)), [int(rec.digits[int(item)])]
 
+    lengths = rec.lengths
+
+    def raw_length(item):
+        if isinstance(item, Utterance):
+            return int(sum(item.gaps) + sum(int(lengths[i]) for i in item.recordings))
+        return int(lengths[int(item)])
+
+    def perturbed_length(n, factor):
+        """`len(speed_perturb(x, factor))` for `len(x) == n`, without rendering `x`."""
+        if factor == 1.0 or n == 0:
+            return n
+        return max(1, int(round(n / float(factor))))
+
     def gen():
         if not training:
             for s in range(0, total, batch_size):
                 ex = [example(i) for i in items[s:s + batch_size]]
                 yield _pad_batch([w for w, _ in ex], [lab for _, lab in ex], label_width, pad_multiple)
             return
+        # The epoch's order, speeds and batches are planned from lengths alone (the same random draws, in the
+        # same order, as rendering first would take), then each batch is rendered when it is asked for: the
+        # first batch is ready after one batch's work, not the whole epoch's.
         epoch = next(epochs)
         rng = np.random.default_rng([int(seed), epoch])
         pool = items + (list(connected_per_epoch(epoch)) if connected_per_epoch else [])
-        ex = [example(pool[i]) for i in rng.permutation(len(pool))]
-        if speed:
-            factors = rng.uniform(1.0 - speed, 1.0 + speed, len(ex))
-            ex = [(speed_perturb(w, f), lab) for (w, lab), f in zip(ex, factors)]
+        order = [pool[i] for i in rng.permutation(len(pool))]
+        factors = rng.uniform(1.0 - speed, 1.0 + speed, len(order)) if speed else np.ones(len(order))
+        sizes = [perturbed_length(raw_length(it), f) for it, f in zip(order, factors)]
         window = batch_size * max(1, int(bucket))
         batches = []
-        for s in range(0, len(ex), window):
-            chunk = sorted(ex[s:s + window], key=lambda e: len(e[0]))
+        for s in range(0, len(order), window):
+            chunk = sorted(range(s, min(s + window, len(order))), key=lambda k: sizes[k])  # stable, as before
             batches += [chunk[b:b + batch_size] for b in range(0, len(chunk), batch_size)]
         if drop:  # windows hold whole batches, so only the last one can be short
             batches = [b for b in batches if len(b) == batch_size]
         for k in rng.permutation(len(batches)):
-            b = batches[k]
-            yield _pad_batch([w for w, _ in b], [lab for _, lab in b], label_width, pad_multiple)
+            waves, labels = [], []
+            for j in batches[k]:
+                w, lab = example(order[j])
+                waves.append(speed_perturb(w, factors[j]) if speed else w)
+                labels.append(lab)
+            yield _pad_batch(waves, labels, label_width, pad_multiple)
 
     sig = ({"waveform": tf.TensorSpec([None, None], tf.float32), "length": tf.TensorSpec([None], tf.int32)},
            tf.TensorSpec([None, label_width], tf.int32))
@@ -660,7 +695,8 @@ def fsdd(
         connected: False (isolated digits only), True or a dict of
             `CONNECTED_DEFAULTS` overrides (`num_train` fresh utterances per
             epoch added to training, `num_test` fixed test utterances,
-            `min_digits`, `max_digits`, `min_gap`, `max_gap`, `edge` seconds).
+            `min_digits`, `max_digits`, `min_gap`, `max_gap`, `edge` seconds,
+            `mix_speakers`: fraction of training utterances mixing speakers).
         isolated: train on the isolated recordings too (with connected digits).
         pad_multiple: pad waveforms to a multiple of this many samples.
         bucket: length-bucketing window, in batches (1: no bucketing).
@@ -707,8 +743,9 @@ def fsdd(
     test = make_speech_dataset(rec, list(test_idx), training=False, **common)
     test_conn, conn_utts = None, []
     if conn and int(conn["num_test"]) > 0:
+        # the test set is one speaker per utterance whatever mix_speakers is (mixing is a training augmentation)
         conn_utts = connected_utterances(rec, test_idx, int(conn["num_test"]), seed=seed,
-                                         stream=f"{split}/test", **conn)
+                                         stream=f"{split}/test", **{**conn, "mix_speakers": 0.0})
         test_conn = make_speech_dataset(rec, conn_utts, training=False, **common)
     num_train = (len(train_idx) if isolated else 0) + (int(conn["num_train"]) if per_epoch else 0)
     lengths = rec.lengths

@@ -183,7 +183,7 @@ def fsdd_ctc(*, num_tokens: int = len(DIGIT_WORDS), sample_rate: int = SAMPLE_RA
              intermediate_dim: int = 192, dropout: float = 0.1, freq_masks: int = 2, freq_mask_width: int = 6,
              time_masks: int = 2, time_mask_width: int = 10, time_mask_ratio: float = 0.1, vtlp: float = 0.0,
              noise_snr=(10.0, 30.0), noise_prob: float = 0.5, reverb_prob: float = 0.0, reverb_rt60=(0.1, 0.5),
-             seed: int = 0):
+             pitch_shift: float = 0.0, top_db=None, cepstra=None, seed: int = 0):
     """FSDD digit recognizer: log-mel -> conv subsampling -> Transformer encoder -> CTC over digit words.
 
     Args:
@@ -207,6 +207,13 @@ def fsdd_ctc(*, num_tokens: int = len(DIGIT_WORDS), sample_rate: int = SAMPLE_RA
             `reverb_prob` of the training utterances, RT60 uniform in
             `reverb_rt60` seconds (0: off, the default: it hurt, 54.0% ->
             48.0% on nicolas).
+        pitch_shift: training-only pitch shift of up to this many semitones
+            either way, the tempo unchanged (`LogMelSpectrogram`; 0: off).
+        top_db: per-utterance dynamic range of the log-mel features in dB
+            (`LogMelSpectrogram`; part of the model, at inference too;
+            None: no floor but `log_floor`).
+        cepstra: keep this many DCT components of each log-mel frame
+            (cepstral smoothing, `LogMelSpectrogram`; part of the model; None: off).
         seed: seed of the augmentation layers' random streams.
 
     Returns:
@@ -221,7 +228,8 @@ def fsdd_ctc(*, num_tokens: int = len(DIGIT_WORDS), sample_rate: int = SAMPLE_RA
                                 reverb_rt60=reverb_rt60, sample_rate=sample_rate, seed=seed + 1,
                                 name="waveform_augment")(waveform, length)
     feats, frames = LogMelSpectrogram(sample_rate=sample_rate, num_mel_bins=num_mel_bins, frame_length=frame_length,
-                                      frame_step=frame_step, fft_length=fft_length, vtlp=vtlp, seed=seed + 2,
+                                      frame_step=frame_step, fft_length=fft_length, vtlp=vtlp, pitch_shift=pitch_shift,
+                                      top_db=top_db, cepstra=cepstra, seed=seed + 2,
                                       name="log_mel")(augmented, length)
     feats = UtteranceNormalization(name="normalize")(feats, frames)
     feats = SpecAugment(freq_masks=freq_masks, freq_mask_width=freq_mask_width, time_masks=time_masks,

@@ -170,6 +170,11 @@ def test_connected_digits_reproducible_and_split_pure(tiny_fsdd):
     assert digits == rec.digits[list(a[0].recordings)].tolist()
     gap = 0.05 * 8000 <= np.array([g for u in a for g in u.gaps[1:-1]])
     assert gap.all()
+    # mixing speakers: off by default (the same utterances as without the option), on: several voices, same split
+    assert connected_utterances(rec, test, 50, seed=3, stream="test", mix_speakers=0.0) == a
+    mixed = connected_utterances(rec, train, 50, seed=3, stream="train", mix_speakers=1.0)
+    assert all(set(u.recordings) <= set(train.tolist()) for u in mixed)
+    assert sum(len(set(rec.speakers[list(u.recordings)])) > 1 for u in mixed) > 20
 
 
 def test_bundle_batches_and_info(tiny_fsdd):
@@ -201,9 +206,31 @@ def test_bundle_batches_and_info(tiny_fsdd):
     assert set(loso.test_speakers) == {"nicolas"} and loso.info["num_train"] == 30
 
 
+def test_training_batches_are_rendered_as_they_are_asked_for(tiny_fsdd, monkeypatch):
+    """The first batch of an epoch needs about one batch of reads, not the whole epoch's (input headroom)."""
+    from applications.speech import data as speech_data
+
+    rec = load_fsdd_recordings(tiny_fsdd)
+    train, _ = split_indices(rec, "conventional")
+    read = []
+    original = speech_data.Recordings.wave
+    monkeypatch.setattr(speech_data.Recordings, "wave", lambda self, i: (read.append(int(i)), original(self, i))[1])
+    ds = speech_data.make_speech_dataset(rec, list(train), batch_size=4, training=True, seed=0, label_width=1,
+                                         speed=0.1)
+    it = iter(ds)
+    next(it)
+    first = len(read)
+    for _ in it:
+        pass
+    assert len(read) == len(train) // 4 * 4  # an epoch reads every example it yields once
+    assert first < len(read) // 4  # prefetching may run a few batches ahead, never the whole epoch
+
+
 def test_bad_settings(tiny_fsdd):
     with pytest.raises(DataError, match="unknown connected-digit settings"):
         load_dataset("fsdd", data_dir=tiny_fsdd, connected={"digits": 3})
+    with pytest.raises(DataError, match="mix_speakers"):
+        load_dataset("fsdd", data_dir=tiny_fsdd, connected={"mix_speakers": 1.5})
     with pytest.raises(DataError, match="limit"):
         load_dataset("fsdd", data_dir=tiny_fsdd, limit=0)
     with pytest.raises(DataError, match="not found"):
@@ -219,14 +246,14 @@ def test_real_fsdd_first_recording(shared_data_dir):
 
 
 def test_no_recording_of_the_held_out_speaker_reaches_training(tiny_fsdd, monkeypatch):
-    """Leave-one-speaker-out purity: isolated, connected and speed-perturbed training examples, every epoch."""
+    """Leave-one-speaker-out purity: isolated, connected (mixed speakers too), speed-perturbed examples, every epoch."""
     from applications.speech import data as speech_data
 
     read = []
     original = speech_data.Recordings.wave
     monkeypatch.setattr(speech_data.Recordings, "wave", lambda self, i: (read.append(int(i)), original(self, i))[1])
     bundle = load_dataset("fsdd", data_dir=tiny_fsdd, batch_size=8, split="speaker:jackson", speed=0.1,
-                          connected={"num_train": 40, "num_test": 10, "max_digits": 3})
+                          connected={"num_train": 40, "num_test": 10, "max_digits": 3, "mix_speakers": 0.5})
     rec = load_fsdd_recordings(tiny_fsdd)
     for _ in range(2):  # two epochs: fresh connected utterances and perturbations each time
         for _batch in bundle.train:
@@ -238,9 +265,10 @@ def test_no_recording_of_the_held_out_speaker_reaches_training(tiny_fsdd, monkey
         pass
     assert set(rec.speakers[read].tolist()) == {"jackson"}  # the recorder sees test reads: the check can fail
     assert all(m.split("/")[-1].split("_")[1] == "jackson" for u in bundle.connected_members for m in u)
+    assert bundle.info["connected"]["mix_speakers"] == 0.5
     # no statistic is fitted on data: no preprocessor, and the model has no adapted (data-fitted) layer
     assert bundle.preprocessor is None
     import zoo
 
-    model = zoo.create_model("fsdd_ctc", vtlp=0.1, noise_snr=[10, 30], reverb_prob=0.5)
+    model = zoo.create_model("fsdd_ctc", vtlp=0.1, pitch_shift=3.0, noise_snr=[10, 30], reverb_prob=0.5)
     assert not [layer.name for layer in model._flatten_layers() if hasattr(layer, "adapt")]

@@ -5,7 +5,7 @@ import keras
 import pytest
 
 from zoo.layers import LogMelSpectrogram, SpecAugment, UtteranceNormalization, WaveformAugment
-from zoo.layers.audio import vtlp_warp
+from zoo.layers.audio import scale_frequencies, vtlp_warp
 
 
 def _waves(lengths, width, seed=0):
@@ -166,7 +166,7 @@ def test_augmentation_round_trips_in_a_keras_file(tmp_path):
     waveform = keras.Input((None,), name="waveform")
     length = keras.Input((), dtype="int32", name="length")
     x = WaveformAugment(noise_snr=(5, 20), reverb_prob=0.3, seed=2, name="aug")(waveform, length)
-    feats, _ = LogMelSpectrogram(num_mel_bins=16, vtlp=0.1, seed=3, name="mel")(x, length)
+    feats, _ = LogMelSpectrogram(num_mel_bins=16, vtlp=0.1, pitch_shift=3.0, top_db=50.0, seed=3, name="mel")(x, length)
     model = keras.Model({"waveform": waveform, "length": length}, feats)
     path = tmp_path / "m.keras"
     model.save(path)
@@ -176,3 +176,78 @@ def test_augmentation_round_trips_in_a_keras_file(tmp_path):
     w, n = _waves([3000, 1200], 3200)
     np.testing.assert_array_equal(np.asarray(again({"waveform": w, "length": n})),
                                   np.asarray(model({"waveform": w, "length": n})))
+
+
+def test_scale_frequencies_identity_direction_and_band_edge():
+    p = np.random.default_rng(0).random((2, 3, 257)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(scale_frequencies(p, np.ones(2), 8000)), p, atol=1e-6)
+    delta = np.zeros((3, 1, 257), np.float32)
+    delta[:, 0, 64] = 1.0  # 1000 Hz
+    up, down = 2 ** (3 / 12), 2 ** (-3 / 12)  # three semitones either way
+    out = np.asarray(scale_frequencies(delta, np.array([up, down, 1.0]), 8000))[:, 0]
+    centre = (out * np.arange(257)).sum(1) / out.sum(1)
+    np.testing.assert_allclose(centre, [64 * up, 64 * down, 64], atol=0.6)
+    # scaling up pushes the top of the band out: nothing is invented above Nyquist / factor's source
+    flat = np.ones((1, 1, 257), np.float32)
+    got = np.asarray(scale_frequencies(flat, np.array([down]), 8000))[0, 0]
+    assert np.all(got[int(np.ceil(256 * down)) + 1:] == 0) and np.allclose(got[:int(256 * down)], 1.0)
+
+
+def test_log_mel_pitch_shift_is_training_only_keeps_frames_and_moves_a_tone():
+    w = np.stack([_tone(1000), _tone(1000), _tone(1000)])
+    n = np.array([4000, 4000, 4000], np.int32)
+    plain, frames = LogMelSpectrogram(num_mel_bins=40)(w, n)
+    plain = np.asarray(plain)
+    shifted = LogMelSpectrogram(num_mel_bins=40, pitch_shift=4.0, seed=1)
+    np.testing.assert_array_equal(np.asarray(shifted(w, n)[0]), plain)  # inference: exactly the plain features
+    got, got_frames = shifted(w, n, training=True)
+    got = np.asarray(got)
+    assert got.shape == plain.shape and np.asarray(got_frames).tolist() == np.asarray(frames).tolist()  # same tempo
+    peak = lambda f: int(np.argmax(f[5:45].mean(0)))  # noqa: E731
+    shifts = [peak(got[i]) - peak(plain[i]) for i in range(3)]
+    assert any(s != 0 for s in shifts) and all(abs(s) <= 6 for s in shifts)  # <= 4 semitones: a few mel bins
+    with pytest.raises(ValueError, match="pitch_shift"):
+        LogMelSpectrogram(pitch_shift=-1)
+
+
+def test_log_mel_top_db_floors_each_utterance_below_its_own_peak():
+    w, n = _waves([4000, 2000], 4000, seed=3)
+    w[1] *= 0.01  # a much quieter recording: the floor follows each utterance's own peak
+    w[:, 1000:1800] = 0.0  # a pause of digital silence
+    plain = np.asarray(LogMelSpectrogram(num_mel_bins=24)(w, n)[0])
+    layer = LogMelSpectrogram(num_mel_bins=24, top_db=40.0)
+    feats, frames = layer(w, n)
+    feats = np.asarray(feats)
+    for i in range(2):
+        valid = feats[i, :int(frames[i])]
+        assert valid.max() - valid.min() <= 40.0 * np.log(10) / 10 + 1e-3  # 40 dB in natural-log units
+        assert plain[i, :int(frames[i])].max() - plain[i, :int(frames[i])].min() > 10  # without it: far more
+        np.testing.assert_allclose(valid.max(), plain[i, :int(frames[i])].max(), atol=1e-4)  # the peak is kept
+    # padding stays inert: junk past the length changes nothing
+    junk = np.where(np.arange(4000)[None] >= n[:, None], 1.0, w).astype(np.float32)
+    again = np.asarray(layer(junk, n)[0])
+    np.testing.assert_allclose(again[1, :int(frames[1])], feats[1, :int(frames[1])], atol=1e-4)
+    config = LogMelSpectrogram(pitch_shift=2.5, top_db=45.0, vtlp=0.1, seed=4).get_config()
+    assert LogMelSpectrogram.from_config(config).get_config() == config and config["top_db"] == 45.0
+    with pytest.raises(ValueError, match="top_db"):
+        LogMelSpectrogram(top_db=0)
+
+
+def test_log_mel_cepstral_smoothing_keeps_the_envelope_and_drops_fine_structure():
+    w, n = _waves([4000], 4000, seed=5)
+    plain = np.asarray(LogMelSpectrogram(num_mel_bins=32)(w, n)[0])[0]
+    full = np.asarray(LogMelSpectrogram(num_mel_bins=32, cepstra=32)(w, n)[0])[0]
+    np.testing.assert_allclose(full, plain, atol=1e-3)  # every component kept: the identity
+    smooth = np.asarray(LogMelSpectrogram(num_mel_bins=32, cepstra=8)(w, n)[0])[0]
+    np.testing.assert_allclose(smooth.mean(1), plain.mean(1), atol=1e-3)  # DC (the frame's level) kept
+    # what is removed is the fast ripple along the mel axis: it has no low-order DCT content left
+    rough = lambda f: np.abs(np.diff(f, 2, axis=1)).mean()  # noqa: E731
+    assert rough(smooth) < 0.5 * rough(plain)
+    m = 32  # orthonormal DCT-II written out: an independent reference
+    basis = np.cos(np.pi * np.arange(m)[:, None] * (2 * np.arange(m)[None, :] + 1) / (2 * m)) * np.sqrt(2 / m)
+    basis[0] /= np.sqrt(2)
+    np.testing.assert_allclose(basis @ basis.T, np.eye(m), atol=1e-6)
+    c = smooth @ basis.T
+    assert np.abs(c[:, 8:]).max() < 1e-3 and np.abs(c[:, :8]).max() > 1.0
+    with pytest.raises(ValueError, match="cepstra"):
+        LogMelSpectrogram(num_mel_bins=32, cepstra=33)

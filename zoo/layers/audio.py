@@ -31,7 +31,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-__all__ = ["LogMelSpectrogram", "UtteranceNormalization", "SpecAugment", "WaveformAugment", "frame_mask", "vtlp_warp"]
+__all__ = ["LogMelSpectrogram", "UtteranceNormalization", "SpecAugment", "WaveformAugment", "frame_mask", "vtlp_warp",
+           "scale_frequencies"]
 
 
 def frame_mask(frame_lengths, num_frames):
@@ -79,6 +80,42 @@ def vtlp_warp(power, factors, sample_rate, boundary=0.8):
     return take(lo) * (1.0 - frac) + take(hi) * frac
 
 
+def scale_frequencies(power, factors, sample_rate):
+    """Scale the frequency axis of power spectra by a factor per utterance: a pitch shift that keeps the tempo.
+
+    The output at frequency `f` is the input at `f / factor` (linear
+    interpolation between FFT bins), zero where `f / factor` is above
+    Nyquist: every component (fundamental, harmonics, formants) moves by the
+    same ratio, as when a recording is played `factor` times faster, but the
+    frames - and so the duration - stay as they are.  `factor = 2 ** (s / 12)`
+    shifts by `s` semitones.  Unlike `vtlp_warp` the whole band is scaled, up
+    to Nyquist.
+
+    Args:
+        power: float `(batch, frames, bins)`, `bins = fft_length // 2 + 1`
+            linearly spaced from 0 to `sample_rate / 2`.
+        factors: float `(batch,)`, > 0 (1: identity).
+        sample_rate: int, Hz.
+
+    Returns:
+        float32 `(batch, frames, bins)`.
+    """
+    power = ops.cast(power, "float32")
+    bins = ops.shape(power)[-1]
+    top = ops.cast(bins - 1, "float32")
+    alpha = ops.cast(ops.reshape(factors, (-1, 1)), "float32")  # (B, 1)
+    source = ops.cast(ops.arange(bins), "float32")[None, :] / alpha  # source bin of each output bin, (B, F)
+    inside = ops.cast(source <= top, "float32")[:, None, :]
+    pos = ops.clip(source, 0.0, top)
+    lo = ops.floor(pos)
+    frac = (pos - lo)[:, None, :]
+    lo = ops.cast(lo, "int32")
+    hi = ops.minimum(lo + 1, bins - 1)
+    shape = ops.shape(power)
+    take = lambda idx: ops.take_along_axis(power, ops.broadcast_to(idx[:, None, :], shape), axis=2)  # noqa: E731
+    return (take(lo) * (1.0 - frac) + take(hi) * frac) * inside
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 class LogMelSpectrogram(keras.layers.Layer):
     """Padded waveforms and their lengths -> log-mel features and frame counts.
@@ -100,6 +137,26 @@ class LogMelSpectrogram(keras.layers.Layer):
     `[1 - vtlp, 1 + vtlp]` (`vtlp_warp`) before the mel filters.  At
     inference (and with `vtlp=0`) the features are exactly those without it.
 
+    Pitch shift (training only, `pitch_shift > 0`): each utterance's power
+    spectrum is scaled in frequency by `2 ** (s / 12)`, `s` uniform in
+    `[-pitch_shift, pitch_shift]` semitones (`scale_frequencies`), after
+    VTLP and before the mel filters.  The frames are untouched, so the
+    tempo does not change (the waveform speed perturbation of the data
+    pipeline changes both); identity at inference.
+
+    Dynamic range (`top_db`, training and inference alike, so it is part of
+    the model): when set, the mel power of each utterance is floored at
+    `top_db` decibels below its own peak over its valid frames before the
+    log, so how quiet a recording's pauses are (microphone and room noise
+    floor) stops mattering below that level.  None: only `log_floor`.
+
+    Cepstral smoothing (`cepstra`, training and inference alike): when set,
+    each frame's log-mel vector is projected onto its first `cepstra`
+    orthonormal DCT-II components and transformed back (the MFCCs of that
+    order, liftered, returned on the mel axis): the spectral envelope
+    (formants) stays, the fine structure - pitch harmonics, a
+    speaker-specific cue - goes.  Shapes are unchanged.  None: off.
+
     Args:
         sample_rate: int, Hz of the waveforms.
         num_mel_bins: int, mel filters.
@@ -110,6 +167,9 @@ class LogMelSpectrogram(keras.layers.Layer):
         log_floor: float, added to the mel power before the log.
         vtlp: float in [0, 0.5), largest relative frequency warp in training (0: off).
         vtlp_boundary: float in (0, 1), where the warp turns (fraction of Nyquist).
+        pitch_shift: float in [0, 12], largest pitch shift in training, in semitones (0: off).
+        top_db: None or float > 0, per-utterance dynamic range of the mel power in dB.
+        cepstra: None or int in [1, num_mel_bins], DCT components kept per frame.
         seed: int or None, seed of the warp factors' random stream.
         **kwargs: other `keras.layers.Layer` arguments.
 
@@ -117,7 +177,7 @@ class LogMelSpectrogram(keras.layers.Layer):
         waveform: float `(batch, samples)`, zero-padded (`samples` may be 0:
             treated as one silent sample).
         length: int `(batch,)`, true samples of each waveform (clipped to [0, samples]).
-        training: bool, warp (when `vtlp > 0`) only when True.
+        training: bool, warp (when `vtlp > 0` or `pitch_shift > 0`) only when True.
 
     Returns:
         `(features, frame_lengths)`: float32 `(batch, frames, num_mel_bins)`
@@ -126,7 +186,8 @@ class LogMelSpectrogram(keras.layers.Layer):
     """
 
     def __init__(self, sample_rate=8000, num_mel_bins=40, frame_length=200, frame_step=80, fft_length=512,
-                 min_freq=20.0, max_freq=None, log_floor=1e-6, vtlp=0.0, vtlp_boundary=0.8, seed=None, **kwargs):
+                 min_freq=20.0, max_freq=None, log_floor=1e-6, vtlp=0.0, vtlp_boundary=0.8, pitch_shift=0.0,
+                 top_db=None, cepstra=None, seed=None, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.sample_rate = int(sample_rate)
@@ -142,9 +203,18 @@ class LogMelSpectrogram(keras.layers.Layer):
         if not 0.0 <= self.vtlp < 0.5 or not 0.0 < self.vtlp_boundary < 1.0:
             raise ValueError(f"LogMelSpectrogram: need 0 <= vtlp < 0.5 and 0 < vtlp_boundary < 1, "
                              f"got {vtlp}, {vtlp_boundary}")
+        self.pitch_shift = float(pitch_shift)
+        self.top_db = None if top_db is None else float(top_db)
+        if not 0.0 <= self.pitch_shift <= 12.0 or (self.top_db is not None and self.top_db <= 0):
+            raise ValueError(f"LogMelSpectrogram: need 0 <= pitch_shift <= 12 semitones and top_db None or > 0, "
+                             f"got {pitch_shift}, {top_db}")
+        self.cepstra = None if cepstra is None else int(cepstra)
+        if self.cepstra is not None and not 1 <= self.cepstra <= self.num_mel_bins:
+            raise ValueError(f"LogMelSpectrogram: cepstra must be None or in [1, num_mel_bins], got {cepstra}")
         self.seed = seed
         # only a warping layer owns a random stream, so the variables of a layer without it are as before
-        self.seed_generator = keras.random.SeedGenerator(seed) if self.vtlp > 0 else None
+        warps = self.vtlp > 0 or self.pitch_shift > 0
+        self.seed_generator = keras.random.SeedGenerator(seed) if warps else None
         self.mel = keras.layers.MelSpectrogram(
             fft_length=self.fft_length, sequence_stride=self.frame_step, sequence_length=self.frame_length,
             window="hann", sampling_rate=self.sample_rate, num_mel_bins=self.num_mel_bins,
@@ -171,18 +241,43 @@ class LogMelSpectrogram(keras.layers.Layer):
         keep = ops.less(ops.expand_dims(ops.arange(samples, dtype="int32"), 0), ops.expand_dims(length, 1))
         waveform = ops.where(keep, waveform, 0.0)
         waveform = ops.pad(waveform, [[0, 0], [0, self.fft_length // 2]])
-        if training and self.vtlp > 0:
+        if training and (self.vtlp > 0 or self.pitch_shift > 0):
             power = self.mel._spectrogram(waveform)  # (B, T, F): keras' own STFT and power
-            factors = keras.random.uniform((ops.shape(waveform)[0],), 1.0 - self.vtlp, 1.0 + self.vtlp,
-                                           seed=self.seed_generator)
-            mel = self.mel._melscale(vtlp_warp(power, factors, self.sample_rate, self.vtlp_boundary))
+            batch = ops.shape(waveform)[0]
+            if self.vtlp > 0:
+                factors = keras.random.uniform((batch,), 1.0 - self.vtlp, 1.0 + self.vtlp, seed=self.seed_generator)
+                power = vtlp_warp(power, factors, self.sample_rate, self.vtlp_boundary)
+            if self.pitch_shift > 0:
+                semitones = keras.random.uniform((batch,), -self.pitch_shift, self.pitch_shift,
+                                                 seed=self.seed_generator)
+                power = scale_frequencies(power, ops.power(2.0, semitones / 12.0), self.sample_rate)
+            mel = self.mel._melscale(power)
         else:
             mel = ops.transpose(self.mel(waveform), (0, 2, 1))  # (B, T, M)
-        feats = ops.log(mel + self.log_floor)
-        return feats, self.frame_lengths(length)
+        frame_lengths = self.frame_lengths(length)
+        floor = self.log_floor
+        if self.top_db is not None:
+            valid = ops.cast(frame_mask(frame_lengths, ops.shape(mel)[1]), "float32")[:, :, None]
+            peak = ops.max(mel * valid, axis=(1, 2), keepdims=True)  # (B, 1, 1) over the valid frames only
+            mel = ops.maximum(mel, peak * (10.0 ** (-self.top_db / 10.0)))
+        feats = ops.log(mel + floor)
+        if self.cepstra is not None:
+            feats = ops.matmul(feats, ops.convert_to_tensor(self._lifter_matrix(), "float32"))
+        return feats, frame_lengths
+
+    def _lifter_matrix(self):
+        """float32 `(num_mel_bins, num_mel_bins)`: projection onto the first `cepstra` orthonormal DCT-II rows."""
+        import numpy as np
+
+        m = self.num_mel_bins
+        k, n = np.arange(self.cepstra)[:, None], np.arange(m)[None, :]
+        dct = np.sqrt(2.0 / m) * np.cos(np.pi * k * (2 * n + 1) / (2 * m))
+        dct[0] /= np.sqrt(2.0)
+        return (dct.T @ dct).astype("float32")
 
     def get_config(self):
         config = super().get_config()
+        config.update({"pitch_shift": self.pitch_shift, "top_db": self.top_db, "cepstra": self.cepstra})
         config.update({"sample_rate": self.sample_rate, "num_mel_bins": self.num_mel_bins,
                        "frame_length": self.frame_length, "frame_step": self.frame_step,
                        "fft_length": self.fft_length, "min_freq": self.min_freq, "max_freq": self.max_freq,
