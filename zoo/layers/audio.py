@@ -70,7 +70,13 @@ def vtlp_warp(power, factors, sample_rate, boundary=0.8):
     g0 = boundary * nyquist * ops.minimum(alpha, 1.0)  # phi(f0)
     upper = nyquist - (nyquist - f0) / (nyquist - g0) * (nyquist - freqs)
     source = ops.where(freqs <= g0, freqs / alpha, upper)  # phi^-1(f), (B, F)
-    pos = ops.clip(source / nyquist * ops.cast(bins - 1, "float32"), 0.0, ops.cast(bins - 1, "float32"))
+    return _read_bins(power, source / nyquist * ops.cast(bins - 1, "float32"))
+
+
+def _read_bins(power, source):
+    """`power` `(batch, frames, bins)` read at fractional bins `source` `(batch, bins)` (clipped; linear interpolation)."""
+    bins = ops.shape(power)[-1]
+    pos = ops.clip(source, 0.0, ops.cast(bins - 1, "float32"))
     lo = ops.floor(pos)
     frac = (pos - lo)[:, None, :]
     lo = ops.cast(lo, "int32")
@@ -106,14 +112,7 @@ def scale_frequencies(power, factors, sample_rate):
     alpha = ops.cast(ops.reshape(factors, (-1, 1)), "float32")  # (B, 1)
     source = ops.cast(ops.arange(bins), "float32")[None, :] / alpha  # source bin of each output bin, (B, F)
     inside = ops.cast(source <= top, "float32")[:, None, :]
-    pos = ops.clip(source, 0.0, top)
-    lo = ops.floor(pos)
-    frac = (pos - lo)[:, None, :]
-    lo = ops.cast(lo, "int32")
-    hi = ops.minimum(lo + 1, bins - 1)
-    shape = ops.shape(power)
-    take = lambda idx: ops.take_along_axis(power, ops.broadcast_to(idx[:, None, :], shape), axis=2)  # noqa: E731
-    return (take(lo) * (1.0 - frac) + take(hi) * frac) * inside
+    return _read_bins(power, source) * inside
 
 
 @keras.saving.register_keras_serializable(package="zoo")
