@@ -54,9 +54,13 @@ class Lookahead(keras.callbacks.Callback):
         self._update = update
 
     def on_train_batch_end(self, batch, logs=None):
+        import tensorflow as tf
+
         self.step += 1
         if self.step % self.every == 0:
-            self._update(self.decay * (min(self.step / self.total, 1.0) ** self.power))
+            self._update(tf.constant(self.decay * min(self.step / self.total, 1.0) ** self.power, tf.float32))
 
     def on_train_end(self, logs=None):
-        self._update(1.0)  # the weights become the average
+        import tensorflow as tf
+
+        self._update(tf.constant(1.0))  # the weights become the average
