@@ -4,9 +4,11 @@
     python bench/cifar10.py --sections headroom,precision
 
 Sections:
-  headroom   training steps/s of cifar10_resnet fed by the real pipeline
-             (augmentation on) divided by steps/s on one in-memory batch of
-             the same shape (no input work at all).  Target >= 0.95.
+  headroom   training steps/s of the default of examples/train_cifar10.py
+             (cifar10_airbench preset; --headroom-model cifar10_resnet for the
+             old one) fed by the real pipeline (augmentation on) divided by
+             steps/s on one in-memory batch of the same shape (no input work
+             at all).  Target >= 0.95.
   precision  float32 vs mixed_bfloat16 training throughput on in-memory
              batches, with the CPU's bf16 support stated.
   throughput images/s of a cifar10_airbench train step (in-memory batch) for
@@ -14,9 +16,14 @@ Sections:
              model's FLOPs and the achieved GFLOP/s (forward FLOPs x 3 x
              images/s) over a 2048x2048 float32 matmul peak measured in the
              same run.
-  ablation   cifar10_airbench with the CPU preset's widths, one trick taken
-             away per run (same seed, same data subset): whitening fitted or
-             not, BatchNorm scale, label smoothing, Nesterov, flip TTA.
+  ablation   cifar10_airbench with the CPU preset of examples/train_cifar10.py
+             on a subset, one trick taken away per run (same seed, same
+             subset): alternating flip, the BatchNorm-bias lr multiplier,
+             lookahead, bf16; TTA none / flip / flip + translate on the
+             recipe's run.  `--ablation-set old`: whitening fit, BatchNorm
+             scale, label smoothing, Nesterov (the first ablation).
+  curves     accuracy at 5, 10, 20 and 40 minutes and time to 90% / 93% of
+             finished runs (`--runs runs/a,runs/b`, e.g. the example's).
   train      cifar10_cnn the tutorial way (10 epochs, batch 32, Adam) beside
              cifar10_resnet with the CPU preset of examples/train_cifar10.py:
              test accuracy after every epoch, time to reach 90% / 93%,
@@ -83,16 +90,31 @@ def headroom(args) -> dict:
 
     from zoo.data import load_dataset
 
-    data = load_dataset("cifar10", data_dir=args.data_dir, batch_size=args.batch_size, seed=0, cutout=8)
+    if args.headroom_model == "cifar10_airbench":  # the default of examples/train_cifar10.py
+        from train_cifar10 import CPU_PRESETS, RUN_OPTIONS
+
+        from zoo.training import precision_policy
+
+        preset = CPU_PRESETS["cifar10_airbench"]
+        batch = preset["batch_size"]
+        data = load_dataset("cifar10", data_dir=args.data_dir, batch_size=batch, seed=0, pad=2, cutout=0,
+                            **preset.get("data", {}))
+        policy = precision_policy(RUN_OPTIONS["cifar10_airbench"]["precision"])
+        model = _airbench(tuple(preset["widths"]), policy, batch)
+        name = f"cifar10_airbench widths={preset['widths']} {policy} data={data.info['augmentation']}"
+    else:
+        batch = args.batch_size
+        data = load_dataset("cifar10", data_dir=args.data_dir, batch_size=batch, seed=0, cutout=8)
+        model = _compiled(args.width)
+        name = f"cifar10_resnet width={args.width}"
     real = data.train.repeat()
     x, y = next(iter(data.train))
     memory = tf.data.Dataset.from_tensors((x, y)).repeat()
-    model = _compiled(args.width)
     runs = []
     for _ in range(args.repeats):  # alternate to cancel drift in machine load
         runs.append({"pipeline": _steps_per_s(model, real, args.steps), "in_memory": _steps_per_s(model, memory, args.steps)})
     ratios = sorted(r["pipeline"] / r["in_memory"] for r in runs)
-    return {"model": f"cifar10_resnet width={args.width}", "batch_size": args.batch_size, "steps": args.steps,
+    return {"model": name, "batch_size": batch, "steps": args.steps,
             "runs": runs, "ratio_median": ratios[len(ratios) // 2], "target": 0.95}
 
 
@@ -190,7 +212,15 @@ def throughput(args) -> dict:
     return {"rows": rows, "load_average": os.getloadavg()}
 
 
+# One change per run from the CPU preset + run options of examples/train_cifar10.py (same seed, same subset).
 ABLATIONS = {
+    "recipe": {},
+    "random flips (no alternating flip)": {"data": {"alternate_flip": False}},
+    "BatchNorm-bias lr x1 (not x64)": {"bn_bias_lr_scale": 1.0},
+    "no lookahead": {"lookahead": False},
+    "float32 (not mixed bf16)": {"precision": "float32"},
+}
+OLD_ABLATIONS = {  # the first ablation (before the tricks above), kept for --ablation-set old
     "recipe": {},
     "no whitening fit (identity 2x2 patch basis)": {"whiten_fit": False},
     "BatchNorm with learned scale": {"bn_scale": True},
@@ -200,27 +230,74 @@ ABLATIONS = {
 
 
 def ablation(args) -> dict:
-    from train_cifar10 import CPU_PRESETS
+    from train_cifar10 import CPU_PRESETS, RUN_OPTIONS
 
     import zoo
+    from applications.image.callbacks import Lookahead
     from zoo.tasks.classification import predict_logits
 
-    base = {**CPU_PRESETS["cifar10_airbench"], "epochs": args.ablation_epochs, "batch_size": args.ablation_batch,
-            "learning_rate": CPU_PRESETS["cifar10_airbench"]["learning_rate"] * args.ablation_batch / 512}
-    out = {"settings": base, "limit": args.ablation_limit, "seed": 0, "rows": {}}
-    runs = pathlib.Path(args.run_root) / "ablation"
-    for label, change in ABLATIONS.items():
+    preset = CPU_PRESETS["cifar10_airbench"]
+    base = {**preset, "epochs": args.ablation_epochs, "batch_size": args.ablation_batch,
+            "learning_rate": preset["learning_rate"] * args.ablation_batch / preset["batch_size"]}
+    options = dict(RUN_OPTIONS["cifar10_airbench"])
+    if args.ablation_set == "old":
+        base = {**base, "data": {}}
+        options = {"precision": "float32", "lookahead": False}
+    out = {"settings": base, "run_options": options, "limit": args.ablation_limit, "seed": 0, "rows": {}}
+    runs = pathlib.Path(args.run_root) / f"ablation_{args.ablation_set}"
+    table = OLD_ABLATIONS if args.ablation_set == "old" else ABLATIONS
+    only = set(args.ablation_rows.split(",")) if args.ablation_rows else None
+    for i, (label, change) in enumerate(table.items()):
+        if only is not None and str(i) not in only:
+            continue
+        change = dict(change)
+        opts = {**options, **{k: change.pop(k) for k in list(change) if k in ("lookahead", "precision")}}
+        overrides = {**base, **change}
+        if "data" in change:
+            overrides["data"] = {**base.get("data", {}), **change["data"]}
         t = time.perf_counter()
         r = zoo.fit("cifar10_airbench", run_dir=runs / label.split(" (")[0].replace(" ", "_"), data_dir=args.data_dir,
-                    limit=args.ablation_limit, overrides={**base, **change}, seed=0, verbose=0)
-        row = {"change": change, "test_accuracy": r.metrics["test"]["accuracy"],
+                    limit=args.ablation_limit, overrides=overrides, seed=0, verbose=0,
+                    precision=opts.get("precision", "float32"), callbacks=[Lookahead()] if opts.get("lookahead") else [])
+        row = {"change": {**change, **{k: v for k, v in opts.items() if options.get(k) != v}},
+               "test_accuracy": r.metrics["test"]["accuracy"],
                "test_accuracy_per_epoch": r.history["val_accuracy"], "seconds": time.perf_counter() - t,
                "load_average": os.getloadavg()}
         if label == "recipe":
-            y, logits = predict_logits(r.model, r.data.test, tta_flip=True)
-            row["test_accuracy_flip_tta"] = float((logits.argmax(-1) == y).mean())
+            for name, tta in (("flip", {"tta_flip": True}), ("flip_translate", {"tta_flip": True, "tta_translate": 1})):
+                y, logits = predict_logits(r.model, r.data.test, **tta)
+                row[f"test_accuracy_tta_{name}"] = float((logits.argmax(-1) == y).mean())
         out["rows"][label] = row
         print(label, json.dumps(row), flush=True)
+    return out
+
+
+MINUTES = (5, 10, 20, 40)
+
+
+def accuracy_at_minutes(history: dict, minutes=MINUTES) -> dict:
+    """Test accuracy of the last epoch finished within each budget (None: no epoch finished by then)."""
+    acc, secs = history.get("val_accuracy", []), history.get("wall_seconds", [])
+    out = {}
+    for m in minutes:
+        done = [a for a, s in zip(acc, secs) if s <= 60 * m]
+        out[f"{m} min"] = done[-1] if done else None
+    return out
+
+
+def curves(args) -> dict:
+    """Time-to-accuracy of finished runs (`--runs dir,dir`): accuracy at 5/10/20/40 min, time to 90/93%."""
+    out = {}
+    for d in args.runs.split(","):
+        d = pathlib.Path(d)
+        h = json.loads((d / "history.json").read_text())
+        m = json.loads((d / "metrics.json").read_text())
+        out[str(d)] = {"model": m["model"], "precision": m.get("precision"), "epochs": m["epochs"],
+                       "test_accuracy_per_epoch": h["val_accuracy"], "wall_seconds_per_epoch": h["wall_seconds"],
+                       "accuracy_at": accuracy_at_minutes(h), "time_to": _threshold_times(h),
+                       "final_test_accuracy": h["val_accuracy"][-1], "final_with_tta": m["test"]["accuracy"],
+                       "tta": {k: m["test"].get(k) for k in ("tta_flip", "tta_translate")}}
+        print(d, json.dumps(out[str(d)]["accuracy_at"]), flush=True)
     return out
 
 
@@ -277,6 +354,11 @@ def main(argv=None):
     p.add_argument("--ablation-limit", type=int, default=10000, help="train images per ablation run")
     p.add_argument("--ablation-epochs", type=int, default=5)
     p.add_argument("--ablation-batch", type=int, default=256)
+    p.add_argument("--ablation-set", default="tricks", choices=("tricks", "old"), help="which ablation table")
+    p.add_argument("--ablation-rows", help="only these rows (0-based, comma-separated)")
+    p.add_argument("--headroom-model", default="cifar10_airbench", choices=("cifar10_airbench", "cifar10_resnet"),
+                   help="headroom: the example's airbench preset, or cifar10_resnet at --width/--batch-size")
+    p.add_argument("--runs", help="finished run directories for the curves section")
     p.add_argument("--models", default="cifar10_cnn,cifar10_resnet")
     p.add_argument("--resnet-epochs", type=int, help="override the preset's epochs")
     p.add_argument("--run-root", default=str(ROOT / "runs" / "bench"))
@@ -288,7 +370,7 @@ def main(argv=None):
     for section in args.sections.split(","):
         t = time.perf_counter()
         report[section] = {"headroom": headroom, "precision": precision, "throughput": throughput, "ablation": ablation,
-                            "train": train}[section](args)
+                            "train": train, "curves": curves}[section](args)
         report[section + "_seconds"] = time.perf_counter() - t
         out = pathlib.Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)

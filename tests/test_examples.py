@@ -22,11 +22,11 @@ def _run(script, tmp_path, data_dir, *args):
 
 @pytest.mark.slow
 def test_cifar10_example_trains_evaluates_and_exports(tmp_path, shared_data_dir):
-    out = _run("train_cifar10.py", tmp_path, shared_data_dir, "--epochs", "1", "--limit", "5000", "--tta")
+    out = _run("train_cifar10.py", tmp_path, shared_data_dir, "--epochs", "1", "--limit", "5000", "--batch-size", "128", "--tta")
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["test"]["num_examples"] == 5000 and metrics["test"]["accuracy"] > 0.25
     assert (tmp_path / "run" / "confusion.png").exists() and (tmp_path / "run" / "curves.png").exists()
-    card = json.loads((tmp_path / "sm" / "cifar10_resnet" / "1" / "model_card.json").read_text())
+    card = json.loads((tmp_path / "sm" / "cifar10_airbench" / "1" / "model_card.json").read_text())
     assert card["verified"] and "SavedModel:" in out
     assert "epoch 1/1: " in out and "training done" in out  # the per-epoch clock a newcomer watches
 

@@ -62,21 +62,21 @@ def test_readme_main_job_then_predict_then_text_example(user_checkout):
     repo = user_checkout
     proc = _sh(repo, 'make -o .venv/.zoo-installed train ARGS="--epochs 1 --limit 256 --batch-size 64"')
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    version = repo / "saved_models" / "cifar10_resnet" / "1"
+    version = repo / "saved_models" / "cifar10_airbench" / "1"
     assert (version / "saved_model.pb").is_file() and (version / "model_card.json").is_file()
     assert not [p for p in version.parent.iterdir() if p.name.startswith(".tmp")]
     assert "I0000" not in proc.stderr and "oneDNN" not in proc.stderr  # no TensorFlow log wall
-    assert f"SavedModel: {version}" in proc.stdout or "SavedModel: saved_models/cifar10_resnet/1" in proc.stdout
+    assert f"SavedModel: {version}" in proc.stdout or "SavedModel: saved_models/cifar10_airbench/1" in proc.stdout
 
-    proc = _sh(repo, ".venv/bin/zoo predict saved_models/cifar10_resnet/1 cat.jpg")
+    proc = _sh(repo, ".venv/bin/zoo predict saved_models/cifar10_airbench/1 cat.jpg")
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     assert lines[0].split()[:3] == ["input", "label", "probability"] and lines[2].startswith("cat.jpg")
     assert proc.stderr.strip() == ""
 
-    proc = _sh(repo, ".venv/bin/zoo export cifar10_resnet --run-dir runs/cifar10_resnet")  # default --out
+    proc = _sh(repo, ".venv/bin/zoo export cifar10_airbench --run-dir runs/cifar10_airbench")  # default --out
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip().endswith("saved_models/cifar10_resnet/2")
+    assert proc.stdout.strip().endswith("saved_models/cifar10_airbench/2")
 
     proc = _sh(repo, ".venv/bin/python examples/train_text.py --model imdb_bilstm_attention --epochs 1 --limit 80")
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -293,7 +293,7 @@ def _reflect(i, n: int):
     return (n - 1) - tf.abs((n - 1) - tf.abs(i))
 
 
-def _augmented_pixel_index(idx, seed, *, shape, pad: int, flip: bool, cutout: int, fill_index: int):
+def _augmented_pixel_index(idx, seed, *, shape, pad: int, flip: bool, cutout: int, fill_index: int, flip_mask=None):
     """Flat source-pixel indices of an augmented batch.
 
     Random crop after reflect-padding by `pad`, horizontal flip and cutout are
@@ -305,6 +305,8 @@ def _augmented_pixel_index(idx, seed, *, shape, pad: int, flip: bool, cutout: in
         seed: `(2,)` stateless seed of this batch.
         shape: `(H, W)` of the images.
         fill_index: flat index of the cutout fill pixel.
+        flip_mask: bool `(B,)`, which images to flip (alternating flip); None:
+            each image flipped with probability 1/2 (when `flip`).
 
     Returns:
         int32 `(B, H, W)`: flat index `(n * H + row) * W + col` of every output pixel.
@@ -323,7 +325,10 @@ def _augmented_pixel_index(idx, seed, *, shape, pad: int, flip: bool, cutout: in
     else:
         rows, cols = tf.tile(rows, [b, 1]), tf.tile(cols, [b, 1])
     if flip:
-        flipped = tf.random.stateless_uniform([b, 1], seed=s_flip) < 0.5
+        if flip_mask is None:
+            flipped = tf.random.stateless_uniform([b, 1], seed=s_flip) < 0.5
+        else:
+            flipped = tf.reshape(flip_mask, [-1, 1])
         cols = tf.where(flipped, tf.reverse(cols, axis=[1]), cols)
     pixels = (idx[:, None, None] * h + rows[:, :, None]) * w + cols[:, None, :]
     if cutout:
@@ -347,6 +352,7 @@ def make_image_dataset(
     pad: int = 4,
     flip: bool = True,
     cutout: int = 0,
+    alternate_flip: bool = False,
     drop_remainder: bool | None = None,
 ):
     """Batched, prefetched `tf.data` pipeline over in-memory images.
@@ -357,7 +363,12 @@ def make_image_dataset(
     random crop after reflect-padding by `pad`, horizontal flip, optional
     `cutout` x `cutout` square (centre uniform over the image, clipped at the
     border) filled with mid-grey 128 (about the data mean, so near zero after
-    the model's normalisation).  Eval: plain batches in order.
+    the model's normalisation).  With `alternate_flip` (airbench, Jordan
+    2024) the flips are not drawn anew each epoch: every image gets one
+    random bit from `seed` for the first pass, and each later pass over the
+    pipeline flips exactly the images the previous pass did not, so every
+    image is seen both ways in any two consecutive epochs.  Eval: plain
+    batches in order.
     `prefetch(AUTOTUNE)` comes last.
 
     Two pipelines built with the same `seed` (under the same TensorFlow global
@@ -374,6 +385,9 @@ def make_image_dataset(
         pad: reflect-padding before the random crop back to `(H, W)`; 0: no crop.
         flip: random horizontal flips.
         cutout: side of the square cut out of each image; 0: none.
+        alternate_flip: flip each image on alternate passes instead of at
+            random (needs `flip`); the pass count lives in the pipeline, so
+            a restarted process starts again from the first pass's flips.
         drop_remainder: drop the last partial batch; None: when training and
             N >= batch_size (fixed shapes for compiled steps), else keep it.
 
@@ -400,6 +414,8 @@ def make_image_dataset(
         raise DataError(f"make_image_dataset: pad must be in [0, {min(h, w)}) for {h}x{w} images, got {pad}")
     if not 0 <= cutout <= max(h, w):
         raise DataError(f"make_image_dataset: cutout must be in [0, {max(h, w)}], got {cutout}")
+    if alternate_flip and not (flip and augment):
+        raise DataError("make_image_dataset: alternate_flip needs flip=True and augment=True")
     if n * h * w + 1 >= 2**31:
         raise DataError(f"make_image_dataset: {n} images of {h}x{w} are too many for int32 pixel indices")
     batch_size = int(batch_size)
@@ -417,16 +433,26 @@ def make_image_dataset(
     else:
         table = tf.constant(images)
 
+    alternating = bool(augmenting and alternate_flip)
+    if alternating:
+        # one random bit per image (from `seed`), XOR the parity of the pass
+        first_flips = tf.constant(np.random.default_rng([int(seed), 0x0F11]).random(n) < 0.5)
+        passes = tf.Variable(-1, dtype=tf.int64, trainable=False, name="alternate_flip_pass")
+
     if training:
         num_batches = n // batch_size if drop_remainder else -(-n // batch_size)
 
         def epoch(epoch_seed):
             perm = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int32), seed=epoch_seed)
+            odd = tf.equal(passes.assign_add(1) % 2, 1) if alternating else tf.constant(False)
 
             def batch(k):
                 k = tf.cast(k, tf.int32)
                 idx = perm[k * batch_size : tf.minimum((k + 1) * batch_size, n)]
-                return idx, tf.random.experimental.stateless_fold_in(epoch_seed, k)
+                seed_k = tf.random.experimental.stateless_fold_in(epoch_seed, k)
+                if alternating:
+                    return idx, seed_k, tf.math.logical_xor(tf.gather(first_flips, idx), odd)
+                return idx, seed_k
 
             return tf.data.Dataset.range(num_batches).map(batch)
 
@@ -444,9 +470,10 @@ def make_image_dataset(
 
     if augmenting:
 
-        def load(idx, batch_seed):
+        def load(idx, batch_seed, flip_mask=None):
             pixels = _augmented_pixel_index(
-                idx, batch_seed, shape=(h, w), pad=pad, flip=flip, cutout=cutout, fill_index=n * h * w
+                idx, batch_seed, shape=(h, w), pad=pad, flip=flip, cutout=cutout, fill_index=n * h * w,
+                flip_mask=flip_mask,
             )
             x = tf.reshape(tf.gather(table, pixels), [-1, h, w, c])
             return x, tf.gather(labels_t, idx)
@@ -459,8 +486,8 @@ def make_image_dataset(
     if drop_remainder:  # static batch size for compiled (XLA) steps
         load_any = load
 
-        def load(idx, batch_seed):
-            x, y = load_any(idx, batch_seed)
+        def load(idx, batch_seed, *flip_mask):
+            x, y = load_any(idx, batch_seed, *flip_mask)
             return tf.ensure_shape(x, [batch_size, h, w, c]), tf.ensure_shape(y, [batch_size])
 
     ds = indices.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -499,6 +526,7 @@ def cifar10(
     pad: int = 4,
     flip: bool = True,
     cutout: int = 0,
+    alternate_flip: bool = False,
     val_split: float = 0.0,
 ) -> DataBundle:
     """CIFAR-10 as a `DataBundle` of uint8 image pipelines.
@@ -517,8 +545,8 @@ def cifar10(
             runs).  The archive is ordered by class, so train (and test) are
             first shuffled with `seed`, then cut; `val` is carved before the cut.
         seed: seed of the subsets, the shuffle and the augmentation.
-        augment, pad, flip, cutout: training augmentation (see
-            `make_image_dataset`).
+        augment, pad, flip, cutout, alternate_flip: training augmentation
+            (see `make_image_dataset`).
         val_split: fraction of train held out for validation, in [0, 1).
 
     Returns:
@@ -556,6 +584,8 @@ def cifar10(
     tx, ty = take(train_x, train_y, train_idx)
     ex, ey = take(test_x, test_y, test_idx)
     aug = {"augment": bool(augment), "pad": int(pad), "flip": bool(flip), "cutout": int(cutout)}
+    if alternate_flip:
+        aug["alternate_flip"] = True
     train = make_image_dataset(tx, ty, batch_size=batch_size, training=True, seed=seed, **aug)
     test = make_image_dataset(ex, ey, batch_size=batch_size, training=False)
     if val_idx is not None:

@@ -27,7 +27,18 @@ def classification_task(spec: ModelSpec, train: Mapping[str, Any]):
     return loss, [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
 
-def predict_logits(model, dataset, *, tta_flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def _translated(x, shift: int):
+    """Images `(B, H, W, C)` moved by `shift` pixels down and right (negative: up and left), reflect-padded."""
+    import tensorflow as tf
+
+    p = abs(shift)
+    padded = tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
+    h, w = x.shape[1], x.shape[2]
+    start = p - shift
+    return padded[:, start:start + h, start:start + w, :]
+
+
+def predict_logits(model, dataset, *, tta_flip: bool = False, tta_translate: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Run `model` over a batched `(inputs, labels)` dataset.
 
     Args:
@@ -35,6 +46,10 @@ def predict_logits(model, dataset, *, tta_flip: bool = False) -> tuple[np.ndarra
         dataset: tf.data of `(inputs, labels)` batches.
         tta_flip: average the logits of each image and its horizontal mirror
             (test-time augmentation for image classifiers).
+        tta_translate: also average over the images moved by this many pixels
+            diagonally both ways (reflect-padded), airbench's TTA: half the
+            weight on the original view, half on the two moved ones (each
+            with its mirror when `tta_flip`); 0: none.
 
     Returns:
         (labels int `(N,)`, logits float32 `(N, K)`).
@@ -42,11 +57,21 @@ def predict_logits(model, dataset, *, tta_flip: bool = False) -> tuple[np.ndarra
     import keras
 
     predict = _compiled_predict(model) if keras.backend.backend() == "tensorflow" else model
-    labels, logits = [], []
-    for x, y in dataset:
+    if int(tta_translate) < 0:
+        raise ValueError(f"tta_translate must be a number of pixels >= 0, got {tta_translate}")
+
+    def views(x):
         out = np.asarray(predict(x), dtype=np.float32)
         if tta_flip:
             out = 0.5 * (out + np.asarray(predict(x[:, :, ::-1, :]), dtype=np.float32))
+        return out
+
+    labels, logits = [], []
+    for x, y in dataset:
+        out = views(x)
+        if tta_translate:
+            moved = [views(_translated(x, s)) for s in (-int(tta_translate), int(tta_translate))]
+            out = 0.5 * out + 0.25 * (moved[0] + moved[1])
         logits.append(out)
         labels.append(np.asarray(y))
     if not logits:
@@ -84,13 +109,16 @@ def classification_metrics(labels: np.ndarray, logits: np.ndarray, class_names) 
     }
 
 
-def evaluate_classification(spec: ModelSpec, model, data, run_dir=None, *, tta_flip: bool = False, split: str = "test"):
-    """Test-set accuracy and confusion matrix; writes `confusion.png` into `run_dir`."""
-    labels, logits = predict_logits(model, getattr(data, split), tta_flip=tta_flip)
+def evaluate_classification(spec: ModelSpec, model, data, run_dir=None, *, tta_flip: bool = False,
+                            tta_translate: int = 0, split: str = "test"):
+    """Test-set accuracy and confusion matrix; writes `confusion.png` into `run_dir` (TTA: see `predict_logits`)."""
+    labels, logits = predict_logits(model, getattr(data, split), tta_flip=tta_flip, tta_translate=tta_translate)
     names = data.info.get("class_names") or [str(i) for i in range(logits.shape[-1])]
     metrics = classification_metrics(labels, logits, names)
     metrics["split"] = split
     metrics["tta_flip"] = tta_flip
+    if tta_translate:
+        metrics["tta_translate"] = int(tta_translate)
     if run_dir is not None:
         from zoo.plots import plot_confusion
 

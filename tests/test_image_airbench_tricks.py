@@ -1,0 +1,122 @@
+"""airbench's training tricks in the image family (#16): alternating flip, the BatchNorm-bias
+learning-rate multiplier, lookahead, and flip + translate test-time augmentation."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from applications.image.callbacks import Lookahead
+from applications.image.data import make_image_dataset
+from applications.image.models import ScaledBias
+from zoo.data import DataError
+from zoo.tasks.classification import _translated, predict_logits
+
+
+def _images(n, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+
+
+def _flips(ds, images):
+    """Which images (by label = index) a pass over `ds` flipped."""
+    seen = {}
+    for x, y in ds:
+        for xi, yi in zip(x.numpy(), y.numpy()):
+            if np.array_equal(xi, images[yi]):
+                seen[int(yi)] = False
+            else:
+                np.testing.assert_array_equal(xi, images[yi][:, ::-1])
+                seen[int(yi)] = True
+    return np.array([seen[i] for i in range(len(images))])
+
+
+def test_alternating_flip_flips_each_image_on_every_other_pass():
+    images = _images(40)
+    ds = make_image_dataset(images, np.arange(40), batch_size=8, training=True, pad=0, flip=True,
+                            alternate_flip=True, seed=3)
+    passes = [_flips(ds, images) for _ in range(4)]
+    assert 0.2 < passes[0].mean() < 0.8  # the first pass flips a random half
+    for a, b in zip(passes, passes[1:]):
+        assert (a != b).all()  # each image seen both ways in any two consecutive passes
+    # the same seed draws the same first pass; random flips (the default) do not alternate
+    again = make_image_dataset(images, np.arange(40), batch_size=8, training=True, pad=0, alternate_flip=True, seed=3)
+    np.testing.assert_array_equal(_flips(again, images), passes[0])
+    plain = make_image_dataset(images, np.arange(40), batch_size=8, training=True, pad=0, seed=3)
+    a, b = _flips(plain, images), _flips(plain, images)
+    assert (a == b).any()
+
+
+def test_alternating_flip_without_flip_is_refused():
+    with pytest.raises(DataError, match="alternate_flip needs flip=True"):
+        make_image_dataset(_images(4), np.arange(4), batch_size=2, training=True, flip=False, alternate_flip=True)
+
+
+def test_scaled_bias_moves_lr_scale_times_as_far_under_sgd():
+    x = np.ones((4, 3), "float32")
+
+    def one_step(layer):
+        layer.build((None, 3))
+        opt = keras.optimizers.SGD(0.1)
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer(x))
+        opt.apply_gradients(zip(tape.gradient(loss, layer.trainable_variables), layer.trainable_variables))
+        return np.asarray(layer(np.zeros((1, 3), "float32")))[0]  # the effective bias
+
+    plain, scaled = one_step(ScaledBias(1.0)), one_step(ScaledBias(64.0))
+    np.testing.assert_allclose(plain, -0.4 * np.ones(3), rtol=1e-6)
+    np.testing.assert_allclose(scaled, 64 * plain, rtol=1e-5)
+
+
+def test_scaled_bias_config_round_trip_and_bad_scale():
+    layer = ScaledBias(16.0, name="b")
+    again = ScaledBias.from_config(layer.get_config())
+    assert again.lr_scale == 16.0 and again.name == "b"
+    with pytest.raises(ValueError, match="lr_scale must be > 0"):
+        ScaledBias(0.0)
+
+
+def _constant_gradient_model():
+    """One weight w (init 0) whose loss gradient is always 1: plain SGD at lr 0.1 gives w = -0.1 * steps."""
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")])
+    model.compile(keras.optimizers.SGD(0.1), loss=lambda y, p: keras.ops.mean(p))
+    return model
+
+
+@pytest.mark.parametrize("every,steps,expected", [(None, 3, -0.3), (1, 4, -0.2), (2, 3, -0.1)])
+def test_lookahead_averages_the_weights_and_ends_on_the_average(every, steps, expected):
+    model = _constant_gradient_model()
+    cbs = [] if every is None else [Lookahead(every=every, decay=0.5, power=0.0)]
+    model.fit(np.ones((steps, 1)), np.zeros((steps, 1)), batch_size=1, epochs=1, verbose=0, shuffle=False, callbacks=cbs)
+    # every=1: average a -> 0.5 a + 0.5 (a - 0.1) each step; every=2: -0.2 averaged with 0 = -0.1 after step 2,
+    # step 3 takes it to -0.2, and the end sets the weights back to the average -0.1
+    np.testing.assert_allclose(float(model.weights[0].numpy()[0, 0]), expected, atol=1e-6)
+
+
+def test_lookahead_rejects_bad_settings():
+    with pytest.raises(ValueError, match="Lookahead: need"):
+        Lookahead(decay=1.0)
+
+
+def test_translated_moves_the_image_and_reflects_at_the_border():
+    x = tf.constant(_images(2))
+    down = _translated(x, 1).numpy()
+    up = _translated(x, -1).numpy()
+    np.testing.assert_array_equal(down[:, 1:, 1:], x.numpy()[:, :-1, :-1])
+    np.testing.assert_array_equal(down[:, 0, 1:], x.numpy()[:, 1, :-1])  # reflect: row -1 is row 1
+    np.testing.assert_array_equal(up[:, :-1, :-1], x.numpy()[:, 1:, 1:])
+
+
+def test_translate_tta_averages_the_original_and_two_moved_views():
+    image = keras.Input((32, 32, 3), dtype="uint8")
+    flat = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(image))
+    model = keras.Model(image, keras.layers.Dense(10, kernel_initializer=keras.initializers.RandomNormal(seed=1))(flat))
+    x, y = _images(6, seed=2), np.arange(6)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    _, got = predict_logits(model, ds, tta_translate=1)
+    t = tf.constant(x)
+    want = 0.5 * model(t) + 0.25 * (model(_translated(t, -1)) + model(_translated(t, 1)))
+    np.testing.assert_allclose(got, np.asarray(want), atol=1e-4)
+    _, plain = predict_logits(model, ds)
+    assert np.abs(got - plain).max() > 1e-3
+    with pytest.raises(ValueError, match="tta_translate must be"):
+        predict_logits(model, ds, tta_translate=-1)
