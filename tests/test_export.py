@@ -96,6 +96,7 @@ def test_export_bad_inputs_have_clear_errors(image_run, tmp_path):
         export_model(image_run, base_dir=readonly)
 
 
+@pytest.mark.slow  # ~8 s; the TFLite parity of text exports stays in the default run (test_export_text.py)
 def test_cli_export_tflite_and_predict(image_run, tmp_path, capsys):
     assert main(["export", "cifar10_cnn", "--run-dir", str(image_run), "--out", str(tmp_path / "sm"), "--tflite"]) == 0
     version = pathlib.Path(capsys.readouterr().out.strip())

@@ -57,8 +57,8 @@ def test_vit_rejects_patch_size_that_does_not_divide_the_image():
         zoo.create_model("cifar10_vit", patch_size=5)
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "cifar10_vit" else n
-                                  for n in sorted(TRAIN)])  # vit: ~35 s, `make slow`; cifar10_airbench: tiny fixture below
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("cifar10_vit", "cifar10_resnet") else n
+                                  for n in sorted(TRAIN)])  # vit ~35 s, resnet ~20 s: `make slow`; cifar10_airbench: tiny fixture below
 def test_each_model_learns_on_a_small_slice_of_real_cifar10(name, tmp_path, shared_data_dir):
     """2,000 real training images, 4 epochs: loss falls and held-out accuracy clearly beats 10%."""
     result = fit(name, run_dir=tmp_path / "run", data_dir=shared_data_dir, epochs=4, batch_size=64, limit=2000,

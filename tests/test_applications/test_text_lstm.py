@@ -45,7 +45,8 @@ def test_attention_weights_ignore_padding():
     assert w.shape == (2, 5) and np.allclose(w.sum(1), 1, atol=1e-5) and (w[0, 3:] == 0).all()
 
 
-@pytest.mark.parametrize("name", sorted(TINY))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("imdb_transformer", "imdb_bilstm_attention") else n
+                                  for n in sorted(TINY)])  # imdb_lstm stays in the default run; the others: `make slow`
 def test_each_model_learns_on_a_small_slice(name, tmp_path, tiny_imdb):
     result = fit(name, run_dir=tmp_path / "run", data_dir=tiny_imdb, epochs=3, batch_size=8, verbose=0,
                  overrides={**TINY[name], "learning_rate": LEARNING_RATE[name], "warmup": 0.0,
