@@ -1,11 +1,11 @@
 """Model families: one folder each, holding the family's whole story.
 
     applications/<family>/
-        models.py    builders, registered with `@register_model` (+ the family's own layers)
-        data.py      the dataset loader (`DATASETS`) and its fitted preprocessor (`PREPROCESSORS`)
-        task.py      loss, decoding, metrics and evaluator (`TASKS`, `EVALUATORS`), when
-                     classification (`zoo.tasks.classification`) does not serve
-        serving.py   the raw-input recipe an export embeds (`SERVINGS`)
+        models.py    builders, registered with `@register_model`, linking the parts below by object
+        data.py      the dataset loader (`DATASETS`) and its fitted `Preprocessor` (`PREPROCESSORS`)
+        task.py      a `Task` (loss, decoding, metrics, evaluator) made with `register_task`, when
+                     classification (`zoo.tasks.classification.CLASSIFICATION`) does not serve
+        serving.py   the `Serving` recipe an export embeds, with its declared `raw_inputs` (`SERVINGS`)
 
 Importing this package imports every family, which registers its parts in
 zoo's registries; those registries import it on their first lookup

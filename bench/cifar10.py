@@ -65,7 +65,7 @@ def _compiled(width, policy="float32", jit=False):
     import keras
 
     import zoo
-    from zoo.training import TASKS, make_optimizer
+    from zoo.training import make_optimizer
 
     keras.config.set_dtype_policy(policy)
     try:
@@ -73,7 +73,7 @@ def _compiled(width, policy="float32", jit=False):
     finally:
         keras.config.set_dtype_policy("float32")
     spec = zoo.get_spec("cifar10_resnet")
-    loss, metrics = TASKS.get("classification")(spec, spec.train)
+    loss, metrics = spec.task.compile(spec, spec.train)
     model.compile(optimizer=make_optimizer(spec.train, 1000), loss=loss, metrics=metrics, jit_compile=jit)
     return model
 
@@ -170,7 +170,7 @@ def _airbench(widths, policy="float32", batch_size=512):
     import keras
 
     import zoo
-    from zoo.training import TASKS, make_optimizer
+    from zoo.training import make_optimizer
 
     keras.config.set_dtype_policy(policy)
     try:
@@ -178,7 +178,7 @@ def _airbench(widths, policy="float32", batch_size=512):
     finally:
         keras.config.set_dtype_policy("float32")
     spec = zoo.get_spec("cifar10_airbench")
-    loss, metrics = TASKS.get("classification")(spec, spec.train)
+    loss, metrics = spec.task.compile(spec, spec.train)
     model.compile(optimizer=make_optimizer(spec.train, 1000), loss=loss, metrics=metrics)
     return model
 

@@ -76,7 +76,7 @@ def headroom(args, overrides, split="speaker:nicolas", steps=30, repeats=3) -> d
     """
     import zoo
     from zoo.data import load_dataset
-    from zoo.training import TASKS, make_optimizer
+    from zoo.training import make_optimizer
 
     spec = zoo.get_spec("fsdd_ctc")
     model_kw, train_kw = spec.resolve(json.loads(json.dumps(overrides)))

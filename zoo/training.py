@@ -38,9 +38,8 @@ from zoo.io import atomic_write, jsonable
 from zoo.losses import WarmupSchedule
 from zoo.registry import ModelSpec, check_train, check_value, create_model, get_spec
 from zoo.run import Run, RunDirError
-from zoo.tasks import TASKS
 
-__all__ = ["EpochClock", "fit", "RunResult", "RunDirError", "make_optimizer", "TASKS", "precision_policy", "load_run", "load_run_data"]
+__all__ = ["EpochClock", "fit", "RunResult", "RunDirError", "make_optimizer", "precision_policy", "load_run", "load_run_data"]
 
 
 
