@@ -28,7 +28,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-## the main job: train, evaluate and export the CIFAR-10 example (cifar10_airbench, about 20 min on 2 cores)
+## the main job: train, evaluate and export the CIFAR-10 example (cifar10_airbench, about 20 min on 2 cores with bf16)
 train: $(STAMP)
 	$(BIN)/python examples/train_cifar10.py $(ARGS)
 

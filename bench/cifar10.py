@@ -219,6 +219,7 @@ ABLATIONS = {
     "BatchNorm-bias lr x1 (not x64)": {"bn_bias_lr_scale": 1.0},
     "no lookahead": {"lookahead": False},
     "float32 (not mixed bf16)": {"precision": "float32"},
+    "airbench's identity + fan-in init (not Keras' Glorot)": {"init": "airbench"},
 }
 OLD_ABLATIONS = {  # the first ablation (before the tricks above), kept for --ablation-set old
     "recipe": {},

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from applications.image.callbacks import Lookahead
 from applications.image.data import make_image_dataset
-from applications.image.models import ScaledBias
+from applications.image.models import PartialDirac, ScaledBias, cifar10_airbench
 from zoo.data import DataError
 from zoo.tasks.classification import _translated, predict_logits
 
@@ -73,6 +73,39 @@ def test_scaled_bias_config_round_trip_and_bad_scale():
     assert again.lr_scale == 16.0 and again.name == "b"
     with pytest.raises(ValueError, match="lr_scale must be > 0"):
         ScaledBias(0.0)
+
+
+def test_partial_dirac_passes_the_first_channels_through_and_draws_the_rest():
+    init = PartialDirac(seed=1)
+    kernel = np.asarray(init((3, 3, 8, 16)))
+    conv = keras.layers.Conv2D(16, 3, padding="same", use_bias=False)
+    x = np.random.default_rng(0).normal(size=(2, 5, 5, 8)).astype("float32")
+    conv.build(x.shape)
+    conv.kernel.assign(kernel)
+    y = np.asarray(conv(x))
+    np.testing.assert_allclose(y[..., :8], x, atol=1e-6)  # identity filters for the 8 input channels
+    rest = kernel[..., 8:]
+    bound = 1 / np.sqrt(3 * 3 * 8)  # PyTorch's default fan-in uniform
+    assert np.abs(rest).max() <= bound and rest.std() > 0.4 * bound
+    # fewer outputs than inputs: every filter is an identity; a Dense kernel is the plain uniform
+    np.testing.assert_array_equal(np.asarray(init((3, 3, 8, 4)))[1, 1, :4, :4], np.eye(4))
+    dense = np.asarray(PartialDirac(dirac=False, seed=2)((64, 10)))
+    assert np.abs(dense).max() <= 1 / 8 and not np.any(dense == 1.0)
+    again = PartialDirac.from_config(init.get_config())
+    np.testing.assert_array_equal(np.asarray(again((3, 3, 8, 16))), kernel)  # the same seed draws the same kernel
+
+
+def test_airbench_init_is_a_builder_setting_that_survives_keras_saving(tmp_path):
+    model = cifar10_airbench(widths=(8, 16, 16), whiten_fit=False, init="airbench")
+    kernel = np.asarray(model.get_layer("block2_conv1").kernel)
+    np.testing.assert_array_equal(kernel[1, 1, :8, :8], np.eye(8))  # 8 channels in, identity on the first 8 filters
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(np.asarray(again.get_layer("block2_conv1").kernel), kernel)
+    glorot = np.asarray(cifar10_airbench(widths=(8, 16, 16), whiten_fit=False).get_layer("block2_conv1").kernel)
+    assert not np.allclose(glorot[1, 1, :8, :8], np.eye(8))
+    with pytest.raises(ValueError, match="init must be 'airbench' or 'keras'"):
+        cifar10_airbench(widths=(8, 16, 16), init="dirac")
 
 
 def _constant_gradient_model():
