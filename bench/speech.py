@@ -49,7 +49,8 @@ def _run(split, epochs, args, overrides):
     load_start = os.getloadavg()[0]
     t = time.perf_counter()
     result = zoo.fit("fsdd_ctc", run_dir=pathlib.Path(args.run_root) / tag, data_dir=args.data_dir, epochs=epochs,
-                     limit=args.limit, overrides=over, eval_options={"beam_width": args.beam_width}, verbose=2)
+                     limit=args.limit, overrides=over, eval_options={"beam_width": args.beam_width}, verbose=2,
+                     seed=args.seed)
     test = result.metrics["test"]
     keep = ("isolated_accuracy", "isolated_accuracy_beam", "isolated_accuracy_single_word", "isolated_wer", "wer", "wer_beam",
             "connected_sentence_accuracy", "num_isolated", "num_connected", "per_speaker_accuracy", "loso_accuracy")
@@ -145,6 +146,7 @@ def main(argv=None):
     p.add_argument("--skip-conventional", action="store_true")
     p.add_argument("--beam-width", type=int, default=8)
     p.add_argument("--limit", type=int, help="first N recordings of each side (smoke runs only)")
+    p.add_argument("--seed", type=int, help="training seed (weights, data order, connected utterances); default: the spec's")
     p.add_argument("--data-dir", help="folder holding fsdd-recordings.tar.gz (default $ZOO_DATA_DIR)")
     p.add_argument("--run-root", default=str(ROOT / "runs" / "bench"))
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "speech.json"))
