@@ -33,30 +33,34 @@ ALPHAS = (0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2)
 
 
 def warped_logits(model, batch, alpha, mode):
-    """The model's logits `(B, T', C)` and valid frames `(B,)` with the spectrum warped by `alpha` (inference path)."""
+    """The model's logits `(B, T', C)` and valid frames `(B,)` with the spectrum warped by `alpha` (inference path).
+
+    The model runs as it is (`training=False`); only the power spectrum its
+    `log_mel` layer computes is warped, by wrapping that layer's own STFT for
+    the call, so every other setting of the front end applies unchanged.
+    """
     from keras import ops
 
+    from applications.speech.models import output_lengths
     from zoo.layers.audio import scale_frequencies, vtlp_warp
 
-    lm = model.get_layer("log_mel")
-    w, length = ops.convert_to_tensor(batch["waveform"]), ops.convert_to_tensor(batch["length"])
-    w = ops.where(ops.arange(ops.shape(w)[1])[None, :] < length[:, None], w, 0.0)
-    power = lm.mel._spectrogram(ops.pad(w, [[0, 0], [0, lm.fft_length // 2]]))
+    log_mel = model.get_layer("log_mel")
+    stft = log_mel.mel._spectrogram
+
+    def warped(x):
+        power = stft(x)  # (B, T, F)
+        factors = ops.full((ops.shape(power)[0],), alpha, "float32")
+        if mode == "vtlp":
+            return vtlp_warp(power, factors, log_mel.sample_rate, log_mel.vtlp_boundary)
+        return scale_frequencies(power, factors, log_mel.sample_rate)
+
     if alpha != 1.0:
-        factors = ops.full((ops.shape(w)[0],), alpha, "float32")
-        power = (vtlp_warp(power, factors, lm.sample_rate, lm.vtlp_boundary) if mode == "vtlp"
-                 else scale_frequencies(power, factors, lm.sample_rate))
-    frames = lm.frame_lengths(length)
-    x = model.get_layer("normalize")(ops.log(lm.mel._melscale(power) + lm.log_floor), frames)
-    x, frames = model.get_layer("subsample")(x, frames)
-    x = x + model.get_layer("position")(x)
-    names = {layer.name for layer in model.layers}
-    i = 0
-    while f"encoder_{i}" in names:
-        x = model.get_layer(f"encoder_{i}")(x, frames)
-        i += 1
-    logits = model.get_layer("logits")(model.get_layer("final_norm")(x))
-    return model.get_layer("blank_padding")(logits, frames), frames
+        log_mel.mel._spectrogram = warped
+    try:
+        logits = model(batch, training=False)
+    finally:
+        log_mel.mel.__dict__.pop("_spectrogram", None)
+    return logits, output_lengths(model, batch["length"])
 
 
 def main(argv=None):
