@@ -19,8 +19,8 @@ Sections:
   ablation   cifar10_airbench with the CPU preset of examples/train_cifar10.py
              on a subset, one trick taken away per run (same seed, same
              subset): alternating flip, the BatchNorm-bias lr multiplier,
-             lookahead, bf16; TTA none / flip / flip + translate on the
-             recipe's run.  `--ablation-set old`: whitening fit, BatchNorm
+             lookahead, bf16, init; Muon for the conv kernels; TTA none /
+             flip / flip + translate on every run.  `--ablation-set old`: whitening fit, BatchNorm
              scale, label smoothing, Nesterov (the first ablation).
   curves     accuracy at 5, 10, 20 and 40 minutes and time to 90% / 93% of
              finished runs (`--runs runs/a,runs/b`, e.g. the example's).
@@ -220,6 +220,9 @@ ABLATIONS = {
     "no lookahead": {"lookahead": False},
     "float32 (not mixed bf16)": {"precision": "float32"},
     "airbench's identity + fan-in init (not Keras' Glorot)": {"init": "airbench"},
+    "no warm-up (SGD, linear decay from the peak)": {"warmup": 0.0},
+    "Muon on the conv kernels, no warm-up (airbench94_muon)": {"optimizer": "muon", "warmup": 0.0},
+    "Muon, no warm-up, no lookahead (airbench94_muon has none)": {"optimizer": "muon", "warmup": 0.0, "lookahead": False},
 }
 OLD_ABLATIONS = {  # the first ablation (before the tricks above), kept for --ablation-set old
     "recipe": {},
@@ -264,7 +267,7 @@ def ablation(args) -> dict:
                "test_accuracy": r.metrics["test"]["accuracy"],
                "test_accuracy_per_epoch": r.history["val_accuracy"], "seconds": time.perf_counter() - t,
                "load_average": os.getloadavg()}
-        if label == "recipe":
+        if args.ablation_set != "old":
             for name, tta in (("flip", {"tta_flip": True}), ("flip_translate", {"tta_flip": True, "tta_translate": 1})):
                 y, logits = predict_logits(r.model, r.data.test, **tta)
                 row[f"test_accuracy_tta_{name}"] = float((logits.argmax(-1) == y).mean())

@@ -174,13 +174,15 @@ def _origin(obj: Any) -> str:
 TRAIN_KEYS = {
     "epochs": "passes over the training set",
     "batch_size": "examples per step",
-    "optimizer": "adamw | sgd | adam",
+    "optimizer": "adamw | sgd | adam | muon (Muon on conv kernels, SGD on the rest: zoo.optimizers.MuonSGD)",
     "learning_rate": "peak learning rate",
     "schedule": "constant | cosine | onecycle | warmup_rsqrt",
     "warmup": "warm-up length as a fraction of training (cosine/onecycle) or steps (warmup_rsqrt)",
     "weight_decay": "decoupled weight decay",
     "momentum": "SGD momentum",
     "nesterov": "SGD Nesterov momentum",
+    "muon_learning_rate": "peak learning rate of the conv kernels under optimizer=muon",
+    "muon_momentum": "momentum of the conv kernels under optimizer=muon",
     "label_smoothing": "label smoothing of the cross-entropy loss",
     "clipnorm": "gradient clipping by global norm (None: off)",
     "seed": "random seed for weights, shuffling and augmentation",
@@ -296,7 +298,7 @@ class ModelSpec:
         return model_kw, train_kw
 
 
-_OPTIMIZERS = ("adamw", "sgd", "adam")
+_OPTIMIZERS = ("adamw", "sgd", "adam", "muon")
 _SCHEDULES = ("constant", "cosine", "onecycle", "warmup_rsqrt", "rsqrt")
 # Names of integer model arguments for which 0 is meaningful (e.g. no SpecAugment masks).
 _ZERO_OK = ("*mask*", "seed", "*stages*")
@@ -398,7 +400,9 @@ def check_train(owner: str, train: Mapping[str, Any]) -> None:
     for key in ("weight_decay", "warmup"):
         if train.get(key) is not None:
             need(number(train[key]) and train[key] >= 0, key, "a number of at least 0")
-    for key in ("momentum", "label_smoothing"):
+    if "muon_learning_rate" in train:
+        need(number(train["muon_learning_rate"]) and train["muon_learning_rate"] > 0, "muon_learning_rate", "a number above 0")
+    for key in ("momentum", "label_smoothing", "muon_momentum"):
         if train.get(key) is not None:
             need(number(train[key]) and 0 <= train[key] < 1, key, "a number in [0, 1)")
     if train.get("clipnorm") is not None:

@@ -80,7 +80,8 @@ def make_optimizer(train: Mapping[str, Any], total_steps: int) -> keras.optimize
 
     Args:
         train: training settings (`optimizer`, `learning_rate`, `schedule`,
-            `warmup`, `weight_decay`, `momentum`, `nesterov`, `clipnorm`).
+            `warmup`, `weight_decay`, `momentum`, `nesterov`, `clipnorm`; with
+            `optimizer="muon"` also `muon_learning_rate`, `muon_momentum`).
         total_steps: optimizer steps in the whole run (for the schedule).
     """
     lr = float(train.get("learning_rate", 1e-3))
@@ -95,11 +96,17 @@ def make_optimizer(train: Mapping[str, Any], total_steps: int) -> keras.optimize
     if name == "sgd":
         return keras.optimizers.SGD(schedule, momentum=float(train.get("momentum", 0.9)),
                                     nesterov=bool(train.get("nesterov", False)), weight_decay=wd, **common)
+    if name == "muon":
+        from zoo.optimizers import MuonSGD
+
+        return MuonSGD(schedule, muon_learning_rate=float(train.get("muon_learning_rate", 0.24)),
+                       muon_momentum=float(train.get("muon_momentum", 0.6)), momentum=float(train.get("momentum", 0.9)),
+                       nesterov=bool(train.get("nesterov", False)), weight_decay=wd, **common)
     if name == "adamw":
         return keras.optimizers.AdamW(schedule, weight_decay=wd or 0.0, **common)
     if name == "adam":
         return keras.optimizers.Adam(schedule, weight_decay=wd, **common)
-    raise ValueError(f"unknown optimizer {name!r}; choose sgd, adam or adamw")
+    raise ValueError(f"unknown optimizer {name!r}; choose sgd, muon, adam or adamw")
 
 
 def _cpu_has_bf16() -> bool:
