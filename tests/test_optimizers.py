@@ -97,3 +97,13 @@ def test_make_optimizer_builds_muon_from_training_settings_and_validation_names_
         check_train("m", {"muon_learning_rate": -1.0})
     with pytest.raises(ValueError, match="muon_momentum"):
         check_train("m", {"muon_momentum": 1.5})
+
+
+def test_a_model_compiled_with_muon_sgd_round_trips_through_keras_saving(tmp_path):
+    model, _ = _fit(MuonSGD(WarmupSchedule(0.2, 20, 0.0, "onecycle"), muon_learning_rate=0.1, momentum=0.85), epochs=1)
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras", compile=True)
+    assert isinstance(again.optimizer, MuonSGD) and again.optimizer._muon_ratio == pytest.approx(0.5)
+    x, y = _data(16)
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+    again.train_on_batch(x, y)  # the restored optimizer steps (its slots were saved with it)

@@ -36,6 +36,7 @@ from zoo.data import DataBundle
 from zoo.evaluation import evaluate
 from zoo.io import atomic_write, jsonable
 from zoo.losses import WarmupSchedule
+from zoo.optimizers import MuonSGD  # registered, so checkpoints of runs that use it load
 from zoo.registry import ModelSpec, check_train, check_value, create_model, get_spec
 from zoo.run import Run, RunDirError
 
@@ -97,8 +98,6 @@ def make_optimizer(train: Mapping[str, Any], total_steps: int) -> keras.optimize
         return keras.optimizers.SGD(schedule, momentum=float(train.get("momentum", 0.9)),
                                     nesterov=bool(train.get("nesterov", False)), weight_decay=wd, **common)
     if name == "muon":
-        from zoo.optimizers import MuonSGD
-
         return MuonSGD(schedule, muon_learning_rate=float(train.get("muon_learning_rate", 0.24)),
                        muon_momentum=float(train.get("muon_momentum", 0.6)), momentum=float(train.get("momentum", 0.9)),
                        nesterov=bool(train.get("nesterov", False)), weight_decay=wd, **common)
