@@ -426,8 +426,11 @@ def cifar10_airbench(
     biases (`ScaledBias`).  Alternating flip (`data.alternate_flip`),
     lookahead (`applications.image.callbacks.Lookahead`) and flip + translate
     TTA (`eval_options={"tta_flip": True, "tta_translate": 1}`) are settings
-    of the run; `examples/train_cifar10.py` uses them.  Not carried over:
-    training the whitening bias for 3 epochs only.
+    of the run; `examples/train_cifar10.py` uses them.  airbench94_muon's
+    optimizer is a training setting: `optimizer="muon"` (Muon on the conv
+    kernels, `zoo.optimizers.MuonSGD`) with `warmup=0`, which the example's
+    CPU preset uses.  Not carried over: training the whitening bias for 3
+    epochs only.
 
     Args:
         num_classes: number of output logits.
