@@ -6,9 +6,9 @@
     python examples/train_cifar10.py --full               # airbench94's published recipe (a GPU job)
     python examples/train_cifar10.py --epochs 1 --limit 2000   # a smoke run
 
-The default took 19.0 min of training on an idle 2-core AVX-512 EPYC
-(bf16): 89.1%, 90.4% with its flip + translate TTA (bench/RESULTS.md,
-round 4).  A CPU without AVX512-BF16/AMX trains in float32, which cost
+The default took 17.1-19.0 min of training on an idle 2-core AVX-512
+EPYC (bf16): 89.1-89.3%, 90.3-90.4% with its flip + translate TTA
+(bench/RESULTS.md, round 4).  A CPU without AVX512-BF16/AMX trains in float32, which cost
 1.4x the CPU time per image here; `--set "widths=[32,128,128]" --epochs
 12` keeps such a run near 20 minutes (measured with SGD: 87.9%, 88.9%
 with TTA, in 13.3 min with bf16).
