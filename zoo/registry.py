@@ -395,13 +395,12 @@ def check_train(owner: str, train: Mapping[str, Any]) -> None:
             need(integer(train[key]) and train[key] >= 1, key, "an integer of at least 1")
     if "seed" in train:
         need(integer(train["seed"]) and train["seed"] >= 0, "seed", "a non-negative integer")
-    if "learning_rate" in train:
-        need(number(train["learning_rate"]) and train["learning_rate"] > 0, "learning_rate", "a number above 0")
+    for key in ("learning_rate", "muon_learning_rate"):
+        if key in train:
+            need(number(train[key]) and train[key] > 0, key, "a number above 0")
     for key in ("weight_decay", "warmup"):
         if train.get(key) is not None:
             need(number(train[key]) and train[key] >= 0, key, "a number of at least 0")
-    if "muon_learning_rate" in train:
-        need(number(train["muon_learning_rate"]) and train["muon_learning_rate"] > 0, "muon_learning_rate", "a number above 0")
     for key in ("momentum", "label_smoothing", "muon_momentum"):
         if train.get(key) is not None:
             need(number(train[key]) and 0 <= train[key] < 1, key, "a number in [0, 1)")

@@ -94,13 +94,13 @@ def make_optimizer(train: Mapping[str, Any], total_steps: int) -> keras.optimize
     wd = float(train.get("weight_decay", 0.0) or 0.0) or None
     common = {"clipnorm": train.get("clipnorm")}
     name = train.get("optimizer", "adamw").lower()
+    sgd = {"momentum": float(train.get("momentum", 0.9)), "nesterov": bool(train.get("nesterov", False)),
+           "weight_decay": wd, **common}
     if name == "sgd":
-        return keras.optimizers.SGD(schedule, momentum=float(train.get("momentum", 0.9)),
-                                    nesterov=bool(train.get("nesterov", False)), weight_decay=wd, **common)
+        return keras.optimizers.SGD(schedule, **sgd)
     if name == "muon":
         return MuonSGD(schedule, muon_learning_rate=float(train.get("muon_learning_rate", 0.24)),
-                       muon_momentum=float(train.get("muon_momentum", 0.6)), momentum=float(train.get("momentum", 0.9)),
-                       nesterov=bool(train.get("nesterov", False)), weight_decay=wd, **common)
+                       muon_momentum=float(train.get("muon_momentum", 0.6)), **sgd)
     if name == "adamw":
         return keras.optimizers.AdamW(schedule, weight_decay=wd or 0.0, **common)
     if name == "adam":
