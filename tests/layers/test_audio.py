@@ -63,6 +63,43 @@ def test_normalization_of_silence_is_zero_not_nan():
     assert np.isfinite(y).all() and np.abs(y).max() < 1e-2
 
 
+def test_remove_dc_ignores_an_offset_and_keeps_padding_inert():
+    tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(3000) / 8000).astype(np.float32)
+    w = np.zeros((3, 4000), np.float32)
+    w[0, :3000], w[1, :3000], w[2, :3000] = tone, tone + 0.05, tone + 0.05
+    w[2, 3000:] = 9.0  # junk past the length must not leak into the mean
+    n = np.full(3, 3000, np.int32)
+    plain, frames = LogMelSpectrogram(num_mel_bins=20)(w, n)
+    dc, _ = LogMelSpectrogram(num_mel_bins=20, remove_dc=True)(w, n)
+    plain, dc, valid = np.asarray(plain), np.asarray(dc), int(np.asarray(frames)[0])
+    assert np.abs(plain[1, 3:valid - 3, 0] - plain[0, 3:valid - 3, 0]).max() > 1.0  # the offset fills the lowest filter
+    np.testing.assert_allclose(dc[1, :valid], dc[0, :valid], atol=2e-2)  # removed: the same features as without it
+    np.testing.assert_allclose(dc[2, :valid], dc[1, :valid], atol=1e-5)
+    assert LogMelSpectrogram.from_config(LogMelSpectrogram(remove_dc=True).get_config()).remove_dc
+
+
+def test_global_variance_keeps_a_quiet_channel_quiet():
+    rng = np.random.default_rng(0)
+    x = np.zeros((2, 40, 3), np.float32)
+    x[:, :, 0] = 5.0 * rng.standard_normal((2, 40))  # a speech band
+    x[:, :, 1] = 7.0 + 0.05 * rng.standard_normal((2, 40))  # a nearly constant band (an empty band's floor)
+    x[:, :, 2] = 2.0 * rng.standard_normal((2, 40))
+    lengths = np.array([40, 25], np.int32)
+    per_channel = np.asarray(UtteranceNormalization()(x, lengths))
+    overall = np.asarray(UtteranceNormalization(variance="global")(x, lengths))
+    assert per_channel[0, :, 1].std() == pytest.approx(1.0, abs=1e-2)  # per channel: the floor blown up to unit variance
+    for y, n in zip(overall, lengths):
+        valid = y[:n]
+        np.testing.assert_allclose(valid.mean(0), 0, atol=1e-5)  # every channel's mean still removed
+        np.testing.assert_allclose((valid ** 2).mean(), 1, rtol=1e-3)  # unit variance over all channels
+        assert valid[:, 1].std() < 0.05 * valid[:, 0].std()  # the quiet channel stays quiet
+        assert np.all(y[n:] == 0)
+    with pytest.raises(ValueError, match="variance must be"):
+        UtteranceNormalization(variance="frame")
+    again = UtteranceNormalization.from_config(UtteranceNormalization(variance="global").get_config())
+    assert again.variance == "global"
+
+
 def test_spec_augment_training_only_and_inside_lengths():
     x = np.ones((4, 50, 16), np.float32)
     lengths = np.array([50, 30, 10, 1], np.int32)
@@ -162,10 +199,27 @@ def test_waveform_augment_reverb_is_a_decaying_room_response():
     np.testing.assert_allclose(np.sqrt((y[:6000] ** 2).mean()), np.sqrt((w[0, :6000] ** 2).mean()), rtol=1e-3)
 
 
+def test_waveform_augment_band_limit_cuts_outside_the_band_and_keeps_rms():
+    aug = WaveformAugment(band_prob=1.0, band_low=(200, 250), band_high=(2000, 2100), seed=0)
+    mix = _tone(100, 8000) + _tone(1000, 8000) + _tone(3500, 8000)  # below, inside and above the band
+    w = np.zeros((2, 10000), np.float32)
+    w[0, :8000], w[1, :6000] = mix, mix[:6000]
+    n = np.array([8000, 6000], np.int32)
+    np.testing.assert_array_equal(np.asarray(aug(w, n)), w)  # inference: identity
+    y = np.asarray(aug(w, n, training=True))
+    assert np.all(y[0, 8000:] == 0) and np.all(y[1, 6000:] == 0)
+    rms = lambda a, k: np.sqrt((a[:, :k] ** 2).mean(1))  # noqa: E731
+    np.testing.assert_allclose(rms(y[:1], 8000), rms(w[:1], 8000), rtol=1e-3)
+    spectrum = np.abs(np.fft.rfft(y[0, :8000]))  # 1 Hz bins
+    assert spectrum[100] < 0.03 * spectrum[1000] and spectrum[3500] < 0.03 * spectrum[1000]
+    with pytest.raises(ValueError, match="band_low below band_high"):
+        WaveformAugment(band_low=(0, 3000), band_high=(2000, 4000))
+
+
 def test_augmentation_round_trips_in_a_keras_file(tmp_path):
     waveform = keras.Input((None,), name="waveform")
     length = keras.Input((), dtype="int32", name="length")
-    x = WaveformAugment(noise_snr=(5, 20), reverb_prob=0.3, seed=2, name="aug")(waveform, length)
+    x = WaveformAugment(noise_snr=(5, 20), reverb_prob=0.3, band_prob=0.5, seed=2, name="aug")(waveform, length)
     feats, _ = LogMelSpectrogram(num_mel_bins=16, vtlp=0.1, pitch_shift=3.0, top_db=50.0, seed=3, name="mel")(x, length)
     model = keras.Model({"waveform": waveform, "length": length}, feats)
     path = tmp_path / "m.keras"

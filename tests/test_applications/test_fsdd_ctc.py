@@ -123,10 +123,11 @@ def test_model_shapes_blank_padding_lengths_and_reload(tmp_path):
 
 @pytest.mark.parametrize("make", [
     lambda: ConvSubsampling(channels=4, stages=3, dim=8),
+    lambda: ConvSubsampling(channels=4, stages=2, dim=8, depth=3),
     lambda: CTCBlankPadding(blank_index=4),
     lambda: LengthMaskedEncoderBlock(num_heads=2, intermediate_dim=16, dropout=0.1),
     lambda: CTCLoss(normalize="label_length"),
-], ids=["ConvSubsampling", "CTCBlankPadding", "LengthMaskedEncoderBlock", "CTCLoss"])
+], ids=["ConvSubsampling", "ConvSubsamplingDeep", "CTCBlankPadding", "LengthMaskedEncoderBlock", "CTCLoss"])
 def test_speech_parts_round_trip_through_config(make):
     obj = make()
     config = obj.get_config()
@@ -146,6 +147,15 @@ def test_speech_layers_compute_what_their_config_says():
     clone(x, lengths)
     clone.set_weights(sub.get_weights())
     np.testing.assert_allclose(np.asarray(clone(x, lengths)[0]), np.asarray(y), atol=1e-6)
+    deep = ConvSubsampling(channels=4, stages=3, dim=8, depth=3)
+    y3, n3 = deep(x, lengths)
+    assert tuple(y3.shape) == (2, 3, 8) and np.asarray(n3).tolist() == [3, 2]  # same frames, more convolutions
+    assert len(deep.weights) == len(sub.weights) + 3 * 2 * 2  # two residual convs (kernel, bias) per stage
+    short = x.copy()
+    short[1, 9:] = 100.0  # frames past the length do not reach the valid outputs
+    np.testing.assert_allclose(np.asarray(deep(short, lengths)[0])[1, :2], np.asarray(y3)[1, :2], atol=1e-5)
+    with pytest.raises(ValueError, match="depth"):
+        ConvSubsampling(depth=0)
     logits = CTCBlankPadding(blank_index=3)(np.zeros((2, 4, 4), np.float32), np.array([4, 1], np.int32))
     assert (np.asarray(logits)[1, 1:].argmax(-1) == 3).all() and (np.asarray(logits)[0] == 0).all()
     with pytest.raises(ValueError, match="normalize"):

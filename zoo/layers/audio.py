@@ -149,6 +149,10 @@ class LogMelSpectrogram(keras.layers.Layer):
     log, so how quiet a recording's pauses are (microphone and room noise
     floor) stops mattering below that level.  None: only `log_floor`.
 
+    DC removal (`remove_dc`, training and inference alike): each waveform's
+    mean over its valid samples is subtracted first, so a microphone's DC
+    offset does not fill the lowest mel filter.
+
     Cepstral smoothing (`cepstra`, training and inference alike): when set,
     each frame's log-mel vector is projected onto its first `cepstra`
     orthonormal DCT-II components and transformed back (the MFCCs of that
@@ -169,6 +173,7 @@ class LogMelSpectrogram(keras.layers.Layer):
         pitch_shift: float in [0, 12], largest pitch shift in training, in semitones (0: off).
         top_db: None or float > 0, per-utterance dynamic range of the mel power in dB.
         cepstra: None or int in [1, num_mel_bins], DCT components kept per frame.
+        remove_dc: bool, subtract each waveform's mean over its valid samples.
         seed: int or None, seed of the warp factors' random stream.
         **kwargs: other `keras.layers.Layer` arguments.
 
@@ -186,9 +191,10 @@ class LogMelSpectrogram(keras.layers.Layer):
 
     def __init__(self, sample_rate=8000, num_mel_bins=40, frame_length=200, frame_step=80, fft_length=512,
                  min_freq=20.0, max_freq=None, log_floor=1e-6, vtlp=0.0, vtlp_boundary=0.8, pitch_shift=0.0,
-                 top_db=None, cepstra=None, seed=None, **kwargs):
+                 top_db=None, cepstra=None, remove_dc=False, seed=None, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
+        self.remove_dc = bool(remove_dc)
         self.sample_rate = int(sample_rate)
         self.num_mel_bins = int(num_mel_bins)
         self.frame_length = int(frame_length)
@@ -238,6 +244,10 @@ class LogMelSpectrogram(keras.layers.Layer):
         samples = ops.shape(waveform)[1]
         length = ops.clip(ops.cast(length, "int32"), 0, samples)
         keep = ops.less(ops.expand_dims(ops.arange(samples, dtype="int32"), 0), ops.expand_dims(length, 1))
+        if self.remove_dc:
+            valid = ops.cast(keep, "float32")
+            dc = ops.sum(waveform * valid, axis=1, keepdims=True) / ops.maximum(ops.sum(valid, axis=1, keepdims=True), 1.0)
+            waveform = waveform - dc
         waveform = ops.where(keep, waveform, 0.0)
         waveform = ops.pad(waveform, [[0, 0], [0, self.fft_length // 2]])
         if training and (self.vtlp > 0 or self.pitch_shift > 0):
@@ -276,7 +286,8 @@ class LogMelSpectrogram(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"pitch_shift": self.pitch_shift, "top_db": self.top_db, "cepstra": self.cepstra})
+        config.update({"pitch_shift": self.pitch_shift, "top_db": self.top_db, "cepstra": self.cepstra,
+                       "remove_dc": self.remove_dc})
         config.update({"sample_rate": self.sample_rate, "num_mel_bins": self.num_mel_bins,
                        "frame_length": self.frame_length, "frame_step": self.frame_step,
                        "fft_length": self.fft_length, "min_freq": self.min_freq, "max_freq": self.max_freq,
@@ -292,10 +303,14 @@ class UtteranceNormalization(keras.layers.Layer):
     `y = (x - mean) / sqrt(var + epsilon)` with mean and variance of each
     channel over the first `frame_lengths[b]` frames of utterance `b`;
     frames past the length are set to 0.  A constant input (silence) maps to
-    0, never NaN.
+    0, never NaN.  With `variance="global"` the variance is one number per
+    utterance (of all its mean-removed channels), so a channel that barely
+    moves (a microphone's empty band, a DC offset) stays small instead of
+    being scaled up to unit variance.
 
     Args:
         epsilon: float, added to the variance.
+        variance: "channel" (each channel's own) or "global" (one per utterance).
         **kwargs: other `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -306,10 +321,13 @@ class UtteranceNormalization(keras.layers.Layer):
         float32 `(batch, frames, channels)`.
     """
 
-    def __init__(self, epsilon=1e-5, **kwargs):
+    def __init__(self, epsilon=1e-5, variance="channel", **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
+        if variance not in ("channel", "global"):
+            raise ValueError(f"UtteranceNormalization: variance must be 'channel' or 'global', got {variance!r}")
         self.epsilon = float(epsilon)
+        self.variance = variance
         self.built = True
 
     def call(self, inputs, frame_lengths):
@@ -318,13 +336,15 @@ class UtteranceNormalization(keras.layers.Layer):
         count = ops.maximum(ops.sum(mask, axis=1, keepdims=True), 1.0)
         mean = ops.sum(x * mask, axis=1, keepdims=True) / count
         var = ops.sum(ops.square(x - mean) * mask, axis=1, keepdims=True) / count
+        if self.variance == "global":
+            var = ops.mean(var, axis=2, keepdims=True)
         return (x - mean) * ops.rsqrt(var + self.epsilon) * mask
 
     def compute_output_shape(self, inputs_shape, frame_lengths_shape=None):
         return inputs_shape
 
     def get_config(self):
-        return {**super().get_config(), "epsilon": self.epsilon}
+        return {**super().get_config(), "epsilon": self.epsilon, "variance": self.variance}
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -421,7 +441,7 @@ def _pairs(value, name):
 
 @keras.saving.register_keras_serializable(package="zoo")
 class WaveformAugment(keras.layers.Layer):
-    """Training-only room and microphone augmentation of padded waveforms: reverberation, then noise.
+    """Training-only room and microphone augmentation of padded waveforms: reverberation, band limit, then noise.
 
     In training, each utterance is, with probability `reverb_prob`,
     convolved with a synthetic room impulse response: a unit direct path
@@ -429,7 +449,11 @@ class WaveformAugment(keras.layers.Layer):
     seconds, `rt60` uniform in `reverb_rt60`), scaled so the direct-to-
     reverberant energy ratio is uniform in `reverb_drr` dB; the result is
     cut at the utterance's length and rescaled to its dry RMS.  Then, with
-    probability `noise_prob`, white Gaussian noise is added at an SNR
+    probability `band_prob`, it is band-limited as a different microphone
+    would: its spectrum is multiplied by a smooth band-pass gain (logistic
+    edges about 50 Hz wide) from a low cut-off uniform in `band_low` Hz to a
+    high cut-off uniform in `band_high` Hz, then rescaled to its RMS.  Then,
+    with probability `noise_prob`, white Gaussian noise is added at an SNR
     uniform in `noise_snr` dB, measured over the utterance's valid samples.
     Samples past each length stay zero.  At inference (or with both off)
     the waveform is returned unchanged.
@@ -440,6 +464,9 @@ class WaveformAugment(keras.layers.Layer):
         reverb_prob: float in [0, 1], fraction of utterances reverberated (0: off).
         reverb_rt60: (low, high) reverberation time in seconds.
         reverb_drr: (low, high) direct-to-reverberant ratio in dB.
+        band_prob: float in [0, 1], fraction of utterances band-limited (0: off).
+        band_low: (low, high) range of the low cut-off in Hz.
+        band_high: (low, high) range of the high cut-off in Hz.
         sample_rate: int, Hz (sets the impulse response's length in samples).
         seed: int or None, seed of the random stream.
         **kwargs: other `keras.layers.Layer` arguments.
@@ -454,7 +481,8 @@ class WaveformAugment(keras.layers.Layer):
     """
 
     def __init__(self, noise_snr=None, noise_prob=0.5, reverb_prob=0.0, reverb_rt60=(0.1, 0.5),
-                 reverb_drr=(0.0, 10.0), sample_rate=8000, seed=None, **kwargs):
+                 reverb_drr=(0.0, 10.0), band_prob=0.0, band_low=(0.0, 300.0), band_high=(2000.0, 4000.0),
+                 sample_rate=8000, seed=None, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.noise_snr = _pairs(noise_snr, "noise_snr")
@@ -462,10 +490,15 @@ class WaveformAugment(keras.layers.Layer):
         self.reverb_prob = float(reverb_prob)
         self.reverb_rt60 = _pairs(reverb_rt60, "reverb_rt60")
         self.reverb_drr = _pairs(reverb_drr, "reverb_drr")
+        self.band_prob = float(band_prob)
+        self.band_low = _pairs(band_low, "band_low")
+        self.band_high = _pairs(band_high, "band_high")
         self.sample_rate = int(sample_rate)
-        if not (0 <= self.noise_prob <= 1 and 0 <= self.reverb_prob <= 1) or self.reverb_rt60[0] <= 0:
-            raise ValueError(f"WaveformAugment: need probabilities in [0, 1] and rt60 > 0, got noise_prob="
-                             f"{noise_prob}, reverb_prob={reverb_prob}, reverb_rt60={reverb_rt60}")
+        if (not all(0 <= p <= 1 for p in (self.noise_prob, self.reverb_prob, self.band_prob))
+                or self.reverb_rt60[0] <= 0 or self.band_low[1] >= self.band_high[0]):
+            raise ValueError(f"WaveformAugment: need probabilities in [0, 1], rt60 > 0 and band_low below band_high, "
+                             f"got noise_prob={noise_prob}, reverb_prob={reverb_prob}, band_prob={band_prob}, "
+                             f"reverb_rt60={reverb_rt60}, band_low={band_low}, band_high={band_high}")
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.built = True
@@ -473,7 +506,7 @@ class WaveformAugment(keras.layers.Layer):
     @property
     def active(self):
         """Whether training changes anything."""
-        return (self.noise_snr is not None and self.noise_prob > 0) or self.reverb_prob > 0
+        return (self.noise_snr is not None and self.noise_prob > 0) or self.reverb_prob > 0 or self.band_prob > 0
 
     def _coin(self, batch, prob):
         return ops.less(keras.random.uniform((batch, 1), seed=self.seed_generator), prob)
@@ -498,6 +531,22 @@ class WaveformAugment(keras.layers.Layer):
         tail = tail * ops.sqrt(ops.power(10.0, -drr / 10.0) / energy)
         return ops.where(ops.arange(taps)[None, :] == 0, 1.0, tail)
 
+    def band_gains(self, batch, bins):
+        """float32 `(batch, bins)` band-pass gains over `bins` rFFT bins from 0 Hz to Nyquist, random cut-offs."""
+        step = (self.sample_rate / 2.0) / ops.cast(ops.maximum(bins - 1, 1), "float32")
+        freqs = ops.cast(ops.arange(bins), "float32")[None, :] * step
+        low, high = self._uniform(batch, self.band_low), self._uniform(batch, self.band_high)
+        return ops.sigmoid((freqs - low) / 12.5) * ops.sigmoid((high - freqs) / 12.5)
+
+    def band_limit(self, x, mask):
+        """`x` `(batch, samples)` band-limited by `band_gains` (zero-padded FFT, no wrap-around), RMS kept."""
+        samples = ops.shape(x)[1]
+        n_fft = ops.cast(ops.power(2.0, ops.ceil(ops.log(ops.cast(samples + 256, "float32")) / 0.6931472)), "int32")
+        xr, xi = ops.rfft(ops.pad(x, [[0, 0], [0, n_fft - samples]]))
+        gain = self.band_gains(ops.shape(x)[0], ops.shape(xr)[1])
+        y = ops.irfft((xr * gain, xi * gain), n_fft)[:, :samples] * mask
+        return y * self._rms(x, mask) / self._rms(y, mask)
+
     def call(self, waveform, length, training=None):
         x = ops.cast(waveform, "float32")
         if not training or not self.active:
@@ -515,6 +564,8 @@ class WaveformAugment(keras.layers.Layer):
             wet = ops.irfft((xr * hr - xi * hi, xr * hi + xi * hr), n_fft)[:, :samples] * mask
             wet = wet * self._rms(x, mask) / self._rms(wet, mask)
             x = ops.where(self._coin(batch, self.reverb_prob), wet, x)
+        if self.band_prob > 0:
+            x = ops.where(self._coin(batch, self.band_prob), self.band_limit(x, mask), x)
         if self.noise_snr is not None and self.noise_prob > 0:
             snr = self._uniform(batch, self.noise_snr)
             scale = self._rms(x, mask) * ops.power(10.0, -snr / 20.0)
@@ -528,6 +579,6 @@ class WaveformAugment(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update({"noise_snr": self.noise_snr, "noise_prob": self.noise_prob, "reverb_prob": self.reverb_prob,
-                       "reverb_rt60": self.reverb_rt60, "reverb_drr": self.reverb_drr,
-                       "sample_rate": self.sample_rate, "seed": self.seed})
+                       "reverb_rt60": self.reverb_rt60, "reverb_drr": self.reverb_drr, "band_prob": self.band_prob,
+                       "band_low": self.band_low, "band_high": self.band_high, "sample_rate": self.sample_rate, "seed": self.seed})
         return config
