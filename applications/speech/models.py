@@ -201,7 +201,7 @@ def fsdd_ctc(*, num_tokens: int = len(DIGIT_WORDS), sample_rate: int = SAMPLE_RA
              time_masks: int = 2, time_mask_width: int = 10, time_mask_ratio: float = 0.1, vtlp: float = 0.0,
              noise_snr=(10.0, 30.0), noise_prob: float = 0.5, reverb_prob: float = 0.0, reverb_rt60=(0.1, 0.5),
              band_prob: float = 0.0, band_low=(0.0, 300.0), band_high=(2000.0, 4000.0), pitch_shift: float = 0.0,
-             top_db=None, cepstra=None, remove_dc: bool = False, normalize_variance: str = "channel",
+             top_db=None, cepstra=None, remove_dc: bool = False, normalize_variance: str = "global",
              seed: int = 0):
     """FSDD digit recognizer: log-mel -> conv subsampling -> Transformer encoder -> CTC over digit words.
 
@@ -241,8 +241,14 @@ def fsdd_ctc(*, num_tokens: int = len(DIGIT_WORDS), sample_rate: int = SAMPLE_RA
             (cepstral smoothing, `LogMelSpectrogram`; part of the model; None: off).
         remove_dc: subtract each waveform's mean first (`LogMelSpectrogram`;
             part of the model, at inference too; off: no gain measured).
-        normalize_variance: "channel" or "global", the per-utterance variance
-            normalisation of the log-mel features (`UtteranceNormalization`).
+        normalize_variance: "global" (the default) or "channel", the
+            per-utterance variance normalisation of the log-mel features
+            (`UtteranceNormalization`).  Global keeps a band that barely
+            moves (a microphone's noise floor) quiet instead of scaling it
+            up to unit variance: leave-one-speaker-out mean 64.6% -> 71.8%
+            greedy, connected WER 48.8% -> 43.6% (reduced protocol, five
+            speakers); conventional split 98.0% -> 98.4%, WER 2.91% ->
+            2.22% (bench/RESULTS.md, fourth pass).
         seed: seed of the augmentation layers' random streams.
 
     Returns:

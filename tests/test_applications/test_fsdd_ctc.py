@@ -119,6 +119,8 @@ def test_model_shapes_blank_padding_lengths_and_reload(tmp_path):
     assert spec.modality == "speech" and spec.dataset_name == "fsdd" and spec.task.name == "recognition"
     assert spec.metrics == ("isolated_accuracy", "isolated_accuracy_single_word", "isolated_wer", "per_speaker_accuracy")
     assert list(spec.raw_inputs) == ["waveform", "length"] and spec.preprocessor is None
+    # one variance per utterance: the measured default for unseen voices (#15, bench/RESULTS.md)
+    assert zoo.create_model("fsdd_ctc", **TINY).get_layer("normalize").variance == "global"
 
 
 @pytest.mark.parametrize("make", [
