@@ -1,0 +1,169 @@
+"""Two diagnostics of the unseen-speaker gap of `fsdd_ctc` (#15): is it the seed, or the model family?
+
+    ZOO_DATA_DIR=../shared/data .venv/bin/python bench/speech_probe.py ensemble SPEAKER RUN_DIR [RUN_DIR ...]
+    ZOO_DATA_DIR=../shared/data .venv/bin/python bench/speech_probe.py cnn SPEAKER [--epochs 30]
+    ZOO_DATA_DIR=../shared/data .venv/bin/python bench/speech_probe.py spectra all
+
+`spectra`: per speaker, the share of energy above 2 kHz, the DC offset
+over the RMS, and the log-mel standard deviation over time of every
+fourth mel band (mean over every tenth recording): how the five
+microphones differ.
+
+`ensemble`: each RUN_DIR is a finished leave-SPEAKER-out run of
+`bench/speech.py` (e.g. `/tmp/sp2/n_base`, holding
+`fsdd_ctc_speaker_SPEAKER/model.keras`).  Every recording of SPEAKER is
+decoded by each model alone and by the average of the models' frame
+posteriors (same frame rate), greedy and single word.  If averaging several
+seeds does not help, the errors are systematic, not seed noise.
+
+`cnn`: an isolated-digit classifier with the same front end as
+`fsdd_ctc` (noise augmentation, log-mel, per-utterance normalisation,
+SpecAugment) and a VGG-style 2-D CNN (3 x 2 convolutions 32-64-128 with
+BatchNorm, max-pooling, global average pooling), trained on the other four
+speakers' recordings (first second of each) and tested on SPEAKER: how far
+a different model family gets on the same data, with no CTC and no
+connected digits.  Prints JSON; `--out F` writes it too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))
+
+from cifar10 import cpu_info  # noqa: E402
+
+
+def ensemble(args, rec, idx, labels) -> dict:
+    """Greedy / single-word accuracy of each run alone and of their averaged frame posteriors."""
+    import keras
+    from keras import ops
+
+    from applications.speech.data import pad_waveforms
+    from applications.speech.models import output_lengths
+    from applications.speech.task import greedy_decode, single_token_decode
+
+    posteriors = []  # per run: list of ((B, T, C) probabilities, (B,) frames) per batch of 50
+    for run in args.runs:
+        model = keras.saving.load_model(pathlib.Path(run) / f"fsdd_ctc_speaker_{args.speaker}" / "model.keras",
+                                        compile=False)
+        batches = []
+        for s in range(0, len(idx), 50):
+            batch = pad_waveforms([rec.wave(i) for i in idx[s:s + 50]])
+            batches.append((np.asarray(ops.softmax(model(batch, training=False), -1)),
+                            np.asarray(output_lengths(model, batch["length"]))))
+        posteriors.append(batches)
+
+    def accuracy(members):
+        greedy = single = 0
+        for b, (_, frames) in enumerate(posteriors[members[0]]):
+            logp = np.log(np.mean([posteriors[m][b][0] for m in members], 0) + 1e-12)
+            ids, best = np.asarray(greedy_decode(logp, frames)), np.asarray(single_token_decode(logp, frames))[:, 0]
+            truth = labels[b * 50:b * 50 + len(ids)]
+            greedy += sum([int(t) for t in row if t >= 0] == [int(y)] for row, y in zip(ids, truth))
+            single += int((best == truth).sum())
+        return {"greedy": greedy / len(labels), "single_word": single / len(labels)}
+
+    runs = {run: accuracy([m]) for m, run in enumerate(args.runs)}
+    return {"runs": runs, "ensemble": accuracy(list(range(len(args.runs)))),
+            "mean_of_runs": {k: float(np.mean([r[k] for r in runs.values()])) for k in ("greedy", "single_word")}}
+
+
+def cnn(args, rec, idx, labels) -> dict:
+    """Train the CNN classifier on the other speakers; its accuracy on `args.speaker`."""
+    import keras
+    from keras import layers, ops
+
+    from zoo.layers.audio import LogMelSpectrogram, SpecAugment, UtteranceNormalization, WaveformAugment
+
+    keras.utils.set_random_seed(args.seed)
+    n = 8000  # the first second: 99% of FSDD's recordings are shorter
+    waves, lengths = np.zeros((len(rec), n), np.float32), np.zeros(len(rec), np.int32)
+    for i in range(len(rec)):
+        w = rec.wave(i)[:n]
+        waves[i, :len(w)], lengths[i] = w, len(w)
+    test = rec.speakers == args.speaker
+    wave, length = keras.Input((n,), name="waveform"), keras.Input((), dtype="int32", name="length")
+    x = WaveformAugment(noise_snr=(10, 30), noise_prob=0.5, seed=1)(wave, length)
+    feats, frames = LogMelSpectrogram(num_mel_bins=40, seed=2)(x, length)
+    h = ops.expand_dims(SpecAugment(seed=3)(UtteranceNormalization()(feats, frames), frames), -1)
+    for channels in (32, 64, 128):
+        for _ in range(2):
+            h = layers.ReLU()(layers.BatchNormalization()(layers.Conv2D(channels, 3, padding="same", use_bias=False)(h)))
+        h = layers.MaxPooling2D(2)(h)
+    logits = layers.Dense(10)(layers.Dropout(0.3)(layers.GlobalAveragePooling2D()(h)))
+    model = keras.Model({"waveform": wave, "length": length}, logits)
+    steps = args.epochs * int(np.ceil((~test).sum() / 32))
+    schedule = keras.optimizers.schedules.CosineDecay(0.0, steps, warmup_target=2e-3, warmup_steps=steps // 10)
+    model.compile(keras.optimizers.AdamW(schedule, weight_decay=0.05),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    start = time.time()
+    model.fit({"waveform": waves[~test], "length": lengths[~test]}, rec.digits[~test].astype("int32"), batch_size=32,
+              epochs=args.epochs, verbose=2)
+    acc = model.evaluate({"waveform": waves[test], "length": lengths[test]}, rec.digits[test].astype("int32"), verbose=0)[1]
+    return {"epochs": args.epochs, "params": model.count_params(), "held_out_accuracy": float(acc),
+            "train_seconds": time.time() - start}
+
+
+def spectra(args, rec, idx, labels) -> dict:
+    """Per speaker: energy above 2 kHz, DC offset / RMS, log-mel std over time of every fourth band."""
+    from applications.speech.data import pad_waveforms
+    from zoo.layers.audio import LogMelSpectrogram
+
+    mel, out = LogMelSpectrogram(), {}
+    for speaker in sorted(set(rec.speakers)):
+        rows = np.where(rec.speakers == speaker)[0]
+        high, dc = [], []
+        for i in rows:
+            w = rec.wave(i).astype(np.float64)
+            power, freqs = np.abs(np.fft.rfft(w, 8192)) ** 2, np.fft.rfftfreq(8192, 1 / 8000)
+            high.append(power[freqs >= 2000].sum() / power.sum())
+            dc.append(abs(w.mean()) / np.sqrt(np.mean(w ** 2)))
+        batch = pad_waveforms([rec.wave(i) for i in rows[::10]])
+        feats, frames = (np.asarray(t) for t in mel(batch["waveform"], batch["length"]))
+        std = np.mean([feats[k, :frames[k]].std(0) for k in range(len(frames))], 0)
+        out[speaker] = {"energy_above_2khz": float(np.mean(high)), "dc_over_rms": float(np.mean(dc)),
+                        "log_mel_std_every_4th_band": [round(float(x), 2) for x in std[::4]]}
+    return {"speakers": out}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("mode", choices=("ensemble", "cnn", "spectra"))
+    p.add_argument("speaker", help="the held-out speaker (spectra: ignored)")
+    p.add_argument("runs", nargs="*", help="ensemble: run roots of bench/speech.py holding SPEAKER's held-out model")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir")
+    p.add_argument("--out")
+    args = p.parse_args(argv)
+    if args.mode == "ensemble" and len(args.runs) < 2:
+        p.error("ensemble needs two or more RUN_DIRs")
+
+    from zoo._tf import import_tensorflow
+
+    import_tensorflow()
+    import applications  # noqa: F401  (registers the layers)
+    from applications.speech.data import load_fsdd_recordings
+
+    rec = load_fsdd_recordings(args.data_dir)
+    idx = np.where(rec.speakers == args.speaker)[0]
+    probe = {"ensemble": ensemble, "cnn": cnn, "spectra": spectra}[args.mode]
+    result = probe(args, rec, idx, rec.digits[idx].astype(int))
+    out = {"command": " ".join(sys.argv), "cpu": cpu_info(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+           "speaker": args.speaker, "mode": args.mode, **result}
+    print(json.dumps(out, indent=2))
+    if args.out:
+        pathlib.Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
