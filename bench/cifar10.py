@@ -91,11 +91,11 @@ def headroom(args) -> dict:
     from zoo.data import load_dataset
 
     if args.headroom_model == "cifar10_airbench":  # the default of examples/train_cifar10.py
-        from train_cifar10 import CPU_PRESETS, RUN_OPTIONS
+        from train_cifar10 import RUN_OPTIONS, preset as cpu_preset
 
         from zoo.training import precision_policy
 
-        preset = CPU_PRESETS["cifar10_airbench"]
+        preset = cpu_preset("cifar10_airbench", RUN_OPTIONS["cifar10_airbench"]["precision"])  # what make train runs here
         batch = preset["batch_size"]
         data = load_dataset("cifar10", data_dir=args.data_dir, batch_size=batch, seed=0, pad=2, cutout=0,
                             **preset.get("data", {}))

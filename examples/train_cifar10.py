@@ -8,10 +8,9 @@
 
 The default took 17.1-19.0 min of training on an idle 2-core AVX-512
 EPYC (bf16): 89.1-89.3%, 90.3-90.4% with its flip + translate TTA
-(bench/RESULTS.md, round 4).  A CPU without AVX512-BF16/AMX trains in float32, which cost
-1.4x the CPU time per image here; `--set "widths=[32,128,128]" --epochs
-12` keeps such a run near 20 minutes (measured with SGD: 87.9%, 88.9%
-with TTA, in 13.3 min with bf16).
+(bench/RESULTS.md, round 4).  A CPU without AVX512-BF16/AMX trains in float32, which costs
+1.4x the CPU time per image; there the preset switches to widths 32-128-128
+for 10 epochs (`FLOAT32_PRESETS`, bench/RESULTS.md, round 5).
 
 It writes runs/<model>/ (history.json, metrics.json, curves.png,
 confusion.png, checkpoints) and saved_models/<model>/<version>/.  Rerunning
@@ -40,6 +39,25 @@ CPU_PRESETS = {
 RUN_OPTIONS = {
     "cifar10_airbench": {"precision": "mixed", "lookahead": True, "tta_flip": True, "tta_translate": 1},
 }
+# Where the run's precision is float32 (no AVX512-BF16/AMX and no GPU, or --precision float32) a step
+# costs ~1.4x, so the preset narrows the net to stay near 20 minutes (bench/RESULTS.md, round 5).
+FLOAT32_PRESETS = {
+    "cifar10_airbench": {"widths": [32, 128, 128], "epochs": 10},
+}
+
+
+def narrowed(model: str, precision: str) -> bool:
+    """Whether `model`'s preset is narrowed because `precision` ("float32", "mixed" or a policy) runs in float32 here."""
+    from zoo.training import precision_policy
+
+    return model in FLOAT32_PRESETS and precision_policy(precision) == "float32"
+
+
+def preset(model: str, precision: str, full: bool = False) -> dict:
+    """The CPU preset of `model` for a run at `precision` ("float32", "mixed" or a policy); {} with `full`."""
+    if full:
+        return {}
+    return {**CPU_PRESETS.get(model, {}), **(FLOAT32_PRESETS[model] if narrowed(model, precision) else {})}
 
 
 def main(argv=None):
@@ -61,10 +79,14 @@ def main(argv=None):
     p.add_argument("--no-export", action="store_true")
     args = p.parse_args(argv)
 
-    overrides = {} if args.full else dict(CPU_PRESETS.get(args.model, {}))
+    options = RUN_OPTIONS.get(args.model, {})
+    precision = args.precision or options.get("precision", "float32")
+    overrides = preset(args.model, precision, args.full)
+    if not args.full and narrowed(args.model, precision):
+        print(f"{args.model}: training in float32 (this CPU has no AVX512-BF16/AMX, or --precision float32), "
+              f"so the preset is the narrower {FLOAT32_PRESETS[args.model]} to stay near 20 minutes")
     for key, value in parse_set(args.set).items():
         overrides[key] = {**overrides.get(key, {}), **value} if isinstance(value, dict) else value
-    options = RUN_OPTIONS.get(args.model, {})
     callbacks = [zoo.EpochClock()]
     if options.get("lookahead") and not args.no_lookahead:
         from applications.image.callbacks import Lookahead
@@ -81,7 +103,7 @@ def main(argv=None):
         batch_size=args.batch_size,
         limit=args.limit,
         overrides=overrides,
-        precision=args.precision or options.get("precision", "float32"),
+        precision=precision,
         jit_compile=args.xla,
         eval_options=eval_options,
         callbacks=callbacks,

@@ -65,3 +65,26 @@ def test_translator_example_trains_evaluates_and_exports(tmp_path, shared_data_d
     card = json.loads((tmp_path / "sm" / "multi30k_transformer" / "1" / "model_card.json").read_text())
     assert card["verified"] and "A man is riding a bike.  ->  " in out
     assert "[UNK]" not in out and "[START]" not in out and "[PAD]" not in out
+
+
+def test_cifar10_preset_narrows_where_training_runs_in_float32(monkeypatch):
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import train_cifar10 as example
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    import zoo.training
+
+    bf16 = example.preset("cifar10_airbench", "mixed_bfloat16")
+    assert bf16 == example.CPU_PRESETS["cifar10_airbench"] and bf16 is not example.CPU_PRESETS["cifar10_airbench"]
+    f32 = example.preset("cifar10_airbench", "float32")
+    assert f32["widths"] == [32, 128, 128] and f32["epochs"] == 10
+    assert {k: v for k, v in f32.items() if k not in ("widths", "epochs")} == \
+        {k: v for k, v in bf16.items() if k not in ("widths", "epochs")}  # the same recipe, narrower and shorter
+    monkeypatch.setattr(zoo.training, "_cpu_has_bf16", lambda: False)  # a CPU without AVX512-BF16/AMX
+    monkeypatch.setattr("tensorflow.config.list_physical_devices", lambda kind=None: [])
+    assert example.preset("cifar10_airbench", "mixed") == f32
+    monkeypatch.setattr(zoo.training, "_cpu_has_bf16", lambda: True)
+    assert example.preset("cifar10_airbench", "mixed") == bf16
+    assert example.preset("cifar10_airbench", "float32", full=True) == {}
+    assert example.preset("cifar10_resnet", "float32") == example.CPU_PRESETS["cifar10_resnet"]
