@@ -114,12 +114,14 @@ class ConvSubsampling(keras.layers.Layer):
     def call(self, inputs, frame_lengths):
         x = ops.expand_dims(inputs, -1)
         lengths = ops.cast(frame_lengths, "int32")
+        def zero_past_lengths(x):
+            return x * ops.cast(frame_mask(lengths, ops.shape(x)[1]), x.dtype)[:, :, None, None]
+
         for conv, residual in zip(self.convs, self.residual):
-            x = x * ops.cast(frame_mask(lengths, ops.shape(x)[1]), x.dtype)[:, :, None, None]
-            x = conv(ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]))
+            x = conv(ops.pad(zero_past_lengths(x), [[0, 0], [1, 1], [1, 1], [0, 0]]))
             lengths = self._halve(lengths)
             for extra in residual:
-                x = x * ops.cast(frame_mask(lengths, ops.shape(x)[1]), x.dtype)[:, :, None, None]
+                x = zero_past_lengths(x)
                 x = x + extra(x)
         b, t = ops.shape(x)[0], ops.shape(x)[1]
         x = ops.reshape(x, (b, t, x.shape[2] * x.shape[3]))

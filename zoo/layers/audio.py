@@ -531,6 +531,16 @@ class WaveformAugment(keras.layers.Layer):
         tail = tail * ops.sqrt(ops.power(10.0, -drr / 10.0) / energy)
         return ops.where(ops.arange(taps)[None, :] == 0, 1.0, tail)
 
+    @staticmethod
+    def _fft_length(n):
+        """int32 scalar: the smallest power of two >= `n` samples (FFT filtering without wrap-around)."""
+        return ops.cast(ops.power(2.0, ops.ceil(ops.log(ops.cast(n, "float32")) / 0.6931472)), "int32")
+
+    @staticmethod
+    def _rfft(x, n_fft):
+        """`(real, imag)` of the `n_fft`-point rFFT of `x` `(batch, samples)`, zero-padded to `n_fft`."""
+        return ops.rfft(ops.pad(x, [[0, 0], [0, n_fft - ops.shape(x)[1]]]))
+
     def band_gains(self, batch, bins):
         """float32 `(batch, bins)` band-pass gains over `bins` rFFT bins from 0 Hz to Nyquist, random cut-offs."""
         step = (self.sample_rate / 2.0) / ops.cast(ops.maximum(bins - 1, 1), "float32")
@@ -541,8 +551,8 @@ class WaveformAugment(keras.layers.Layer):
     def band_limit(self, x, mask):
         """`x` `(batch, samples)` band-limited by `band_gains` (zero-padded FFT, no wrap-around), RMS kept."""
         samples = ops.shape(x)[1]
-        n_fft = ops.cast(ops.power(2.0, ops.ceil(ops.log(ops.cast(samples + 256, "float32")) / 0.6931472)), "int32")
-        xr, xi = ops.rfft(ops.pad(x, [[0, 0], [0, n_fft - samples]]))
+        n_fft = self._fft_length(samples + 256)
+        xr, xi = self._rfft(x, n_fft)
         gain = self.band_gains(ops.shape(x)[0], ops.shape(xr)[1])
         y = ops.irfft((xr * gain, xi * gain), n_fft)[:, :samples] * mask
         return y * self._rms(x, mask) / self._rms(y, mask)
@@ -556,11 +566,8 @@ class WaveformAugment(keras.layers.Layer):
         x = x * mask
         if self.reverb_prob > 0:
             h = self.impulse_responses(batch)
-            taps = h.shape[1]
-            n = samples + taps
-            n_fft = ops.cast(ops.power(2.0, ops.ceil(ops.log(ops.cast(n, "float32")) / 0.6931472)), "int32")
-            xr, xi = ops.rfft(ops.pad(x, [[0, 0], [0, n_fft - samples]]))
-            hr, hi = ops.rfft(ops.pad(h, [[0, 0], [0, n_fft - taps]]))
+            n_fft = self._fft_length(samples + h.shape[1])
+            (xr, xi), (hr, hi) = self._rfft(x, n_fft), self._rfft(h, n_fft)
             wet = ops.irfft((xr * hr - xi * hi, xr * hi + xi * hr), n_fft)[:, :samples] * mask
             wet = wet * self._rms(x, mask) / self._rms(wet, mask)
             x = ops.where(self._coin(batch, self.reverb_prob), wet, x)
