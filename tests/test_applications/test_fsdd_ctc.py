@@ -123,6 +123,25 @@ def test_model_shapes_blank_padding_lengths_and_reload(tmp_path):
     assert zoo.create_model("fsdd_ctc", **TINY).get_layer("normalize").variance == "global"
 
 
+def test_max_freq_bounds_the_band_the_model_hears():
+    rate, n = 8000, 4000
+    t = np.arange(n) / rate
+    silence = np.zeros((1, n), np.float32)
+    high = (0.4 * np.sin(2 * np.pi * 3500 * t))[None].astype(np.float32)
+    low = (0.4 * np.sin(2 * np.pi * 800 * t))[None].astype(np.float32)
+    length = np.array([n], np.int32)
+
+    def heard(model, x):  # how far the log-mel features move from silence's, away from the onset's click
+        feats = np.asarray(model.get_layer("log_mel")(x, length)[0])
+        return np.abs(feats - np.asarray(model.get_layer("log_mel")(silence, length)[0]))[0, 5:-5].max()
+
+    banded = zoo.create_model("fsdd_ctc", max_freq=2000, **TINY)
+    full = zoo.create_model("fsdd_ctc", **{**TINY, "max_freq": None})
+    assert banded.get_layer("log_mel").max_freq == 2000.0
+    assert heard(full, high) > 5 and heard(banded, low) > 5  # log units: e^5 times the floor
+    assert heard(banded, high) < 0.01 * heard(full, high)  # 3.5 kHz lies above every filter below 2 kHz
+
+
 @pytest.mark.parametrize("make", [
     lambda: ConvSubsampling(channels=4, stages=3, dim=8),
     lambda: ConvSubsampling(channels=4, stages=2, dim=8, depth=3),
