@@ -121,6 +121,7 @@ def test_model_shapes_blank_padding_lengths_and_reload(tmp_path):
     assert list(spec.raw_inputs) == ["waveform", "length"] and spec.preprocessor is None
     # one variance per utterance: the measured default for unseen voices (#15, bench/RESULTS.md)
     assert zoo.create_model("fsdd_ctc", **TINY).get_layer("normalize").variance == "global"
+    assert zoo.create_model("fsdd_ctc", **TINY).get_layer("log_mel").max_freq == 3000.0  # the band, #15 fifth pass
 
 
 def test_max_freq_bounds_the_band_the_model_hears():
