@@ -96,16 +96,6 @@ def test_nested_data_overrides_merge_with_the_spec():
     assert spec.train["data"]["connected"]["num_test"] == 500  # the spec itself is untouched
 
 
-def test_none_switches_off_only_settings_annotated_to_take_it():
-    spec = zoo.get_spec("fsdd_ctc")  # max_freq: float | None = 3000.0 (None: up to Nyquist)
-    model_kw, _ = spec.resolve({"max_freq": None})
-    assert model_kw["max_freq"] is None and spec.defaults["max_freq"] == 3000.0
-    with pytest.raises(ValueError, match="dim must be an integer, got None"):
-        spec.resolve({"dim": None})  # dim: int
-    with pytest.raises(ValueError, match="max_freq must be a number, got 'high'"):
-        spec.resolve({"max_freq": "high"})
-
-
 def test_duplicate_registration_is_an_error(throwaway):
     throwaway("tmp_dup")
     with pytest.raises(ValueError, match="already registered"):

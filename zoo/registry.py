@@ -280,8 +280,7 @@ class ModelSpec:
         model_kw, train_kw = dict(self.defaults), dict(self.train)
         for key, value in (overrides or {}).items():
             if key in self.defaults:
-                check_value(self.name, key, value, self.defaults[key], sizes=True,
-                            optional=_accepts_none(self.builder, key))
+                check_value(self.name, key, value, self.defaults[key], sizes=True)
                 model_kw[key] = value
             elif key in TRAIN_KEYS:
                 if key == "data" and isinstance(value, Mapping):
@@ -321,13 +320,6 @@ def _kind(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "a list"
     return type(value).__name__
-
-
-def _accepts_none(fn: Callable[..., Any], key: str) -> bool:
-    """Whether builder `fn` annotates its argument `key` as taking None (e.g. `float | None`: a switch-off)."""
-    param = inspect.signature(fn).parameters.get(key)
-    annotation = param.annotation if param is not None else None
-    return "None" in (annotation if isinstance(annotation, str) else repr(annotation))
 
 
 def check_value(owner: str, key: str, value: Any, default: Any, *, sizes: bool = False, optional: bool = False) -> None:

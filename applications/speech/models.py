@@ -197,7 +197,7 @@ def output_lengths(model, length):
     reference="CTC (Graves et al., 2006) over a Speech-Transformer-style encoder (Dong et al., 2018), SpecAugment",
 )
 def fsdd_ctc(*, num_tokens: int = len(DIGIT_WORDS), sample_rate: int = SAMPLE_RATE, num_mel_bins: int = 40,
-             frame_length: int = 200, frame_step: int = 80, fft_length: int = 512, max_freq: float | None = 3000.0,
+             frame_length: int = 200, frame_step: int = 80, fft_length: int = 512, max_freq=None,
              conv_channels: int = 32,
              subsample_stages: int = 2, conv_depth: int = 1, dim: int = 96, num_layers: int = 3, num_heads: int = 4,
              intermediate_dim: int = 192, dropout: float = 0.1, freq_masks: int = 2, freq_mask_width: int = 6,
@@ -212,14 +212,14 @@ def fsdd_ctc(*, num_tokens: int = len(DIGIT_WORDS), sample_rate: int = SAMPLE_RA
         num_tokens: output tokens besides the blank (10 digit words).
         sample_rate, num_mel_bins, frame_length, frame_step, fft_length: the
             log-mel front end (`LogMelSpectrogram`).
-        max_freq: upper edge of the mel filters in Hz (None: Nyquist, 4 kHz
-            for FSDD); part of the model, so an export hears only that band
-            too.  3 kHz by default: FSDD's recordings differ most in how
-            much energy they carry high up (1.6-10.9% above 2 kHz by
-            speaker), and leaving out 3-4 kHz gained 1.8 points
-            of leave-one-speaker-out accuracy (two seeds, five speakers,
-            reduced protocol) and took the conventional split's connected
-            WER from 2.22% to 1.82% (bench/RESULTS.md, fifth pass).
+        max_freq: upper edge of the mel filters in Hz (None, the default:
+            Nyquist, 4 kHz for FSDD); part of the model, so an export hears
+            only that band too.  3000 gained 1.8 points of
+            leave-one-speaker-out accuracy on the reduced protocol (two
+            seeds, five speakers) and took the conventional connected WER
+            from 2.22% to 1.82%, but lost 2.7 points on the full protocol
+            (one seed): not shown to help, so off (bench/RESULTS.md, fifth
+            pass).
         conv_channels, subsample_stages, conv_depth: `ConvSubsampling`
             (time / 2**stages; `conv_depth` convolutions per stage; 3 lowered
             connected WER but not unseen-speaker accuracy, at 3x the time).
