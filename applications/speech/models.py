@@ -198,8 +198,8 @@ def output_lengths(model, length):
 )
 def fsdd_ctc(*, num_tokens: int = len(DIGIT_WORDS), sample_rate: int = SAMPLE_RATE, num_mel_bins: int = 40,
              frame_length: int = 200, frame_step: int = 80, fft_length: int = 512, max_freq=None,
-             conv_channels: int = 32,
-             subsample_stages: int = 2, conv_depth: int = 1, dim: int = 96, num_layers: int = 3, num_heads: int = 4,
+             conv_channels: int = 32, subsample_stages: int = 2, conv_depth: int = 1, dim: int = 96,
+             num_layers: int = 3, num_heads: int = 4,
              intermediate_dim: int = 192, dropout: float = 0.1, freq_masks: int = 2, freq_mask_width: int = 6,
              time_masks: int = 2, time_mask_width: int = 10, time_mask_ratio: float = 0.1, vtlp: float = 0.0,
              noise_snr=(10.0, 30.0), noise_prob: float = 0.5, reverb_prob: float = 0.0, reverb_rt60=(0.1, 0.5),
@@ -276,7 +276,8 @@ def fsdd_ctc(*, num_tokens: int = len(DIGIT_WORDS), sample_rate: int = SAMPLE_RA
                                 name="waveform_augment")(waveform, length)
     feats, frames = LogMelSpectrogram(sample_rate=sample_rate, num_mel_bins=num_mel_bins, frame_length=frame_length,
                                       frame_step=frame_step, fft_length=fft_length, max_freq=max_freq, vtlp=vtlp,
-                                      pitch_shift=pitch_shift, top_db=top_db, cepstra=cepstra, remove_dc=remove_dc, seed=seed + 2,
+                                      pitch_shift=pitch_shift, top_db=top_db, cepstra=cepstra, remove_dc=remove_dc,
+                                      seed=seed + 2,
                                       name="log_mel")(augmented, length)
     feats = UtteranceNormalization(variance=normalize_variance, name="normalize")(feats, frames)
     feats = SpecAugment(freq_masks=freq_masks, freq_mask_width=freq_mask_width, time_masks=time_masks,

@@ -244,10 +244,9 @@ class LogMelSpectrogram(keras.layers.Layer):
         samples = ops.shape(waveform)[1]
         length = ops.clip(ops.cast(length, "int32"), 0, samples)
         keep = ops.less(ops.expand_dims(ops.arange(samples, dtype="int32"), 0), ops.expand_dims(length, 1))
-        if self.remove_dc:
-            valid = ops.cast(keep, "float32")
-            dc = ops.sum(waveform * valid, axis=1, keepdims=True) / ops.maximum(ops.sum(valid, axis=1, keepdims=True), 1.0)
-            waveform = waveform - dc
+        if self.remove_dc:  # mean over the valid samples, whose count is the clipped length
+            total = ops.sum(ops.where(keep, waveform, 0.0), axis=1, keepdims=True)
+            waveform = waveform - total / ops.cast(ops.maximum(length, 1), "float32")[:, None]
         waveform = ops.where(keep, waveform, 0.0)
         waveform = ops.pad(waveform, [[0, 0], [0, self.fft_length // 2]])
         if training and (self.vtlp > 0 or self.pitch_shift > 0):
@@ -587,5 +586,6 @@ class WaveformAugment(keras.layers.Layer):
         config = super().get_config()
         config.update({"noise_snr": self.noise_snr, "noise_prob": self.noise_prob, "reverb_prob": self.reverb_prob,
                        "reverb_rt60": self.reverb_rt60, "reverb_drr": self.reverb_drr, "band_prob": self.band_prob,
-                       "band_low": self.band_low, "band_high": self.band_high, "sample_rate": self.sample_rate, "seed": self.seed})
+                       "band_low": self.band_low, "band_high": self.band_high, "sample_rate": self.sample_rate,
+                       "seed": self.seed})
         return config
