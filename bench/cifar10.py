@@ -36,6 +36,7 @@ JPEG copy of CIFAR-10 (see ../shared/data/README.md).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import pathlib
@@ -166,7 +167,7 @@ def matmul_peak(repeats: int = 20) -> float:
     return best
 
 
-def _airbench(widths, policy="float32", batch_size=512):
+def _airbench(widths, policy="float32", batch_size=512, jit=False):
     import keras
 
     import zoo
@@ -179,7 +180,7 @@ def _airbench(widths, policy="float32", batch_size=512):
         keras.config.set_dtype_policy("float32")
     spec = zoo.get_spec("cifar10_airbench")
     loss, metrics = spec.task.compile(spec, spec.train)
-    model.compile(optimizer=make_optimizer(spec.train, 1000), loss=loss, metrics=metrics)
+    model.compile(optimizer=make_optimizer(spec.train, 1000), loss=loss, metrics=metrics, jit_compile=jit)
     return model
 
 
@@ -189,20 +190,21 @@ def throughput(args) -> dict:
     candidates = [tuple(int(w) for w in c.split("-")) for c in args.widths.split(",")]
     batches = [int(b) for b in args.batch_sizes.split(",")]
     policies = args.policies.split(",")
+    jits = [j.strip().lower() in ("1", "true", "xla") for j in args.xla.split(",")]
     rows = {}
     for rep in range(args.repeats):  # alternate to cancel drift in machine load
         peak = matmul_peak()
         rows.setdefault("matmul_peak_gflops", []).append(peak)
         for widths in candidates:
             for bs in batches:
-                for policy in policies:
+                for policy, jit in itertools.product(policies, jits):
                     x = tf.random.uniform((bs, 32, 32, 3), 0, 256, dtype=tf.int32)
                     ds = tf.data.Dataset.from_tensors((tf.cast(x, tf.uint8), tf.zeros((bs,), tf.int32))).repeat()
-                    model = _airbench(widths, policy, bs)
+                    model = _airbench(widths, policy, bs, jit)
                     steps = max(3, args.images // bs)
                     ips = _steps_per_s(model, ds, steps) * bs
                     flops = model_flops(model)
-                    key = f"widths={'-'.join(map(str, widths))} batch={bs} {policy}"
+                    key = f"widths={'-'.join(map(str, widths))} batch={bs} {policy}" + (" xla" if jit else "")
                     r = rows.setdefault(key, {"forward_mflops_per_image": flops / 1e6, "images_per_s": [],
                                               "train_gflops": [], "fraction_of_matmul_peak": []})
                     r["images_per_s"].append(ips)
@@ -354,6 +356,7 @@ def main(argv=None):
     p.add_argument("--widths", default="64-256-256,32-128-128,32-64-128,24-48-96", help="throughput candidates")
     p.add_argument("--batch-sizes", default="256,512", help="throughput candidates")
     p.add_argument("--policies", default="float32,mixed_bfloat16", help="throughput candidates")
+    p.add_argument("--xla", default="0", help="throughput candidates: 0 (no XLA), 1 (XLA train step), or 0,1")
     p.add_argument("--images", type=int, default=2048, help="images per throughput measurement")
     p.add_argument("--ablation-limit", type=int, default=10000, help="train images per ablation run")
     p.add_argument("--ablation-epochs", type=int, default=5)

@@ -82,11 +82,13 @@ def main(argv=None):
     options = RUN_OPTIONS.get(args.model, {})
     precision = args.precision or options.get("precision", "float32")
     overrides = preset(args.model, precision, args.full)
-    if not args.full and narrowed(args.model, precision):
-        print(f"{args.model}: training in float32 (this CPU has no AVX512-BF16/AMX, or --precision float32), "
-              f"so the preset is the narrower {FLOAT32_PRESETS[args.model]} to stay near 20 minutes")
     for key, value in parse_set(args.set).items():
         overrides[key] = {**overrides.get(key, {}), **value} if isinstance(value, dict) else value
+    if not args.full and narrowed(args.model, precision):  # say what will run, --epochs and --set included
+        shown = {k: args.epochs if k == "epochs" and args.epochs else overrides.get(k, v)
+                 for k, v in FLOAT32_PRESETS[args.model].items()}
+        print(f"{args.model}: training in float32 (this CPU has no AVX512-BF16/AMX, or --precision float32), "
+              f"so the preset is the narrower {shown} to stay near 20 minutes")
     callbacks = [zoo.EpochClock()]
     if options.get("lookahead") and not args.no_lookahead:
         from applications.image.callbacks import Lookahead

@@ -88,3 +88,26 @@ def test_cifar10_preset_narrows_where_training_runs_in_float32(monkeypatch):
     assert example.preset("cifar10_airbench", "mixed") == bf16
     assert example.preset("cifar10_airbench", "float32", full=True) == {}
     assert example.preset("cifar10_resnet", "float32") == example.CPU_PRESETS["cifar10_resnet"]
+
+
+def test_cifar10_float32_message_names_the_settings_that_will_run(monkeypatch, capsys):
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import train_cifar10 as example
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_fit(name, **kw):
+        seen.update(kw)
+        raise Stop
+
+    monkeypatch.setattr(example.zoo, "fit", fake_fit)
+    with pytest.raises(Stop):
+        example.main(["--precision", "float32", "--epochs", "3", "--set", "widths=[40,160,160]"])
+    out = capsys.readouterr().out
+    assert "{'widths': [40, 160, 160], 'epochs': 3}" in out  # not the preset's 10 epochs and 32-128-128
+    assert seen["epochs"] == 3 and seen["overrides"]["widths"] == [40, 160, 160]

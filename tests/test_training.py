@@ -136,6 +136,32 @@ def test_optimizer_and_precision_choices():
         precision_policy("half")
 
 
+def _walk(ema):
+    """Ten SGD steps of a 1-weight model pulled from 0 towards 1 (loss (1 - w)^2): the final weight."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")])
+    model.compile(optimizer=make_optimizer({"optimizer": "sgd", "learning_rate": 0.1, "momentum": 0.0, "ema": ema}, 10),
+                  loss="mse")
+    model.fit(np.ones((10, 1), "float32"), np.ones((10, 1), "float32"), batch_size=1, epochs=1, verbose=0, shuffle=False)
+    return float(model.layers[0].kernel.numpy().squeeze())
+
+
+def test_ema_setting_leaves_the_model_with_the_averaged_weights():
+    # w_t = 1 - 0.8^t; the average lags behind it, so the model that fit() leaves must hold less than w_10.
+    raw = _walk(None)
+    assert raw == pytest.approx(1 - 0.8 ** 10, rel=1e-4)
+    averaged = _walk(0.5)
+    w = expect = 0.2  # Keras' EMA: the first step's weight, then average = m * average + (1 - m) * w
+    for _ in range(9):
+        w = 1 - 0.8 * (1 - w)
+        expect = 0.5 * expect + 0.5 * w
+    assert averaged == pytest.approx(expect, rel=1e-3) and averaged < raw - 0.03
+    from zoo.registry import check_train
+
+    with pytest.raises(ValueError, match="ema"):
+        check_train("fsdd_ctc", {"ema": 1.5})
+
+
 def _killed_then_rerun(run, data_dir, monkeypatch, attr, replacement, epochs=2):
     """Train with `zoo.training.<attr>` replaced by one that "kills" the run, then rerun: (result, epochs begun)."""
     import zoo.training as zt

@@ -185,6 +185,7 @@ TRAIN_KEYS = {
     "muon_momentum": "momentum of the conv kernels under optimizer=muon",
     "label_smoothing": "label smoothing of the cross-entropy loss",
     "clipnorm": "gradient clipping by global norm (None: off)",
+    "ema": "decay of an exponential moving average of the weights, which the trained model keeps (None or 0: off)",
     "seed": "random seed for weights, shuffling and augmentation",
     "data": "keyword arguments for the dataset loader (augmentation, vocabulary size, ...)",
     "init_from": "a finished run whose weights (and fitted preprocessor) start this model: fine-tuning",
@@ -401,7 +402,7 @@ def check_train(owner: str, train: Mapping[str, Any]) -> None:
     for key in ("weight_decay", "warmup"):
         if train.get(key) is not None:
             need(number(train[key]) and train[key] >= 0, key, "a number of at least 0")
-    for key in ("momentum", "label_smoothing", "muon_momentum"):
+    for key in ("momentum", "label_smoothing", "muon_momentum", "ema"):
         if train.get(key) is not None:
             need(number(train[key]) and 0 <= train[key] < 1, key, "a number in [0, 1)")
     if train.get("clipnorm") is not None:

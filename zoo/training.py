@@ -81,8 +81,12 @@ def make_optimizer(train: Mapping[str, Any], total_steps: int) -> keras.optimize
 
     Args:
         train: training settings (`optimizer`, `learning_rate`, `schedule`,
-            `warmup`, `weight_decay`, `momentum`, `nesterov`, `clipnorm`; with
-            `optimizer="muon"` also `muon_learning_rate`, `muon_momentum`).
+            `warmup`, `weight_decay`, `momentum`, `nesterov`, `clipnorm`, `ema`;
+            with `optimizer="muon"` also `muon_learning_rate`, `muon_momentum`).
+            `ema` (a decay in (0, 1), e.g. 0.999) keeps an exponential moving
+            average of the trainable weights in the optimizer (Keras'
+            `use_ema`); `model.fit` writes it into the model when training
+            ends, so the saved model and the export are the averaged weights.
         total_steps: optimizer steps in the whole run (for the schedule).
     """
     lr = float(train.get("learning_rate", 1e-3))
@@ -93,6 +97,8 @@ def make_optimizer(train: Mapping[str, Any], total_steps: int) -> keras.optimize
     schedule = lr if kind == "constant" and not warmup else WarmupSchedule(lr, total_steps, warmup, kind)
     wd = float(train.get("weight_decay", 0.0) or 0.0) or None
     common = {"clipnorm": train.get("clipnorm")}
+    if train.get("ema"):
+        common.update(use_ema=True, ema_momentum=float(train["ema"]))
     name = train.get("optimizer", "adamw").lower()
     sgd = {"momentum": float(train.get("momentum", 0.9)), "nesterov": bool(train.get("nesterov", False)),
            "weight_decay": wd, **common}
