@@ -100,9 +100,26 @@ def test_a_failed_train_leaves_nothing_that_blocks_the_corrected_one(tmp_path, c
     wrong = ["train", "cifar10_cnn", "--run-dir", run, "--data-dir", str(tmp_path / "nowhere"), "--epochs", "1", *SMALL_CNN]
     assert main([*wrong, "--batch-size", "20"]) == 2  # fails once the run dir is held, while loading data
     assert "does not exist" in _err(capsys)[0]
-    assert not (tmp_path / "run" / "config.json").exists()
+    assert not (tmp_path / "run").exists()  # the folder the failed command made for its lock went with it
     assert main([*base, "--batch-size", "20"]) == 0
     assert json.loads((tmp_path / "run" / "state.json").read_text())["status"] == "complete"
+
+
+def test_a_run_dir_that_failed_before_training_is_removed_with_the_parents_it_created(tmp_path, monkeypatch):
+    from zoo.run import Run
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RuntimeError):
+        with Run("runs/a/b").lock():
+            raise RuntimeError("data loading failed")
+    assert list(tmp_path.iterdir()) == []  # runs/a/b, runs/a and runs all came from this lock
+    (tmp_path / "mine").mkdir()
+    with Run("mine/r").lock():
+        pass
+    assert [p.name for p in tmp_path.iterdir()] == ["mine"] and list((tmp_path / "mine").iterdir()) == []
+    with Run("kept").lock() as run:
+        run.write("config", {"a": 1})  # something was recorded: the folder stays
+    assert (tmp_path / "kept" / "config.json").exists()
 
 
 def test_a_second_train_on_a_held_run_dir_is_refused_with_the_holder(tmp_path, capsys):

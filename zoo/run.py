@@ -120,8 +120,10 @@ class Run:
         """
         import fcntl
 
+        created = [d for d in (self.path, *self.path.parents) if not d.exists()]  # deepest first
         self.path.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        held = False
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -131,10 +133,25 @@ class Run:
                 holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
                 raise RunDirError(f"{self.given} is in use by another zoo process (pid {holder}); wait for it "
                                   "to finish, or pass another --run-dir") from None
+            held = True
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             for folder in (self.path, self.checkpoints):
                 remove_stale_temporaries(folder)
             yield self
         finally:
+            if held and created:
+                self._remove_if_unused(created)
             os.close(fd)  # releases the flock
+
+    def _remove_if_unused(self, created) -> None:
+        """Remove the folders `lock` created if nothing but the lock file went into them (a command that failed
+        before training began leaves no empty run directory behind)."""
+        if any(p.name != self.lock_file.name for p in self.path.iterdir()):
+            return
+        try:
+            self.lock_file.unlink()
+            for folder in created:  # deepest first; a folder something else wrote into stays
+                folder.rmdir()
+        except OSError:
+            pass

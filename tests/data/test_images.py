@@ -179,6 +179,7 @@ def test_bad_split(data_dir):
 
 def test_tfds_fallback_offline_error(monkeypatch, cache):
     tfds = pytest.importorskip("tensorflow_datasets")
+    monkeypatch.setattr("zoo.data.download_hosts_unreachable", lambda urls, timeout=5.0: None)  # no probe
     monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
 
     def offline(*a, **k):
@@ -193,6 +194,7 @@ def test_tfds_fallback_offline_error(monkeypatch, cache):
 
 def test_tfds_fallback_used_without_data_dir(monkeypatch, cache):
     tfds = pytest.importorskip("tensorflow_datasets")
+    monkeypatch.setattr("zoo.data.download_hosts_unreachable", lambda urls, timeout=5.0: None)  # no probe
     monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
     seen = {}
 

@@ -47,7 +47,8 @@ def _load(name):
 
 
 @pytest.mark.parametrize("name", ["cifar10", "imdb_reviews", "spoken_digit"])
-def test_tfds_fallback_gets_as_far_as_the_download(offline, name):
+def test_tfds_fallback_gets_as_far_as_the_download(offline, monkeypatch, name):
+    monkeypatch.setattr("zoo.data.download_hosts_unreachable", lambda urls, timeout=5.0: None)  # past the probe
     with pytest.raises(DataError) as info:
         _load(name)
     msg = str(info.value)
@@ -55,6 +56,54 @@ def test_tfds_fallback_gets_as_far_as_the_download(offline, name):
     assert "ConnectionError" in msg, msg  # it reached the download: no missing module on the way
     assert "ModuleNotFoundError" not in msg and "ImportError" not in msg
     assert "--data-dir" in msg and "ZOO_DATA_DIR" in msg
+
+
+@pytest.mark.parametrize("name", ["cifar10", "spoken_digit"])
+def test_offline_tfds_fallback_fails_fast_naming_the_host(offline, monkeypatch, name):
+    """Offline, the download hosts are probed before tensorflow-datasets starts its minutes of retries."""
+    import socket
+    import time
+
+    import tensorflow_datasets as tfds
+
+    tried = []
+
+    def refuse(address, *args, **kwargs):
+        tried.append(address)
+        raise OSError("network unreachable (offline test)")
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("tensorflow-datasets was asked to download although the host is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(tfds, "load", no_load)
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_load)
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    start = time.monotonic()
+    with pytest.raises(DataError) as info:
+        _load(name)
+    msg = str(info.value)
+    assert time.monotonic() - start < 30
+    host = {"cifar10": "www.cs.toronto.edu", "spoken_digit": "github.com"}[name]
+    assert tried and tried[0] == (host, 443)
+    assert f"cannot reach {host}:443" in msg and "offline" in msg and "--data-dir" in msg
+
+
+def test_download_probe_steps_aside_for_a_proxy(monkeypatch):
+    import socket
+
+    from zoo.data import download_hosts_unreachable
+
+    def refuse(address, *args, **kwargs):
+        raise OSError("refused")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    assert "cannot reach example.org:80" in download_hosts_unreachable(["http://example.org/a.tar.gz"])
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.local:3128")
+    assert download_hosts_unreachable(["https://example.org/a.tar.gz"]) is None
 
 
 def test_tfds_prepare_dependencies_are_installed():
