@@ -147,9 +147,9 @@ class Run:
     def _remove_if_unused(self, created) -> None:
         """Remove the folders `lock` created if nothing but the lock file went into them (a command that failed
         before training began leaves no empty run directory behind)."""
-        if any(p.name != self.lock_file.name for p in self.path.iterdir()):
-            return
         try:
+            if any(p.name != self.lock_file.name for p in self.path.iterdir()):
+                return
             self.lock_file.unlink()
             for folder in created:  # deepest first; a folder something else wrote into stays
                 folder.rmdir()
