@@ -58,13 +58,10 @@ def test_tfds_fallback_gets_as_far_as_the_download(offline, monkeypatch, name):
     assert "--data-dir" in msg and "ZOO_DATA_DIR" in msg
 
 
-@pytest.mark.parametrize("name", ["cifar10", "spoken_digit"])
-def test_offline_tfds_fallback_fails_fast_naming_the_host(offline, monkeypatch, name):
-    """Offline, the download hosts are probed before tensorflow-datasets starts its minutes of retries."""
+@pytest.fixture
+def refused_sockets(monkeypatch):
+    """No proxy, and every TCP connection refused; yields the addresses that were tried."""
     import socket
-    import time
-
-    import tensorflow_datasets as tfds
 
     tried = []
 
@@ -72,35 +69,37 @@ def test_offline_tfds_fallback_fails_fast_naming_the_host(offline, monkeypatch, 
         tried.append(address)
         raise OSError("network unreachable (offline test)")
 
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    return tried
+
+
+@pytest.mark.parametrize("name", ["cifar10", "spoken_digit"])
+def test_offline_tfds_fallback_fails_fast_naming_the_host(offline, refused_sockets, monkeypatch, name):
+    """Offline, the download hosts are probed before tensorflow-datasets starts its minutes of retries."""
+    import time
+
+    import tensorflow_datasets as tfds
+
     def no_load(*args, **kwargs):
         raise AssertionError("tensorflow-datasets was asked to download although the host is unreachable")
 
-    monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(tfds, "load", no_load)
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_load)
-    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
     start = time.monotonic()
     with pytest.raises(DataError) as info:
         _load(name)
     msg = str(info.value)
     assert time.monotonic() - start < 30
     host = {"cifar10": "www.cs.toronto.edu", "spoken_digit": "github.com"}[name]
-    assert tried and tried[0] == (host, 443)
+    assert refused_sockets and refused_sockets[0] == (host, 443)
     assert f"cannot reach {host}:443" in msg and "offline" in msg and "--data-dir" in msg
 
 
-def test_download_probe_steps_aside_for_a_proxy(monkeypatch):
-    import socket
-
+def test_download_probe_steps_aside_for_a_proxy(refused_sockets, monkeypatch):
     from zoo.data import download_hosts_unreachable
 
-    def refuse(address, *args, **kwargs):
-        raise OSError("refused")
-
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
     assert "cannot reach example.org:80" in download_hosts_unreachable(["http://example.org/a.tar.gz"])
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.local:3128")
     assert download_hosts_unreachable(["https://example.org/a.tar.gz"]) is None
