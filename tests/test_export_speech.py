@@ -137,3 +137,18 @@ def test_exports_identical_with_augmentation_on_and_off(tmp_path):
         outs.append(loaded.signatures["serving_default"](waveform=tf.constant(x["waveform"]),
                                                          length=tf.constant(x["length"]))["transcript"].numpy())
     assert outs[0].tolist() == outs[1].tolist() and any(outs[0].tolist())
+
+
+def test_pcen_front_end_serves_any_padding_like_the_model():
+    import tensorflow as tf
+
+    model = zoo.create_model("fsdd_ctc", **TINY, compression="pcen")
+    kernel, bias = model.get_layer("logits").get_weights()
+    model.get_layer("logits").set_weights([kernel * 20.0, bias])  # untrained transcripts not empty
+    _, _, x = _twins()
+    serving = load_serving(zoo.get_spec("fsdd_ctc"), model, {"tokens": list(DIGIT_WORDS), "sample_rate": 8000})
+    got = serving.serve(tf.constant(x["waveform"]), tf.constant(x["length"]))["transcript"].numpy().tolist()
+    wider = np.pad(x["waveform"], [[0, 0], [0, 3200]])  # a batch padded further: the scan runs over more frames
+    again = serving.serve(tf.constant(wider), tf.constant(x["length"]))["transcript"].numpy().tolist()
+    assert got == again and any(got)
+    assert model.get_layer("log_mel").compression == "pcen"

@@ -207,7 +207,7 @@ def fsdd_ctc(*, num_tokens: int = len(DIGIT_WORDS), sample_rate: int = SAMPLE_RA
              noise_snr=(10.0, 30.0), noise_prob: float = 0.5, reverb_prob: float = 0.0, reverb_rt60=(0.1, 0.5),
              band_prob: float = 0.0, band_low=(0.0, 300.0), band_high=(2000.0, 4000.0), pitch_shift: float = 0.0,
              top_db=None, cepstra=None, remove_dc: bool = False, normalize_variance: str = "global",
-             seed: int = 0):
+             compression: str = "log", seed: int = 0):
     """FSDD digit recognizer: log-mel -> conv subsampling -> Transformer encoder -> CTC over digit words.
 
     Args:
@@ -254,6 +254,8 @@ def fsdd_ctc(*, num_tokens: int = len(DIGIT_WORDS), sample_rate: int = SAMPLE_RA
             (cepstral smoothing, `LogMelSpectrogram`; part of the model; None: off).
         remove_dc: subtract each waveform's mean first (`LogMelSpectrogram`;
             part of the model, at inference too; off: no gain measured).
+        compression: "log" (the default) or "pcen", how the mel power
+            becomes features (`LogMelSpectrogram`; part of the model).
         normalize_variance: "global" (the default) or "channel", the
             per-utterance variance normalisation of the log-mel features
             (`UtteranceNormalization`).  Global keeps a band that barely
@@ -279,7 +281,7 @@ def fsdd_ctc(*, num_tokens: int = len(DIGIT_WORDS), sample_rate: int = SAMPLE_RA
     feats, frames = LogMelSpectrogram(sample_rate=sample_rate, num_mel_bins=num_mel_bins, frame_length=frame_length,
                                       frame_step=frame_step, fft_length=fft_length, max_freq=max_freq, vtlp=vtlp,
                                       pitch_shift=pitch_shift, top_db=top_db, cepstra=cepstra, remove_dc=remove_dc,
-                                      seed=seed + 2,
+                                      compression=compression, seed=seed + 2,
                                       name="log_mel")(augmented, length)
     feats = UtteranceNormalization(variance=normalize_variance, name="normalize")(feats, frames)
     feats = SpecAugment(freq_masks=freq_masks, freq_mask_width=freq_mask_width, time_masks=time_masks,

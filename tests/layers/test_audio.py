@@ -305,3 +305,60 @@ def test_log_mel_cepstral_smoothing_keeps_the_envelope_and_drops_fine_structure(
     assert np.abs(c[:, 8:]).max() < 1e-3 and np.abs(c[:, :8]).max() > 1.0
     with pytest.raises(ValueError, match="cepstra"):
         LogMelSpectrogram(num_mel_bins=32, cepstra=33)
+
+
+def _pcen_reference(energy, smoothing, gain=0.98, bias=2.0, power=0.5, eps=1e-6):
+    """librosa.pcen's recursion written out as a loop over frames: an independent reference."""
+    level = np.empty_like(energy)
+    level[:, 0] = energy[:, 0]
+    for t in range(1, energy.shape[1]):
+        level[:, t] = (1 - smoothing) * level[:, t - 1] + smoothing * energy[:, t]
+    return (energy / (eps + level) ** gain + bias) ** power - bias ** power
+
+
+def test_pcen_matches_the_recursion_and_its_time_constant():
+    from zoo.layers.audio import pcen
+
+    energy = np.random.default_rng(0).uniform(0, 1e9, (2, 50, 6)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(pcen(energy, smoothing=0.1)), _pcen_reference(energy, 0.1),
+                               rtol=1e-4, atol=1e-6)
+    # librosa's coefficient for 0.4 s at a 10 ms hop (40 frames): (sqrt(1 + 4 * 40**2) - 1) / (2 * 40**2) = 0.02469
+    assert LogMelSpectrogram(compression="pcen").pcen_smoothing == pytest.approx(0.02469, abs=1e-5)
+
+
+def test_pcen_front_end_quiets_a_steady_band_and_marks_an_onset():
+    t = np.arange(16000) / 8000
+    hum = np.sin(2 * np.pi * 500 * t)  # through the whole 2 s
+    burst = np.where((t > 1.0) & (t < 1.3), 0.3 * np.sin(2 * np.pi * 2500 * t), 0.0)  # a 300 ms event
+    w = np.stack([0.3 * hum + burst, 0.003 * hum + burst]).astype(np.float32)  # the hum 40 dB quieter in the second
+    feats = {}
+    for compression in ("pcen", "log"):
+        layer = LogMelSpectrogram(num_mel_bins=24, compression=compression)
+        feats[compression] = np.asarray(layer(w, np.array([16000, 16000]))[0])
+    f = feats["pcen"]
+    low = int(np.argmax(f[0, 20:80].mean(0)))  # the hum's band
+    high = int(np.argmax(f[0, 101:110].mean(0)))  # the burst's band
+    assert high > low
+    # a steady band settles at nearly the same level whatever its loudness (the log front end: 100x apart)
+    assert abs(f[0, 50, low] - f[1, 50, low]) < 0.15 * f[0, 50, low]
+    assert feats["log"][0, 50, low] - feats["log"][1, 50, low] > 8.0
+    # an onset stands far above where the same band settles while the event goes on
+    assert f[0, 101:104, high].max() > 2 * f[0, 125:128, high].max()
+
+
+def test_pcen_front_end_keeps_padding_inert_and_round_trips():
+    layer = LogMelSpectrogram(num_mel_bins=20, compression="pcen", pcen_time_constant=0.2)
+    w, n = _waves([3000, 1200], 3200, seed=3)
+    junk = np.where(np.arange(4800)[None] >= n[:, None], 0.7, np.pad(w, [[0, 0], [0, 1600]])).astype(np.float32)
+    f1, frames = layer(w, n)
+    f2, _ = layer(junk, n)
+    for i in range(2):
+        valid = int(np.asarray(frames)[i])
+        np.testing.assert_allclose(np.asarray(f2)[i, :valid], np.asarray(f1)[i, :valid], atol=1e-5)
+    assert np.isfinite(np.asarray(f1)).all()
+    config = layer.get_config()
+    again = LogMelSpectrogram.from_config(config)
+    assert again.get_config() == config and config["compression"] == "pcen"
+    np.testing.assert_allclose(np.asarray(again(w, n)[0]), np.asarray(f1), atol=1e-6)
+    with pytest.raises(ValueError, match="compression"):
+        LogMelSpectrogram(compression="db")

@@ -32,7 +32,7 @@ import keras
 from keras import ops
 
 __all__ = ["LogMelSpectrogram", "UtteranceNormalization", "SpecAugment", "WaveformAugment", "frame_mask", "vtlp_warp",
-           "scale_frequencies"]
+           "scale_frequencies", "pcen"]
 
 
 def frame_mask(frame_lengths, num_frames):
@@ -115,6 +115,43 @@ def scale_frequencies(power, factors, sample_rate):
     return _read_bins(power, source) * inside
 
 
+def pcen(energy, smoothing=0.0247, gain=0.98, bias=2.0, power=0.5, eps=1e-6):
+    """Per-channel energy normalisation (Wang et al., 2017): an automatic gain control per band, then root compression.
+
+    `M[t] = (1 - smoothing) * M[t-1] + smoothing * E[t]` (`M[0] = E[0]`,
+    the filter's steady state for the first frame, as `librosa.pcen`) is a
+    causal running average of each band's energy, and the output is
+    `(E / (eps + M) ** gain + bias) ** power - bias ** power`: each band is
+    divided by its own recent level, so a stationary microphone or channel
+    gain and a steady noise floor cancel, and onsets stand out.  The
+    running average is a `keras.ops.scan` over frames, exact for any length;
+    a frame depends only on earlier ones, so padding after the end of an
+    utterance leaves its valid frames unchanged.
+
+    Args:
+        energy: float `(batch, frames, bands)`, non-negative filterbank
+            magnitudes (`LogMelSpectrogram` passes the square root of its mel
+            power times `2**31`, the scale `librosa.pcen` is documented with).
+        smoothing: float in (0, 1], the running average's coefficient per
+            frame (0.0247 for a time constant of 0.4 s at a 10 ms hop).
+        gain, bias, power, eps: float, the AGC exponent, the bias and root
+            of the compression, and the floor of the divisor.
+
+    Returns:
+        float32 `(batch, frames, bands)`.
+    """
+    energy = ops.cast(energy, "float32")
+    by_frame = ops.transpose(energy, (1, 0, 2))  # (T, B, F): scan runs over the leading axis
+
+    def step(level, frame):
+        level = (1.0 - smoothing) * level + smoothing * frame
+        return level, level
+
+    _, level = ops.scan(step, by_frame[0], by_frame)
+    level = ops.transpose(level, (1, 0, 2))
+    return ops.power(energy / ops.power(eps + level, gain) + bias, power) - bias ** power
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 class LogMelSpectrogram(keras.layers.Layer):
     """Padded waveforms and their lengths -> log-mel features and frame counts.
@@ -160,6 +197,13 @@ class LogMelSpectrogram(keras.layers.Layer):
     (formants) stays, the fine structure - pitch harmonics, a
     speaker-specific cue - goes.  Shapes are unchanged.  None: off.
 
+    Compression (`compression`, training and inference alike): "log" (the
+    default) takes `log(mel + log_floor)`; "pcen" takes per-channel energy
+    normalisation (`pcen`, Wang et al. 2017, the keyword-spotting front end
+    made for unseen microphones and rooms) of the mel magnitudes, with
+    `librosa.pcen`'s defaults and a time constant of `pcen_time_constant`
+    seconds; `log_floor` is then unused.
+
     Args:
         sample_rate: int, Hz of the waveforms.
         num_mel_bins: int, mel filters.
@@ -174,6 +218,8 @@ class LogMelSpectrogram(keras.layers.Layer):
         top_db: None or float > 0, per-utterance dynamic range of the mel power in dB.
         cepstra: None or int in [1, num_mel_bins], DCT components kept per frame.
         remove_dc: bool, subtract each waveform's mean over its valid samples.
+        compression: "log" or "pcen", how the mel power becomes features.
+        pcen_time_constant: float > 0, seconds, PCEN's running average (with "pcen").
         seed: int or None, seed of the warp factors' random stream.
         **kwargs: other `keras.layers.Layer` arguments.
 
@@ -191,9 +237,15 @@ class LogMelSpectrogram(keras.layers.Layer):
 
     def __init__(self, sample_rate=8000, num_mel_bins=40, frame_length=200, frame_step=80, fft_length=512,
                  min_freq=20.0, max_freq=None, log_floor=1e-6, vtlp=0.0, vtlp_boundary=0.8, pitch_shift=0.0,
-                 top_db=None, cepstra=None, remove_dc=False, seed=None, **kwargs):
+                 top_db=None, cepstra=None, remove_dc=False, compression="log", pcen_time_constant=0.4, seed=None,
+                 **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
+        self.compression = str(compression)
+        self.pcen_time_constant = float(pcen_time_constant)
+        if self.compression not in ("log", "pcen") or self.pcen_time_constant <= 0:
+            raise ValueError(f"LogMelSpectrogram: compression must be 'log' or 'pcen' and pcen_time_constant > 0, "
+                             f"got {compression!r}, {pcen_time_constant}")
         self.remove_dc = bool(remove_dc)
         self.sample_rate = int(sample_rate)
         self.num_mel_bins = int(num_mel_bins)
@@ -268,10 +320,19 @@ class LogMelSpectrogram(keras.layers.Layer):
             valid = ops.cast(frame_mask(frame_lengths, ops.shape(mel)[1]), "float32")[:, :, None]
             peak = ops.max(mel * valid, axis=(1, 2), keepdims=True)  # (B, 1, 1) over the valid frames only
             mel = ops.maximum(mel, peak * (10.0 ** (-self.top_db / 10.0)))
-        feats = ops.log(mel + floor)
+        if self.compression == "pcen":
+            feats = pcen(ops.sqrt(mel) * 2.0 ** 31, smoothing=self.pcen_smoothing)
+        else:
+            feats = ops.log(mel + floor)
         if self.cepstra is not None:
             feats = ops.matmul(feats, ops.convert_to_tensor(self._lifter_matrix(), "float32"))
         return feats, frame_lengths
+
+    @property
+    def pcen_smoothing(self):
+        """PCEN's running-average coefficient per frame for `pcen_time_constant` (`librosa.pcen`'s formula)."""
+        t = self.pcen_time_constant * self.sample_rate / self.frame_step  # the time constant in frames
+        return ((1.0 + 4.0 * t * t) ** 0.5 - 1.0) / (2.0 * t * t)
 
     def _lifter_matrix(self):
         """float32 `(num_mel_bins, num_mel_bins)`: projection onto the first `cepstra` orthonormal DCT-II rows."""
@@ -286,7 +347,8 @@ class LogMelSpectrogram(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update({"pitch_shift": self.pitch_shift, "top_db": self.top_db, "cepstra": self.cepstra,
-                       "remove_dc": self.remove_dc})
+                       "remove_dc": self.remove_dc, "compression": self.compression,
+                       "pcen_time_constant": self.pcen_time_constant})
         config.update({"sample_rate": self.sample_rate, "num_mel_bins": self.num_mel_bins,
                        "frame_length": self.frame_length, "frame_step": self.frame_step,
                        "fft_length": self.fft_length, "min_freq": self.min_freq, "max_freq": self.max_freq,
