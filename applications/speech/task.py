@@ -118,23 +118,55 @@ def beam_decode(logits, lengths=None, *, beam_width: int = 8):
     return out[0]
 
 
+def single_token_scores(logits, lengths=None):
+    """Log CTC likelihood of every single-token transcript: `(B, T, C)` logits (blank last) -> float32 `(B, C - 1)`.
+
+    Entry `[b, k]` is `log P("k" | x_b)`, summed over all the alignments
+    `blank* k+ blank*` of the first `lengths[b]` frames.  That alignment set
+    is a three-state automaton (only blanks so far, inside `k`, blanks after
+    `k`), run for every token at once by one `keras.ops.scan` over frames;
+    frames past an utterance's length leave its state unchanged.  The CTC
+    forward pass of `keras.ops.ctc_loss` would give the same numbers at ten
+    times the work (one pass per token), and its TensorFlow graph makes
+    Grappler print a shape error on every first call.
+
+    Args:
+        logits: float `(batch, frames, classes)`, the blank last.
+        lengths: optional int `(batch,)` valid frames, >= 1 (default: all).
+    """
+    logp = ops.log_softmax(ops.convert_to_tensor(logits, "float32"), axis=-1)
+    shape = ops.shape(logp)
+    valid = ops.less(ops.arange(shape[1], dtype="int32")[None, :], _lengths(logp, lengths)[:, None])  # (B, T)
+    # one tensor to scan over (keras' TensorFlow scan needs a static length for several): (T, B, 1 + K + 1)
+    frames = ops.transpose(ops.concatenate([logp[..., -1:], logp[..., :-1],
+                                            ops.cast(valid, "float32")[..., None]], axis=-1), (1, 0, 2))
+    very_unlikely = -1e30  # log 0, finite so that sums of it stay comparable and free of NaN
+
+    def step(state, frame):
+        before, inside, after = state  # (B,), (B, K), (B, K)
+        blank, token, active = frame[:, 0], frame[:, 1:-1], frame[:, -1] > 0.5
+        new = (before + blank,
+               ops.logaddexp(before[:, None], inside) + token,
+               ops.logaddexp(inside, after) + blank[:, None])
+        state = (ops.where(active, new[0], before), ops.where(active[:, None], new[1], inside),
+                 ops.where(active[:, None], new[2], after))
+        return state, state  # keras' TensorFlow scan wants per-frame outputs shaped like the state; unused
+
+    start = (ops.zeros((shape[0],)), ops.full((shape[0], shape[2] - 1), very_unlikely),
+             ops.full((shape[0], shape[2] - 1), very_unlikely))
+    (_, inside, after), _ = ops.scan(step, start, frames)
+    return ops.logaddexp(inside, after)
+
+
 def single_token_decode(logits, lengths=None):
     """The one token whose CTC likelihood is highest: `(B, T, C)` logits -> int32 `(B, 1)`.
 
     Isolated-word decoding: every hypothesis is a single token (for FSDD,
     one digit word), scored by the CTC probability of all its alignments
-    (`blank* k+ blank*`), so the output can be neither empty nor several
-    words.  Costs one CTC forward pass per token.
+    (`blank* k+ blank*`, `single_token_scores`), so the output can be
+    neither empty nor several words.
     """
-    logits = ops.convert_to_tensor(logits, "float32")
-    shape = ops.shape(logits)
-    batch, classes = shape[0], shape[2]
-    tokens = classes - 1
-    rep = ops.repeat(logits, tokens, axis=0)  # (B * tokens, T, C): row b * tokens + k scores token k
-    labels = ops.reshape(ops.tile(ops.arange(tokens, dtype="int32"), [batch]), (-1, 1))
-    nll = ops.ctc_loss(labels, rep, ops.ones((batch * tokens,), "int32"),
-                       ops.repeat(_lengths(logits, lengths), tokens, axis=0), mask_index=classes - 1)
-    best = ops.argmin(ops.reshape(nll, (batch, tokens)), axis=-1)
+    best = ops.argmax(single_token_scores(logits, lengths), axis=-1)
     return ops.cast(ops.expand_dims(best, -1), "int32")
 
 

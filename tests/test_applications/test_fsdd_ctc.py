@@ -10,6 +10,7 @@ from speech_fixtures import tone
 from applications.speech.models import CTCBlankPadding, ConvSubsampling, LengthMaskedEncoderBlock, output_lengths
 from applications.speech.data import DIGIT_WORDS
 from applications.speech.task import CTCLoss, beam_decode, decode, greedy_decode, ids_to_text, single_token_decode, ids_to_text_tf, word_error_rate
+from applications.speech.task import single_token_scores
 
 TINY = dict(dim=32, num_layers=1, num_heads=2, intermediate_dim=64, conv_channels=8, num_mel_bins=20, fft_length=256)
 
@@ -74,6 +75,29 @@ def test_single_token_decode_picks_the_word_with_most_ctc_mass():
     assert np.asarray(greedy_decode(logits))[0, :3].tolist() == [1, 0, 1]
     assert (np.asarray(greedy_decode(logits))[1] == -1).all()
     np.testing.assert_array_equal(np.asarray(decode(logits, single_token=True)), got)
+
+
+def test_single_token_scores_are_the_ctc_likelihoods_of_the_valid_frames():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, (3, 6, 5)).astype(np.float32)
+    lengths = np.array([6, 3, 1], np.int32)
+    got = np.asarray(single_token_scores(logits, lengths))
+    assert got.shape == (3, 4)
+    for row, n in enumerate(lengths):
+        probs = np.exp(logits[row, :n]) / np.exp(logits[row, :n]).sum(-1, keepdims=True)
+        for k in range(4):  # every alignment blank^a k^(b-a) blank^(n-b) of the first n frames
+            want = sum(np.prod(np.r_[probs[:a, 4], probs[a:b, k], probs[b:, 4]])
+                       for a in range(n) for b in range(a + 1, n + 1))
+            np.testing.assert_allclose(got[row, k], np.log(want), rtol=1e-4)
+    # the frames past a length are ignored: junk there changes nothing
+    junk = logits.copy()
+    junk[1, 3:] = rng.normal(0, 9, (3, 5))
+    np.testing.assert_allclose(np.asarray(single_token_scores(junk, lengths)), got, rtol=1e-5)
+    # keras' CTC forward pass agrees (one pass per token)
+    labels = np.repeat(np.arange(4, dtype=np.int32)[None], 3, 0).reshape(-1, 1)
+    nll = keras.ops.ctc_loss(labels, np.repeat(logits, 4, 0), np.ones(12, np.int32), np.repeat(lengths, 4),
+                             mask_index=4)
+    np.testing.assert_allclose(-np.asarray(nll).reshape(3, 4), got, rtol=1e-4, atol=1e-4)
 
 
 def test_ids_to_text_python_and_graph():
