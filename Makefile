@@ -13,7 +13,7 @@ ifneq ($(wildcard $(SHARED_DATA)),)
 export ZOO_DATA_DIR := $(SHARED_DATA)
 endif
 endif
-export TF_CPP_MIN_LOG_LEVEL ?= 2
+export TF_CPP_MIN_LOG_LEVEL ?= 3
 export KERAS_BACKEND ?= tensorflow
 
 PYTEST := $(BIN)/python -m pytest

@@ -5,7 +5,11 @@ process's stderr from C++ before `absl::InitializeLog()`, so neither
 `TF_CPP_MIN_LOG_LEVEL` nor Python's logging can stop them.  `import_tensorflow`
 points file descriptor 2 at /dev/null while TensorFlow loads and finds its
 devices, then restores it: Python errors and everything printed afterwards
-still reach the terminal.  `ZOO_VERBOSE=1` (the CLI's `--verbose`) or a
+still reach the terminal.  `TF_CPP_MIN_LOG_LEVEL` defaults to 3, which
+also drops the C++ lines TensorFlow logs at ERROR level without failing
+(e.g. "oneDNN supports DT_BOOL only on platforms with AVX-512" on the
+first training step): a real failure raises a Python exception, which is
+still shown.  `ZOO_VERBOSE=1` (the CLI's `--verbose`) or a
 `TF_CPP_MIN_LOG_LEVEL` of 0 or 1 keeps the lines.
 """
 
@@ -28,7 +32,7 @@ def import_tensorflow():
         import tensorflow as tf
 
         return tf
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ ERROR lines too: a real failure raises in Python
     try:
         sys.stderr.flush()
         saved = os.dup(2)

@@ -311,7 +311,7 @@ def quiet_unless_verbose(verbose: bool) -> None:
         os.environ["ZOO_VERBOSE"] = "1"
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ ERROR lines too: a real failure raises in Python
     from zoo._tf import import_tensorflow
 
     import_tensorflow()
