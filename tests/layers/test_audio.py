@@ -4,7 +4,7 @@ import numpy as np
 import keras
 import pytest
 
-from zoo.layers import LogMelSpectrogram, SpecAugment, UtteranceNormalization, WaveformAugment
+from zoo.layers import LogMelSpectrogram, SpecAugment, TimeStretch, UtteranceNormalization, WaveformAugment
 from zoo.layers.audio import scale_frequencies, vtlp_warp
 
 
@@ -118,7 +118,7 @@ def test_spec_augment_training_only_and_inside_lengths():
     assert again.get_config() == aug.get_config()
 
 
-@pytest.mark.parametrize("cls", [LogMelSpectrogram, UtteranceNormalization, SpecAugment, WaveformAugment])
+@pytest.mark.parametrize("cls", [LogMelSpectrogram, UtteranceNormalization, SpecAugment, WaveformAugment, TimeStretch])
 def test_configs_round_trip(cls):
     layer = cls()
     assert cls.from_config(layer.get_config()).get_config() == layer.get_config()
@@ -362,3 +362,35 @@ def test_pcen_front_end_keeps_padding_inert_and_round_trips():
     np.testing.assert_allclose(np.asarray(again(w, n)[0]), np.asarray(f1), atol=1e-6)
     with pytest.raises(ValueError, match="compression"):
         LogMelSpectrogram(compression="db")
+
+
+def test_time_stretch_resamples_each_utterance_in_time_and_only_in_training():
+    frames, channels = 40, 3
+    ramp = np.repeat(np.arange(frames, dtype=np.float32)[None, :, None], 4, 0).repeat(channels, 2)  # frame t holds t
+    lengths = np.array([40, 25, 9, 1], np.int32)
+    x = np.where(np.arange(frames)[None, :, None] < lengths[:, None, None], ramp, 999.0).astype(np.float32)  # junk after
+    layer = TimeStretch(1.5, seed=3)
+    same, same_lengths = layer(x, lengths)  # inference: unchanged
+    np.testing.assert_array_equal(np.asarray(same), x)
+    np.testing.assert_array_equal(np.asarray(same_lengths), lengths)
+    seen = []
+    for _ in range(5):
+        y, new = layer(x, lengths, training=True)
+        y, new = np.asarray(y), np.asarray(new)
+        assert y.shape == (4, 60, channels)
+        for b, n in enumerate(lengths):
+            m = int(new[b])
+            assert 1 <= m <= int(np.ceil(n * 1.5)) and m >= int(np.floor(n / 1.5))
+            assert (y[b, m:] == 0).all() and y[b, :m].max() <= n - 1  # zero past the end; no junk read
+            if n > 1:  # a ramp stays a ramp: slope 1 / d, the same in every channel
+                slope = np.diff(y[b, :m, 0])[: m // 2].mean()
+                seen.append(slope)
+                assert 1 / 1.5 - 1e-3 <= slope <= 1.5 + 1e-3
+                np.testing.assert_allclose(y[b, :m, 1], y[b, :m, 0])
+    assert max(seen) - min(seen) > 0.1  # factors differ between utterances and calls
+    config = layer.get_config()
+    assert TimeStretch.from_config(config).get_config() == config
+    off, _ = TimeStretch(1.0)(x, lengths, training=True)
+    np.testing.assert_array_equal(np.asarray(off), x)
+    with pytest.raises(ValueError, match="max_stretch"):
+        TimeStretch(0.8)

@@ -5,7 +5,7 @@ under the package name ``"zoo"`` so `.keras` files load without
 `custom_objects` once `zoo.layers` is imported.
 """
 
-from zoo.layers.audio import LogMelSpectrogram, SpecAugment, UtteranceNormalization, WaveformAugment
+from zoo.layers.audio import LogMelSpectrogram, SpecAugment, TimeStretch, UtteranceNormalization, WaveformAugment
 from zoo.layers.attention import (
     AttentionPooling,
     MultiHeadAttention,
@@ -28,6 +28,7 @@ __all__ = [
     "MultiHeadAttention",
     "SinusoidalPositionEncoding",
     "SpecAugment",
+    "TimeStretch",
     "TokenAndPositionEmbedding",
     "TransformerDecoderBlock",
     "TransformerEncoderBlock",

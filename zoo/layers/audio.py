@@ -32,7 +32,7 @@ import keras
 from keras import ops
 
 __all__ = ["LogMelSpectrogram", "UtteranceNormalization", "SpecAugment", "WaveformAugment", "frame_mask", "vtlp_warp",
-           "scale_frequencies", "pcen"]
+           "scale_frequencies", "pcen", "TimeStretch"]
 
 
 def frame_mask(frame_lengths, num_frames):
@@ -406,6 +406,82 @@ class UtteranceNormalization(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon, "variance": self.variance}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class TimeStretch(keras.layers.Layer):
+    """Training-only tempo change of feature sequences: each utterance resampled in time by a random factor.
+
+    Speakers differ in speaking rate far more than the waveform speed
+    perturbation's 0.9-1.1 (FSDD: an average digit lasts 0.28 s for one
+    voice and 0.46 s for another), and that perturbation also moves pitch
+    and formants.  This layer stretches the frame sequence alone (Nguyen et
+    al., 2020): utterance `b` gets a duration factor `d_b`, log-uniform in
+    `[1 / max_stretch, max_stretch]`; output frame `j` is the input at
+    frame `j / d_b`, linearly interpolated between the two nearest valid
+    frames; its length becomes `ceil(length * d_b)`, and frames past it are
+    0.  The spectrum of each frame is untouched.  At inference (and with
+    `max_stretch=1`) the inputs are returned unchanged, so an export does
+    not depend on it.
+
+    Args:
+        max_stretch: float in [1, 4], the largest duration factor either way (1: off).
+        seed: int or None, seed of the factors' random stream.
+        **kwargs: other `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: float `(batch, frames, channels)`.
+        frame_lengths: int `(batch,)`, valid frames (>= 1).
+        training: bool, stretch only when True.
+
+    Returns:
+        `(features, frame_lengths)`: float32 `(batch, frames', channels)`
+        with `frames' = ceil(frames * max_stretch)` in training (`frames`
+        otherwise), and int32 `(batch,)`.
+    """
+
+    def __init__(self, max_stretch=1.0, seed=None, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.max_stretch = float(max_stretch)
+        if not 1.0 <= self.max_stretch <= 4.0:
+            raise ValueError(f"TimeStretch: max_stretch must be in [1, 4], got {max_stretch}")
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed) if self.max_stretch > 1.0 else None
+
+    def build(self, inputs_shape, frame_lengths_shape=None):
+        self.built = True
+
+    def call(self, inputs, frame_lengths, training=None):
+        x = ops.cast(inputs, "float32")
+        lengths = ops.cast(frame_lengths, "int32")
+        if not training or self.max_stretch == 1.0:
+            return x, lengths
+        import math
+
+        shape = ops.shape(x)
+        batch, frames = shape[0], shape[1]
+        bound = math.log(self.max_stretch)
+        factor = ops.exp(keras.random.uniform((batch,), -bound, bound, seed=self.seed_generator))  # (B,)
+        out_frames = ops.cast(ops.ceil(ops.cast(frames, "float32") * self.max_stretch), "int32")
+        valid = ops.cast(ops.maximum(lengths, 1), "float32")
+        new_lengths = ops.clip(ops.cast(ops.ceil(valid * factor), "int32"), 1, out_frames)
+        source = ops.cast(ops.arange(out_frames), "float32")[None, :] / factor[:, None]  # (B, T')
+        source = ops.minimum(source, (valid - 1.0)[:, None])  # stay inside the valid frames
+        lo = ops.floor(source)
+        frac = (source - lo)[:, :, None]
+        lo = ops.cast(lo, "int32")
+        hi = ops.minimum(lo + 1, ops.cast(valid, "int32")[:, None] - 1)
+        take = lambda idx: ops.take_along_axis(x, ops.expand_dims(idx, -1), axis=1)  # noqa: E731  (B, T', C)
+        out = take(lo) * (1.0 - frac) + take(hi) * frac
+        keep = ops.cast(frame_mask(new_lengths, out_frames), "float32")[:, :, None]
+        return out * keep, new_lengths
+
+    def compute_output_shape(self, inputs_shape, frame_lengths_shape=None):
+        return (inputs_shape[0], None, inputs_shape[2]), (inputs_shape[0],)
+
+    def get_config(self):
+        return {**super().get_config(), "max_stretch": self.max_stretch, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="zoo")
