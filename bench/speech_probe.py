@@ -1,8 +1,13 @@
-"""Two diagnostics of the unseen-speaker gap of `fsdd_ctc` (#15): is it the seed, or the model family?
+"""Diagnostics of the unseen-speaker gap of `fsdd_ctc` (#15): is it the seed, or the model family?
 
     ZOO_DATA_DIR=../shared/data .venv/bin/python bench/speech_probe.py ensemble SPEAKER RUN_DIR [RUN_DIR ...]
     ZOO_DATA_DIR=../shared/data .venv/bin/python bench/speech_probe.py cnn SPEAKER [--epochs 30]
     ZOO_DATA_DIR=../shared/data .venv/bin/python bench/speech_probe.py spectra all
+    ZOO_DATA_DIR=../shared/data .venv/bin/python bench/speech_probe.py durations all
+
+`durations`: per speaker and digit, the mean duration of speech in the
+recordings (10 ms frames within 30 dB of the recording's loudest): how
+fast the five voices speak.
 
 `spectra`: per speaker, the share of energy above 2 kHz, the DC offset
 over the RMS, and the log-mel standard deviation over time of every
@@ -135,10 +140,27 @@ def spectra(args, rec, idx, labels) -> dict:
     return {"speakers": out}
 
 
+def durations(args, rec, idx, labels) -> dict:
+    """Per speaker: mean seconds of speech (10 ms frames within 30 dB of the loudest) per digit and overall."""
+    out = {}
+    for speaker in sorted(set(rec.speakers)):
+        per_digit = {}
+        for digit in range(10):
+            seconds = []
+            for i in np.where((rec.speakers == speaker) & (rec.digits.astype(int) == digit))[0]:
+                w = rec.wave(i).astype(np.float64)
+                energy = (w[: len(w) // 80 * 80].reshape(-1, 80) ** 2).mean(1)
+                seconds.append(float((energy > energy.max() * 1e-3).sum()) * 0.01)
+            per_digit[str(digit)] = round(float(np.mean(seconds)), 3)
+        out[speaker] = {"mean_speech_seconds": round(float(np.mean(list(per_digit.values()))), 3),
+                        "per_digit": per_digit}
+    return {"speakers": out}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=("ensemble", "cnn", "spectra"))
-    p.add_argument("speaker", help="the held-out speaker (spectra: ignored)")
+    p.add_argument("mode", choices=("ensemble", "cnn", "spectra", "durations"))
+    p.add_argument("speaker", help="the held-out speaker (spectra, durations: ignored)")
     p.add_argument("runs", nargs="*", help="ensemble: run roots of bench/speech.py holding SPEAKER's held-out model")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--seed", type=int, default=0)
@@ -156,7 +178,7 @@ def main(argv=None):
 
     rec = load_fsdd_recordings(args.data_dir)
     idx = np.where(rec.speakers == args.speaker)[0]
-    probe = {"ensemble": ensemble, "cnn": cnn, "spectra": spectra}[args.mode]
+    probe = {"ensemble": ensemble, "cnn": cnn, "spectra": spectra, "durations": durations}[args.mode]
     result = probe(args, rec, idx, rec.digits[idx].astype(int))
     out = {"command": " ".join(sys.argv), "cpu": cpu_info(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "speaker": args.speaker, "mode": args.mode, **result}
