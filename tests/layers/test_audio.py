@@ -394,3 +394,13 @@ def test_time_stretch_resamples_each_utterance_in_time_and_only_in_training():
     np.testing.assert_array_equal(np.asarray(off), x)
     with pytest.raises(ValueError, match="max_stretch"):
         TimeStretch(0.8)
+    # one factor per batch: every utterance stretched alike, the batch padded only as far as that factor
+    batch = TimeStretch(1.5, per="batch", seed=1)
+    for _ in range(3):
+        y, new = batch(x, lengths, training=True)
+        y, new = np.asarray(y), np.asarray(new)
+        factor = (new[0] - 1) / 39  # ceil(40 d) frames: d within one frame of it
+        assert y.shape[1] == new[0] and abs(new[1] - np.ceil(25 * (y.shape[1] / 40))) <= 1
+        assert abs(np.diff(y[0, : new[0], 0]).mean() - 1 / factor) < 0.1 * (1 / factor)
+        np.testing.assert_allclose(y[1, : new[1] // 2, 0], y[0, : new[1] // 2, 0], atol=1e-5)  # the same factor
+    assert TimeStretch.from_config(batch.get_config()).per == "batch"

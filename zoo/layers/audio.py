@@ -417,7 +417,10 @@ class TimeStretch(keras.layers.Layer):
     voice and 0.46 s for another), and that perturbation also moves pitch
     and formants.  This layer stretches the frame sequence alone (Nguyen et
     al., 2020): utterance `b` gets a duration factor `d_b`, log-uniform in
-    `[1 / max_stretch, max_stretch]`; output frame `j` is the input at
+    `[1 / max_stretch, max_stretch]` (with `per="batch"`, one factor for the
+    whole batch, so the batch is not padded to its most stretched
+    utterance: about 2% more frames on average at 1.4 instead of about
+    35%); output frame `j` is the input at
     frame `j / d_b`, linearly interpolated between the two nearest valid
     frames; its length becomes `ceil(length * d_b)`, and frames past it are
     0.  The spectrum of each frame is untouched.  At inference (and with
@@ -426,6 +429,7 @@ class TimeStretch(keras.layers.Layer):
 
     Args:
         max_stretch: float in [1, 4], the largest duration factor either way (1: off).
+        per: "utterance" or "batch", what shares one factor.
         seed: int or None, seed of the factors' random stream.
         **kwargs: other `keras.layers.Layer` arguments.
 
@@ -436,16 +440,19 @@ class TimeStretch(keras.layers.Layer):
 
     Returns:
         `(features, frame_lengths)`: float32 `(batch, frames', channels)`
-        with `frames' = ceil(frames * max_stretch)` in training (`frames`
-        otherwise), and int32 `(batch,)`.
+        with `frames' = ceil(frames * max_stretch)` in training per
+        utterance, `ceil(frames * d)` per batch (`frames` at inference), and
+        int32 `(batch,)`.
     """
 
-    def __init__(self, max_stretch=1.0, seed=None, **kwargs):
+    def __init__(self, max_stretch=1.0, per="utterance", seed=None, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.max_stretch = float(max_stretch)
-        if not 1.0 <= self.max_stretch <= 4.0:
-            raise ValueError(f"TimeStretch: max_stretch must be in [1, 4], got {max_stretch}")
+        self.per = str(per)
+        if not 1.0 <= self.max_stretch <= 4.0 or self.per not in ("utterance", "batch"):
+            raise ValueError(f"TimeStretch: need max_stretch in [1, 4] and per 'utterance' or 'batch', "
+                             f"got {max_stretch}, {per!r}")
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed) if self.max_stretch > 1.0 else None
 
@@ -462,8 +469,11 @@ class TimeStretch(keras.layers.Layer):
         shape = ops.shape(x)
         batch, frames = shape[0], shape[1]
         bound = math.log(self.max_stretch)
-        factor = ops.exp(keras.random.uniform((batch,), -bound, bound, seed=self.seed_generator))  # (B,)
-        out_frames = ops.cast(ops.ceil(ops.cast(frames, "float32") * self.max_stretch), "int32")
+        draws = (batch,) if self.per == "utterance" else (1,)
+        factor = ops.exp(keras.random.uniform(draws, -bound, bound, seed=self.seed_generator))
+        widest = self.max_stretch if self.per == "utterance" else factor[0]
+        out_frames = ops.cast(ops.ceil(ops.cast(frames, "float32") * widest), "int32")
+        factor = ops.broadcast_to(factor, (batch,))  # (B,)
         valid = ops.cast(ops.maximum(lengths, 1), "float32")
         new_lengths = ops.clip(ops.cast(ops.ceil(valid * factor), "int32"), 1, out_frames)
         source = ops.cast(ops.arange(out_frames), "float32")[None, :] / factor[:, None]  # (B, T')
@@ -481,7 +491,7 @@ class TimeStretch(keras.layers.Layer):
         return (inputs_shape[0], None, inputs_shape[2]), (inputs_shape[0],)
 
     def get_config(self):
-        return {**super().get_config(), "max_stretch": self.max_stretch, "seed": self.seed}
+        return {**super().get_config(), "max_stretch": self.max_stretch, "per": self.per, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="zoo")
