@@ -125,10 +125,10 @@ def single_token_scores(logits, lengths=None):
     `blank* k+ blank*` of the first `lengths[b]` frames.  That alignment set
     is a three-state automaton (only blanks so far, inside `k`, blanks after
     `k`), run for every token at once by one `keras.ops.scan` over frames;
-    frames past an utterance's length leave its state unchanged.  The CTC
-    forward pass of `keras.ops.ctc_loss` would give the same numbers at ten
-    times the work (one pass per token), and its TensorFlow graph makes
-    Grappler print a shape error on every first call.
+    frames past an utterance's length leave its state unchanged.
+    `keras.ops.ctc_loss` on ten copies of the batch (one label each) gives
+    the same numbers (tested), but its TensorFlow graph made Grappler print
+    a shape error in the middle of every evaluation.
 
     Args:
         logits: float `(batch, frames, classes)`, the blank last.
