@@ -28,6 +28,8 @@ References:
 
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import ops
 
@@ -74,14 +76,17 @@ def vtlp_warp(power, factors, sample_rate, boundary=0.8):
 
 
 def _read_bins(power, source):
-    """`power` `(batch, frames, bins)` read at fractional bins `source` `(batch, bins)` (clipped; linear interpolation)."""
+    """`power` `(batch, frames, bins)` read at fractional bins `source` `(batch, out)` (clipped; linear interpolation).
+
+    Returns `(batch, frames, out)`.
+    """
     bins = ops.shape(power)[-1]
     pos = ops.clip(source, 0.0, ops.cast(bins - 1, "float32"))
     lo = ops.floor(pos)
     frac = (pos - lo)[:, None, :]
     lo = ops.cast(lo, "int32")
     hi = ops.minimum(lo + 1, bins - 1)
-    shape = ops.shape(power)
+    shape = (ops.shape(power)[0], ops.shape(power)[1], ops.shape(source)[1])
     take = lambda idx: ops.take_along_axis(power, ops.broadcast_to(idx[:, None, :], shape), axis=2)  # noqa: E731
     return take(lo) * (1.0 - frac) + take(hi) * frac
 
@@ -414,7 +419,7 @@ class TimeStretch(keras.layers.Layer):
 
     Speakers differ in speaking rate far more than the waveform speed
     perturbation's 0.9-1.1 (FSDD: an average digit lasts 0.28 s for one
-    voice and 0.46 s for another), and that perturbation also moves pitch
+    voice and 0.44 s for another), and that perturbation also moves pitch
     and formants.  This layer stretches the frame sequence alone (Nguyen et
     al., 2020): utterance `b` gets a duration factor `d_b`, log-uniform in
     `[1 / max_stretch, max_stretch]` (with `per="batch"`, one factor for the
@@ -464,8 +469,6 @@ class TimeStretch(keras.layers.Layer):
         lengths = ops.cast(frame_lengths, "int32")
         if not training or self.max_stretch == 1.0:
             return x, lengths
-        import math
-
         shape = ops.shape(x)
         batch, frames = shape[0], shape[1]
         bound = math.log(self.max_stretch)
@@ -478,12 +481,7 @@ class TimeStretch(keras.layers.Layer):
         new_lengths = ops.clip(ops.cast(ops.ceil(valid * factor), "int32"), 1, out_frames)
         source = ops.cast(ops.arange(out_frames), "float32")[None, :] / factor[:, None]  # (B, T')
         source = ops.minimum(source, (valid - 1.0)[:, None])  # stay inside the valid frames
-        lo = ops.floor(source)
-        frac = (source - lo)[:, :, None]
-        lo = ops.cast(lo, "int32")
-        hi = ops.minimum(lo + 1, ops.cast(valid, "int32")[:, None] - 1)
-        take = lambda idx: ops.take_along_axis(x, ops.expand_dims(idx, -1), axis=1)  # noqa: E731  (B, T', C)
-        out = take(lo) * (1.0 - frac) + take(hi) * frac
+        out = ops.transpose(_read_bins(ops.transpose(x, (0, 2, 1)), source), (0, 2, 1))  # (B, T', C)
         keep = ops.cast(frame_mask(new_lengths, out_frames), "float32")[:, :, None]
         return out * keep, new_lengths
 
