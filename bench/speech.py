@@ -53,7 +53,8 @@ def _run(split, epochs, args, overrides):
                      seed=args.seed)
     test = result.metrics["test"]
     keep = ("isolated_accuracy", "isolated_accuracy_beam", "isolated_accuracy_single_word", "isolated_wer", "wer", "wer_beam",
-            "connected_sentence_accuracy", "num_isolated", "num_connected", "per_speaker_accuracy", "loso_accuracy")
+            "connected_sentence_accuracy", "num_isolated", "num_connected", "per_speaker_accuracy", "loso_accuracy",
+            "confusion_matrix", "class_names")  # which digits an unseen voice loses, without opening the run directory
     return {"split": split, "epochs": result.metrics["epochs"], "params": result.metrics["params"],
             "train_seconds": result.metrics["train_seconds"], "wall_seconds": time.perf_counter() - t,
             "load_average": {"start": load_start, "end": os.getloadavg()[0]},
