@@ -12,6 +12,13 @@ EPYC (bf16): 89.1-89.3%, 90.3-90.4% with its flip + translate TTA
 1.4x the CPU time per image; there the preset switches to widths 32-128-128
 for 10 epochs (`FLOAT32_PRESETS`, bench/RESULTS.md, round 5).
 
+CPUs differ more than that: an AVX2-only EPYC took 190 s per epoch of the
+float32 preset where the AVX-512 one took 80 s (bench/RESULTS.md, round 8).
+So the presets run under a 20-minute budget (`--budget-minutes`): before
+training, a throwaway copy of the model is timed on this machine and the
+run takes as many of the preset's epochs as fit, its learning-rate schedule
+spanning them.  `--epochs N` or `--budget-minutes 0` turns that off.
+
 It writes runs/<model>/ (history.json, metrics.json, curves.png,
 confusion.png, checkpoints) and saved_models/<model>/<version>/.  Rerunning
 the same command after an interruption resumes the run.
@@ -44,6 +51,17 @@ RUN_OPTIONS = {
 FLOAT32_PRESETS = {
     "cifar10_airbench": {"widths": [32, 128, 128], "epochs": 10},
 }
+# The main job's budget: the presets' epochs are a most, cut to what fits here (`zoo.fit(budget_minutes=...)`).
+BUDGET_MINUTES = 20.0
+
+
+def budget(model: str, full: bool, epochs: int | None, given: float | None) -> float | None:
+    """The run's time budget in minutes: `given` (0: none), else 20 for a CPU preset without --epochs, else None."""
+    if given is not None:
+        if given < 0:
+            raise ValueError(f"--budget-minutes must be 0 (off) or a positive number of minutes, got {given:g}")
+        return given or None
+    return BUDGET_MINUTES if model in CPU_PRESETS and not full and epochs is None else None
 
 
 def narrowed(model: str, precision: str) -> bool:
@@ -76,6 +94,9 @@ def main(argv=None):
                                        "default: the model's run options, else float32")
     p.add_argument("--no-lookahead", action="store_true", help="leave out the lookahead callback (airbench)")
     p.add_argument("--xla", action="store_true", help="XLA-compile the train step")
+    p.add_argument("--budget-minutes", type=float,
+                   help=f"train for as many of the preset's epochs as fit in this many minutes here (default: "
+                        f"{BUDGET_MINUTES:g} for the CPU presets, unless --epochs is given; 0: off)")
     p.add_argument("--no-export", action="store_true")
     args = p.parse_args(argv)
 
@@ -88,7 +109,7 @@ def main(argv=None):
         shown = {k: args.epochs if k == "epochs" and args.epochs else overrides.get(k, v)
                  for k, v in FLOAT32_PRESETS[args.model].items()}
         print(f"{args.model}: training in float32 (this CPU has no AVX512-BF16/AMX, or --precision float32), "
-              f"so the preset is the narrower {shown} to stay near 20 minutes")
+              f"so the preset is the narrower {shown}")
     callbacks = [zoo.EpochClock()]
     if options.get("lookahead") and not args.no_lookahead:
         from applications.image.callbacks import Lookahead
@@ -109,6 +130,7 @@ def main(argv=None):
         jit_compile=args.xla,
         eval_options=eval_options,
         callbacks=callbacks,
+        budget_minutes=budget(args.model, args.full, args.epochs, args.budget_minutes),
     )
     test = result.metrics["test"]
     tta = " with flip" * bool(test.get("tta_flip")) + f" + {test['tta_translate']}-pixel translate" * bool(test.get("tta_translate"))

@@ -118,3 +118,30 @@ def test_cifar10_float32_message_names_the_settings_that_will_run(monkeypatch, c
     out = capsys.readouterr().out
     assert "{'widths': [40, 160, 160], 'epochs': 3}" in out  # not the preset's 10 epochs and 32-128-128
     assert seen["epochs"] == 3 and seen["overrides"]["widths"] == [40, 160, 160]
+
+
+def test_cifar10_presets_run_under_a_budget_unless_epochs_are_given(monkeypatch):
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import train_cifar10 as example
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_fit(name, **kw):
+        seen.clear()
+        seen.update(kw)
+        raise Stop
+
+    monkeypatch.setattr(example.zoo, "fit", fake_fit)
+    for argv, expected in (([], 20.0), (["--epochs", "3"], None), (["--full"], None), (["--budget-minutes", "0"], None),
+                           (["--budget-minutes", "7.5"], 7.5), (["--epochs", "3", "--budget-minutes", "5"], 5.0)):
+        with pytest.raises(Stop):
+            example.main(["--precision", "float32", *argv])
+        assert seen["budget_minutes"] == expected, argv
+    assert example.budget("cifar10_vit", False, None, None) == 20.0  # every CPU preset
+    with pytest.raises(ValueError, match="budget-minutes"):
+        example.budget("cifar10_airbench", False, None, -1)

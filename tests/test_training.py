@@ -207,3 +207,58 @@ def test_a_kill_during_the_final_evaluation_does_not_retrain(tmp_path, tiny_cifa
 
     result, seen = _killed_then_rerun(tmp_path / "run", tiny_cifar, monkeypatch, "evaluate", killed)
     assert seen == [] and result.metrics["test"]["num_examples"] == 40
+
+
+def test_budget_epochs_take_what_fits_at_least_one_at_most_the_recipe():
+    from zoo.training import budget_epochs
+
+    assert budget_epochs(600, 100, 10) == 6
+    assert budget_epochs(600, 100, 10, overhead_seconds=50) == 5
+    assert budget_epochs(10_000, 100, 10) == 10  # a budget never lengthens the recipe
+    assert budget_epochs(60, 100, 10) == 1  # one epoch even when it does not fit
+    with pytest.raises(ValueError, match="positive"):
+        budget_epochs(600, 0, 10)
+
+
+def test_measured_epoch_time_adds_up_and_leaves_the_run_unchanged(tmp_path, tiny_cifar):
+    """The probe that times this machine does not disturb the seeded run that follows it."""
+    plain = _fit(tmp_path / "plain", tiny_cifar, epochs=2)
+    budgeted = _fit(tmp_path / "budget", tiny_cifar, epochs=2, budget_minutes=600)  # both epochs fit
+    assert budgeted.metrics["epochs"] == 2
+    assert budgeted.history["loss"] == plain.history["loss"]
+    timing = budgeted.metrics["budget"]
+    assert timing["minutes"] == 600 and timing["epochs_most"] == 2 and timing["epochs"] == 2
+    assert 0 < timing["step_seconds"] and 0 < timing["eval_step_seconds"] and timing["trace_seconds"] > 0
+    info = json.loads((budgeted.run_dir / "data_info.json").read_text())
+    steps, val_steps = info["num_train"] // 20, -(-info["num_val"] // 20)  # 120 training and 40 validation images
+    assert (steps, val_steps) == (6, 2)
+    assert timing["epoch_seconds"] == pytest.approx(steps * timing["step_seconds"] + val_steps * timing["eval_step_seconds"],
+                                                    abs=1e-3)
+    config = json.loads((budgeted.run_dir / "config.json").read_text())
+    assert config["budget_minutes"] == 600 and config["train"]["epochs"] == 2
+
+
+def test_a_budget_cuts_the_epochs_and_a_resumed_run_keeps_them(tmp_path, tiny_cifar, monkeypatch):
+    import zoo.training as training
+
+    timing = {"step_seconds": 2.0, "eval_step_seconds": 1.0, "epoch_seconds": 10.0, "trace_seconds": 4.0,
+              "measure_seconds": 6.0}
+    monkeypatch.setattr(training, "measure_epoch_seconds", lambda *a, **k: dict(timing))
+    run = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="simulated crash"):  # 0.75 min = 45 s - 10 s overhead: 3 of 8 epochs
+        _fit(run, tiny_cifar, epochs=8, budget_minutes=0.75, callbacks=[_Crash()])
+    assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 3
+
+    def slower(*a, **k):
+        raise AssertionError("a resumed run must not time the machine again")
+
+    monkeypatch.setattr(training, "measure_epoch_seconds", slower)
+    seen = []
+    result = _fit(run, tiny_cifar, epochs=8, budget_minutes=0.75, callbacks=[_Record(seen)])
+    assert seen == [1, 2] and result.metrics["epochs"] == 3 and result.metrics["epochs_planned"] == 3
+    assert result.metrics["budget"]["epoch_seconds"] == 10.0
+    with pytest.raises(RunDirError, match="budget_minutes"):
+        _fit(run, tiny_cifar, epochs=8, budget_minutes=2)
+    with pytest.raises(ValueError, match="positive number of minutes"):
+        _fit(tmp_path / "other", tiny_cifar, budget_minutes=-1)
+    assert not (tmp_path / "other").exists()

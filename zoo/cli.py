@@ -93,6 +93,7 @@ def cmd_train(args) -> int:
         jit_compile=args.xla,
         distribute=args.distribute,
         devices=args.devices,
+        budget_minutes=args.budget_minutes,
     )
     if args.export and distribute.is_chief():  # once, on the chief, from the final weights
         from zoo.export import export_model
@@ -191,6 +192,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--verbose", action="store_true",
@@ -219,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=positive_int)
     s.add_argument("--limit", type=positive_int, help="use only the first N examples of each split (smoke runs)")
     s.add_argument("--seed", type=int)
+    s.add_argument("--budget-minutes", type=positive_float, metavar="MIN",
+                   help="time this machine first and train as many of the epochs as fit in MIN minutes")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model argument or training setting; dotted keys reach into dicts (data.cutout=0)")
     s.add_argument("--precision", default="float32", help="float32 | mixed | mixed_bfloat16 | mixed_float16")

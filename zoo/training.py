@@ -40,7 +40,8 @@ from zoo.optimizers import MuonSGD  # registered, so checkpoints of runs that us
 from zoo.registry import ModelSpec, check_train, check_value, create_model, get_spec
 from zoo.run import Run, RunDirError
 
-__all__ = ["EpochClock", "fit", "RunResult", "RunDirError", "make_optimizer", "precision_policy", "load_run", "load_run_data"]
+__all__ = ["EpochClock", "fit", "RunResult", "RunDirError", "make_optimizer", "precision_policy", "load_run", "load_run_data",
+           "budget_epochs", "measure_epoch_seconds"]
 
 
 
@@ -140,6 +141,95 @@ def precision_policy(precision: str = "float32") -> str:
     return "mixed_bfloat16" if _cpu_has_bf16() else "float32"
 
 
+def budget_epochs(budget_seconds: float, epoch_seconds: float, max_epochs: int, overhead_seconds: float = 0.0) -> int:
+    """How many whole epochs fit in a time budget: at least 1, at most `max_epochs`.
+
+    Args:
+        budget_seconds: the wall-clock time training may take.
+        epoch_seconds: the estimated time of one epoch, its evaluation included.
+        max_epochs: the recipe's epochs (the budget only ever shortens a run).
+        overhead_seconds: one-off costs inside the budget (the measurement
+            itself, tracing the training step).
+    """
+    if budget_seconds <= 0 or epoch_seconds <= 0:
+        raise ValueError(f"budget and epoch time must be positive, got {budget_seconds!r} s and {epoch_seconds!r} s")
+    fit = int((budget_seconds - overhead_seconds) // epoch_seconds)
+    return max(1, min(int(max_epochs), fit))
+
+
+def _first_batch(dataset, size: int | None = None):
+    """The first batch of `dataset`, repeated along the batch axis up to `size` rows (None: as it is)."""
+    import tensorflow as tf
+
+    batch = next(iter(dataset.take(1)))
+    if size is None:
+        return batch
+
+    def tile(t):
+        n = int(t.shape[0])
+        return t[:size] if n >= size else tf.concat([t] * -(-size // n), axis=0)[:size]
+
+    return tf.nest.map_structure(tile, batch)
+
+
+def measure_epoch_seconds(spec: ModelSpec, model_kw: Mapping[str, Any], train_kw: Mapping[str, Any], data: DataBundle,
+                          steps: int, *, policy: str = "float32", jit_compile: bool | str = False, strategy=None,
+                          timed_steps: int = 3) -> dict[str, float]:
+    """Time a throwaway copy of the model to estimate one epoch's wall-clock time on this machine.
+
+    The copy is built and compiled like the real one (same arguments, dtype
+    policy, optimizer, XLA setting), traced with one step, then timed over
+    `timed_steps` training steps on one batch of shape `[batch_size, ...]`
+    (the first validation batch, repeated along the batch axis: iterating the
+    training pipeline would advance its per-epoch state) and as many
+    evaluation steps on that validation batch as it is.  The input pipeline
+    is not timed: its headroom is measured separately (bench/).
+
+    Returns:
+        {"step_seconds", "eval_step_seconds", "epoch_seconds" (steps training
+        steps plus the validation split's evaluation), "trace_seconds" (the
+        first step, which the real run pays once), "measure_seconds"}.
+    """
+    import tensorflow as tf
+
+    start = time.perf_counter()
+    source = data.val if data.val is not None else data.test
+    train_batch = _first_batch(source, int(train_kw["batch_size"]))
+    val_batch = _first_batch(source) if data.val is not None else None
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            probe = create_model(spec.name, **model_kw)
+            loss, metrics = spec.task.compile(spec, train_kw)
+            probe.compile(optimizer=make_optimizer(train_kw, steps * int(train_kw["epochs"])), loss=loss,
+                          metrics=metrics, jit_compile=jit_compile)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+    def timed(run, batch, n):
+        ds = tf.data.Dataset.from_tensors(batch).repeat(n)
+        t0 = time.perf_counter()
+        run(ds, verbose=0)
+        return time.perf_counter() - t0
+
+    def train(ds, verbose):
+        probe.fit(ds, verbose=verbose, shuffle=False)
+
+    trace = timed(train, train_batch, 1)
+    step = timed(train, train_batch, timed_steps) / timed_steps
+    eval_step, val_steps = 0.0, 0
+    if val_batch is not None:
+        val_steps = int(data.val.cardinality())
+        if val_steps < 0:  # unknown: count it once
+            val_steps = sum(1 for _ in data.val)
+        timed(probe.evaluate, val_batch, 1)
+        eval_step = timed(probe.evaluate, val_batch, timed_steps) / timed_steps
+    del probe
+    return {"step_seconds": step, "eval_step_seconds": eval_step, "epoch_seconds": steps * step + val_steps * eval_step,
+            "trace_seconds": trace, "measure_seconds": time.perf_counter() - start}
+
+
 _jsonable = jsonable  # the one converter lives in zoo.io
 
 
@@ -227,7 +317,8 @@ def _check_same_run(run: Run, config: dict) -> None:
     if old is None:
         return
     # "distribute": the global batch makes runs on any number of replicas the same run
-    ignore = {"versions", "data_dir", "fitted_args", "distribute"}
+    # "budget": what the time budget measured on the machine that began the run
+    ignore = {"versions", "data_dir", "fitted_args", "distribute", "budget"}
     diffs = [k for k in set(old) | set(config) if k not in ignore and old.get(k) != config.get(k)]
     if diffs:
         detail = "; ".join(f"{k}: {old.get(k)!r} -> {config.get(k)!r}" for k in sorted(diffs))
@@ -329,6 +420,7 @@ def fit(
     eval_options: Mapping[str, Any] | None = None,
     distribute: str = "auto",
     devices: int | None = None,
+    budget_minutes: float | None = None,
 ) -> RunResult:
     """Train the registered model `name` into `run_dir`, resuming if it was interrupted.
 
@@ -350,6 +442,11 @@ def fit(
         distribute: "auto", "none", "mirrored" or "multi-worker" (see
             `zoo.distribute.make_strategy`); `batch_size` stays the global batch.
         devices: replicas for "mirrored" (logical CPU devices when no GPU is visible).
+        budget_minutes: a wall-clock budget for training on this machine: a
+            throwaway copy of the model is timed first (`measure_epoch_seconds`)
+            and the run takes as many of its `epochs` as fit (at least one;
+            the learning-rate schedule spans the epochs chosen).  Recorded in
+            config.json; a resumed run keeps the epochs it chose.
 
     Returns:
         RunResult with the trained model, history and test metrics.
@@ -371,23 +468,44 @@ def fit(
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"{spec.name}: limit must be an integer of at least 1 (examples per split), got {limit!r}")
     distribution.check_global_batch(train_kw["batch_size"], strategy.num_replicas_in_sync)
+    if budget_minutes is not None:
+        if isinstance(budget_minutes, bool) or not isinstance(budget_minutes, (int, float)) or not budget_minutes > 0:
+            raise ValueError(f"{spec.name}: the time budget must be a positive number of minutes, got {budget_minutes!r}")
+        if distribution.kind_of(strategy) == "multi-worker":  # each worker would time itself and pick its own epochs
+            raise ValueError(f"{spec.name}: a time budget works on one machine; give multi-worker training --epochs")
     chief = Run(run_dir)
     run = Run(distribution.worker_run_dir(chief.path))  # the chief's; other workers: a temporary directory
     policy = precision_policy(precision)
+    old = run.read("config") if budget_minutes is not None else None
+    if isinstance(old, dict) and old.get("budget_minutes") == budget_minutes and "epochs" in old.get("train", {}):
+        train_kw["epochs"] = old["train"]["epochs"]  # resuming: the epochs the budget chose when the run began
+        budget_minutes_left = None
+    else:
+        budget_minutes_left = budget_minutes
     config = _config(spec, model_kw, train_kw, limit, data_dir, policy, jit_compile)
     config["distribute"] = distribution.describe(strategy, train_kw["batch_size"])
-    _check_same_run(run, config)
+    if budget_minutes is not None:
+        config["budget_minutes"] = budget_minutes
+        if budget_minutes_left is None and "budget" in old:
+            config["budget"] = old["budget"]
+    if budget_minutes_left is None:
+        _check_same_run(run, config)
+    else:  # the epochs are the budget's to choose: compare everything else
+        old = run.read("config")
+        if isinstance(old, dict):
+            _check_same_run(run, {**config, "train": {**config["train"], "epochs": old.get("train", {}).get("epochs")}})
     explicit = {k for k in overrides if k in spec.defaults}
     # another worker only reads the chief's directory (a finished run, to load it): no lock
     held = run.lock() if distribution.is_chief() or run.path != chief.path else contextlib.nullcontext(run)
     with held:
         return _fit_locked(spec, run, data, config, model_kw, train_kw, explicit, data_dir=data_dir, limit=limit, policy=policy,
                            jit_compile=jit_compile, verbose=verbose, callbacks=callbacks,
-                           evaluate_test=evaluate_test, eval_options=eval_options, strategy=strategy, chief=chief)
+                           evaluate_test=evaluate_test, eval_options=eval_options, strategy=strategy, chief=chief,
+                           budget_minutes=budget_minutes_left)
 
 
 def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, data_dir, limit, policy, jit_compile, verbose,
-                callbacks, evaluate_test, eval_options, strategy, chief: Run) -> RunResult:
+                callbacks, evaluate_test, eval_options, strategy, chief: Run, budget_minutes=None) -> RunResult:
     """`fit` once the settings are checked and the run directory is held."""
     if run.complete:
         print(f"{run.given}: run already complete; loading it (delete the directory to retrain)", file=sys.stderr)
@@ -415,6 +533,20 @@ def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, d
     if steps <= 0:
         raise ValueError(f"training set has {steps} batches (limit={limit}, batch_size={train_kw['batch_size']}); "
                          "use a larger --limit or a smaller --batch-size")
+    if budget_minutes is not None:  # a new run under a budget: time this machine, then choose the epochs
+        timing = measure_epoch_seconds(spec, model_kw, train_kw, data, steps, policy=policy, jit_compile=jit_compile,
+                                       strategy=strategy)
+        most = int(train_kw["epochs"])
+        epochs = budget_epochs(budget_minutes * 60, timing["epoch_seconds"], most,
+                               overhead_seconds=timing["measure_seconds"] + timing["trace_seconds"])
+        train_kw = {**train_kw, "epochs": epochs}
+        config = {**config, "train": {**config["train"], "epochs": epochs}}
+        config["budget"] = {"epochs_most": most, "epochs": epochs, **{k: round(v, 4) for k, v in timing.items()}}
+        print(f"{spec.name}: time budget {budget_minutes:g} min; on this machine a step takes "
+              f"{timing['step_seconds']:.2f} s and an epoch about {timing['epoch_seconds'] / 60:.1f} min with its "
+              f"evaluation, so {epochs} of {most} epochs" + (" fit" if epochs < most else " fit in it")
+              + f" (measured in {timing['measure_seconds']:.0f} s)", flush=True)
+        keras.utils.set_random_seed(int(train_kw["seed"]))  # the real model starts from the seed, not after the probe
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:
@@ -456,6 +588,8 @@ def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, d
                "epochs_planned": int(train_kw["epochs"]),
                "train_seconds": float(history.get("wall_seconds", [0.0])[-1] if history.get("wall_seconds") else 0.0),
                "precision": policy, "distribute": config["distribute"]}
+    if "budget" in config:
+        metrics["budget"] = {"minutes": config["budget_minutes"], **config["budget"]}
     if evaluate_test and distribution.is_chief():  # other workers' results are thrown away
         metrics["test"] = evaluate(spec, model, data, run.path, **dict(eval_options or {}))
     run.write("metrics", metrics)
