@@ -172,9 +172,24 @@ def _first_batch(dataset, size: int | None = None):
     return tf.nest.map_structure(tile, batch)
 
 
+class _StepClock(keras.callbacks.Callback):
+    """Records the wall-clock seconds of every training or evaluation step of one call."""
+
+    def _start(self, logs=None):
+        self.times, self.t0 = [], time.perf_counter()
+
+    def _lap(self, batch, logs=None):
+        now = time.perf_counter()
+        self.times.append(now - self.t0)
+        self.t0 = now
+
+    on_train_begin = on_test_begin = _start
+    on_train_batch_end = on_test_batch_end = _lap
+
+
 def measure_epoch_seconds(spec: ModelSpec, model_kw: Mapping[str, Any], train_kw: Mapping[str, Any], data: DataBundle,
                           steps: int, *, policy: str = "float32", jit_compile: bool | str = False, strategy=None,
-                          timed_steps: int = 3) -> dict[str, float]:
+                          timed_steps: int = 5) -> dict[str, float]:
     """Time a throwaway copy of the model to estimate one epoch's wall-clock time on this machine.
 
     The copy is built and compiled like the real one (same arguments, dtype
@@ -182,7 +197,10 @@ def measure_epoch_seconds(spec: ModelSpec, model_kw: Mapping[str, Any], train_kw
     `timed_steps` training steps on one batch of shape `[batch_size, ...]`
     (the first validation batch, repeated along the batch axis: iterating the
     training pipeline would advance its per-epoch state) and as many
-    evaluation steps on that validation batch as it is.  The input pipeline
+    evaluation steps on that validation batch as it is, all in one `fit` and
+    one `evaluate` call; a step's time is the median of the steps after the
+    first (single steps vary by 20% on a shared 2-core machine, and a `fit`
+    call's own set-up would add seconds to a short one).  The input pipeline
     is not timed: its headroom is measured separately (bench/).
 
     Returns:
@@ -207,24 +225,19 @@ def measure_epoch_seconds(spec: ModelSpec, model_kw: Mapping[str, Any], train_kw
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
-    def timed(run, batch, n):
-        ds = tf.data.Dataset.from_tensors(batch).repeat(n)
-        t0 = time.perf_counter()
-        run(ds, verbose=0)
-        return time.perf_counter() - t0
+    def step_times(run, batch, n):  # seconds of each of n steps in one call; the first one traces
+        clock = _StepClock()
+        run(tf.data.Dataset.from_tensors(batch).repeat(n), verbose=0, callbacks=[clock])
+        return clock.times
 
-    def train(ds, verbose):
-        probe.fit(ds, verbose=verbose, shuffle=False)
-
-    trace = timed(train, train_batch, 1)
-    step = timed(train, train_batch, timed_steps) / timed_steps
+    times = step_times(lambda ds, **kw: probe.fit(ds, shuffle=False, **kw), train_batch, timed_steps + 1)
+    trace, step = times[0], float(np.median(times[1:]))
     eval_step, val_steps = 0.0, 0
     if val_batch is not None:
         val_steps = int(data.val.cardinality())
         if val_steps < 0:  # unknown: count it once
             val_steps = sum(1 for _ in data.val)
-        timed(probe.evaluate, val_batch, 1)
-        eval_step = timed(probe.evaluate, val_batch, timed_steps) / timed_steps
+        eval_step = float(np.median(step_times(probe.evaluate, val_batch, timed_steps + 1)[1:]))
     del probe
     return {"step_seconds": step, "eval_step_seconds": eval_step, "epoch_seconds": steps * step + val_steps * eval_step,
             "trace_seconds": trace, "measure_seconds": time.perf_counter() - start}
