@@ -14,10 +14,10 @@ for 10 epochs (`FLOAT32_PRESETS`, bench/RESULTS.md, round 5).
 
 CPUs differ more than that: an AVX2-only EPYC took 190 s per epoch of the
 float32 preset where the AVX-512 one took 80 s (bench/RESULTS.md, round 8).
-So the presets run under a 20-minute budget (`--budget-minutes`): before
-training, a throwaway copy of the model is timed on this machine and the
-run takes as many of the preset's epochs as fit, its learning-rate schedule
-spanning them.  `--epochs N` or `--budget-minutes 0` turns that off.
+So the presets run under a 20-minute budget (`--budget-minutes`): the
+first epoch is timed, and the run takes as many of the preset's epochs as
+fit, its learning-rate schedule moved to end there (`zoo.fit(budget_minutes=...)`).
+`--epochs N` or `--budget-minutes 0` turns that off.
 
 It writes runs/<model>/ (history.json, metrics.json, curves.png,
 confusion.png, checkpoints) and saved_models/<model>/<version>/.  Rerunning

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 
+import zoo
 from zoo.training import RunDirError, fit, load_run, make_optimizer, precision_policy
 
 SMALL_CNN = {"filters": [8, 16, 16], "dense_units": 16}
@@ -220,43 +221,60 @@ def test_budget_epochs_take_what_fits_at_least_one_at_most_the_recipe():
         budget_epochs(600, 0, 10)
 
 
-def test_measured_epoch_time_adds_up_and_leaves_the_run_unchanged(tmp_path, tiny_cifar):
-    """The probe that times this machine does not disturb the seeded run that follows it."""
+def test_an_ample_budget_times_the_first_epoch_and_leaves_the_run_unchanged(tmp_path, tiny_cifar):
     plain = _fit(tmp_path / "plain", tiny_cifar, epochs=2)
     budgeted = _fit(tmp_path / "budget", tiny_cifar, epochs=2, budget_minutes=600)  # both epochs fit
-    assert budgeted.metrics["epochs"] == 2
+    assert budgeted.metrics["epochs"] == budgeted.metrics["epochs_planned"] == 2
     assert budgeted.history["loss"] == plain.history["loss"]
     timing = budgeted.metrics["budget"]
     assert timing["minutes"] == 600 and timing["epochs_most"] == 2 and timing["epochs"] == 2
-    assert 0 < timing["step_seconds"] and 0 < timing["eval_step_seconds"] and timing["trace_seconds"] > 0
-    info = json.loads((budgeted.run_dir / "data_info.json").read_text())
-    steps, val_steps = info["num_train"] // 20, -(-info["num_val"] // 20)  # 120 training and 40 validation images
-    assert (steps, val_steps) == (6, 2)
-    assert timing["epoch_seconds"] == pytest.approx(steps * timing["step_seconds"] + val_steps * timing["eval_step_seconds"],
-                                                    abs=1e-3)
+    assert 0 < timing["step_seconds"] and 0 < timing["epoch_seconds"] <= timing["first_epoch_seconds"] + 1e-3
     config = json.loads((budgeted.run_dir / "config.json").read_text())
-    assert config["budget_minutes"] == 600 and config["train"]["epochs"] == 2
+    assert config["budget_minutes"] == 600 and config["train"]["epochs"] == 2 and config["budget"]["epochs"] == 2
 
 
-def test_a_budget_cuts_the_epochs_and_a_resumed_run_keeps_them(tmp_path, tiny_cifar, monkeypatch):
+def test_a_tight_budget_stops_after_the_first_epoch(tmp_path, tiny_cifar, capsys):
+    result = _fit(tmp_path / "run", tiny_cifar, epochs=8, budget_minutes=1e-4, callbacks=[zoo.EpochClock()])
+    assert result.metrics["epochs"] == 1 and result.metrics["epochs_planned"] == 1  # at least one, none more
+    assert json.loads((result.run_dir / "history.json").read_text())["epoch"] == [1]
+    out = capsys.readouterr().out
+    assert "so the run takes 1 of 8 epochs" in out and "epoch 1/1:" in out
+
+
+def test_the_budget_moves_the_end_of_the_schedule_in_a_traced_step():
+    import tensorflow as tf
+    from zoo.losses import WarmupSchedule
+
+    schedule = WarmupSchedule(1.0, 100, 0.0, "onecycle", adjustable=True)
+    lr = tf.function(lambda step: schedule(step))
+    assert float(lr(49)) == pytest.approx(0.5, abs=0.02)
+    schedule.set_total_steps(50)
+    assert float(lr(49)) == pytest.approx(0.0, abs=1e-6) and schedule.get_config()["total_steps"] == 50
+    fixed = WarmupSchedule(1.0, 100, 0.1, "cosine")
+    np.testing.assert_allclose([float(WarmupSchedule(1.0, 100, 0.1, "cosine", adjustable=True)(s)) for s in (3, 40, 99)],
+                               [float(fixed(s)) for s in (3, 40, 99)], atol=1e-6)
+    with pytest.raises(ValueError, match="adjustable"):
+        fixed.set_total_steps(10)
+
+
+def test_a_budget_choice_survives_a_crash_and_a_resume(tmp_path, tiny_cifar, monkeypatch):
     import zoo.training as training
 
-    timing = {"step_seconds": 2.0, "eval_step_seconds": 1.0, "epoch_seconds": 10.0, "trace_seconds": 4.0,
-              "measure_seconds": 6.0}
-    monkeypatch.setattr(training, "measure_epoch_seconds", lambda *a, **k: dict(timing))
+    monkeypatch.setattr(training, "budget_epochs", lambda budget, epoch_seconds, most, overhead_seconds=0: 3)
     run = tmp_path / "run"
-    with pytest.raises(RuntimeError, match="simulated crash"):  # 0.75 min = 45 s - 10 s overhead: 3 of 8 epochs
-        _fit(run, tiny_cifar, epochs=8, budget_minutes=0.75, callbacks=[_Crash()])
-    assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 3
+    with pytest.raises(RuntimeError, match="simulated crash"):  # in epoch 2, after the choice
+        _fit(run, tiny_cifar, epochs=8, budget_minutes=5, callbacks=[_Crash()])
+    config = json.loads((run / "config.json").read_text())
+    assert config["train"]["epochs"] == 3 and config["budget"]["epochs_most"] == 8
 
-    def slower(*a, **k):
-        raise AssertionError("a resumed run must not time the machine again")
+    def again(*a, **k):
+        raise AssertionError("a resumed run keeps the epochs it chose")
 
-    monkeypatch.setattr(training, "measure_epoch_seconds", slower)
+    monkeypatch.setattr(training, "budget_epochs", again)
     seen = []
-    result = _fit(run, tiny_cifar, epochs=8, budget_minutes=0.75, callbacks=[_Record(seen)])
+    result = _fit(run, tiny_cifar, epochs=8, budget_minutes=5, callbacks=[_Record(seen)])
     assert seen == [1, 2] and result.metrics["epochs"] == 3 and result.metrics["epochs_planned"] == 3
-    assert result.metrics["budget"]["epoch_seconds"] == 10.0
+    assert result.metrics["budget"]["first_epoch_seconds"] == config["budget"]["first_epoch_seconds"]
     with pytest.raises(RunDirError, match="budget_minutes"):
         _fit(run, tiny_cifar, epochs=8, budget_minutes=2)
     with pytest.raises(ValueError, match="positive number of minutes"):

@@ -76,6 +76,9 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
             "cosine" (linear up, cosine down to 0), "constant" (linear up,
             then flat), "rsqrt" (linear up, then peak * sqrt(warmup / step):
             the Transformer recipe).
+        adjustable: hold `total_steps` in a variable, so `set_total_steps`
+            moves the end of the schedule after the train step was traced
+            (a time budget that decides the epochs after the first one).
 
     Call arguments:
         step: scalar optimizer step.
@@ -86,27 +89,38 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     KINDS = ("onecycle", "cosine", "constant", "rsqrt")
 
-    def __init__(self, peak, total_steps, warmup=0.0, kind="cosine"):
+    def __init__(self, peak, total_steps, warmup=0.0, kind="cosine", adjustable=False):
         if kind not in self.KINDS:
             raise ValueError(f"unknown schedule {kind!r}; choose one of {', '.join(self.KINDS)}")
         self.peak = float(peak)
         self.total_steps = max(int(total_steps), 1)
         self.warmup = float(warmup)
         self.kind = kind
+        self._total = (keras.Variable(float(self.total_steps), dtype="float32", trainable=False, name="schedule_total_steps")
+                       if adjustable else None)
 
-    def _warmup_steps(self):
-        w = self.warmup * self.total_steps if self.warmup < 1 else self.warmup
-        return max(float(w), 1.0)
+    def set_total_steps(self, total_steps: int) -> None:
+        """End the schedule at `total_steps` (an `adjustable` schedule only; takes effect in traced steps too)."""
+        if self._total is None:
+            raise ValueError("WarmupSchedule: set_total_steps needs adjustable=True")
+        self.total_steps = max(int(total_steps), 1)
+        self._total.assign(float(self.total_steps))
+
+    def _warmup_steps(self, total):
+        w = self.warmup * total if self.warmup < 1 else self.warmup
+        return ops.maximum(w, 1.0) if self._total is not None else max(float(w), 1.0)
 
     def __call__(self, step):
         step = ops.cast(step, "float32") + 1.0
-        w = self._warmup_steps()
+        total = self._total if self._total is not None else self.total_steps
+        w = self._warmup_steps(total)
         up = self.peak * ops.minimum(step / w, 1.0)
         if self.kind == "constant":
             return up
         if self.kind == "rsqrt":
             return ops.minimum(up, self.peak * ops.sqrt(w / step))
-        frac = ops.clip((step - w) / max(self.total_steps - w, 1.0), 0.0, 1.0)
+        span = ops.maximum(total - w, 1.0) if self._total is not None else max(total - w, 1.0)
+        frac = ops.clip((step - w) / span, 0.0, 1.0)
         down = self.peak * (1.0 - frac) if self.kind == "onecycle" else self.peak * 0.5 * (1.0 + ops.cos(math.pi * frac))
         return ops.where(step < w, up, down)
 

@@ -41,7 +41,7 @@ from zoo.registry import ModelSpec, check_train, check_value, create_model, get_
 from zoo.run import Run, RunDirError
 
 __all__ = ["EpochClock", "fit", "RunResult", "RunDirError", "make_optimizer", "precision_policy", "load_run", "load_run_data",
-           "budget_epochs", "measure_epoch_seconds"]
+           "budget_epochs", "make_schedule"]
 
 
 
@@ -77,7 +77,20 @@ class EpochClock(keras.callbacks.Callback):
               + (f"; {left / 60:.1f} min to go, done about {finish}" if left else "; training done"), flush=True)
 
 
-def make_optimizer(train: Mapping[str, Any], total_steps: int) -> keras.optimizers.Optimizer:
+def make_schedule(train: Mapping[str, Any], total_steps: int, adjustable: bool = False):
+    """The learning rate a spec's training settings ask for: a float, or a `WarmupSchedule` over `total_steps`.
+
+    With `adjustable`, a schedule's end can be moved after tracing (`WarmupSchedule.set_total_steps`).
+    """
+    lr = float(train.get("learning_rate", 1e-3))
+    kind = train.get("schedule", "constant")
+    if kind == "warmup_rsqrt":
+        kind = "rsqrt"
+    warmup = float(train.get("warmup", 0.0))
+    return lr if kind == "constant" and not warmup else WarmupSchedule(lr, total_steps, warmup, kind, adjustable=adjustable)
+
+
+def make_optimizer(train: Mapping[str, Any], total_steps: int, schedule=None) -> keras.optimizers.Optimizer:
     """The optimizer and learning-rate schedule a spec's training settings ask for.
 
     Args:
@@ -89,13 +102,9 @@ def make_optimizer(train: Mapping[str, Any], total_steps: int) -> keras.optimize
             `use_ema`); `model.fit` writes it into the model when training
             ends, so the saved model and the export are the averaged weights.
         total_steps: optimizer steps in the whole run (for the schedule).
+        schedule: the learning rate or schedule to use (default: `make_schedule(train, total_steps)`).
     """
-    lr = float(train.get("learning_rate", 1e-3))
-    kind = train.get("schedule", "constant")
-    if kind == "warmup_rsqrt":
-        kind = "rsqrt"
-    warmup = float(train.get("warmup", 0.0))
-    schedule = lr if kind == "constant" and not warmup else WarmupSchedule(lr, total_steps, warmup, kind)
+    schedule = make_schedule(train, total_steps) if schedule is None else schedule
     wd = float(train.get("weight_decay", 0.0) or 0.0) or None
     common = {"clipnorm": train.get("clipnorm")}
     if train.get("ema"):
@@ -148,8 +157,8 @@ def budget_epochs(budget_seconds: float, epoch_seconds: float, max_epochs: int, 
         budget_seconds: the wall-clock time training may take.
         epoch_seconds: the estimated time of one epoch, its evaluation included.
         max_epochs: the recipe's epochs (the budget only ever shortens a run).
-        overhead_seconds: one-off costs inside the budget (the measurement
-            itself, tracing the training step).
+        overhead_seconds: one-off costs inside the budget (tracing the
+            training step).
     """
     if budget_seconds <= 0 or epoch_seconds <= 0:
         raise ValueError(f"budget and epoch time must be positive, got {budget_seconds!r} s and {epoch_seconds!r} s")
@@ -157,90 +166,51 @@ def budget_epochs(budget_seconds: float, epoch_seconds: float, max_epochs: int, 
     return max(1, min(int(max_epochs), fit))
 
 
-def _first_batch(dataset, size: int | None = None):
-    """The first batch of `dataset`, repeated along the batch axis up to `size` rows (None: as it is)."""
-    import tensorflow as tf
+class _Budget(keras.callbacks.Callback):
+    """Times the first epoch of a run under a time budget, then chooses how many epochs the run takes.
 
-    batch = next(iter(dataset.take(1)))
-    if size is None:
-        return batch
-
-    def tile(t):
-        n = int(t.shape[0])
-        return t[:size] if n >= size else tf.concat([t] * -(-size // n), axis=0)[:size]
-
-    return tf.nest.map_structure(tile, batch)
-
-
-class _StepClock(keras.callbacks.Callback):
-    """Records the wall-clock seconds of every training or evaluation step of one call."""
-
-    def _start(self, logs=None):
-        self.times, self.t0 = [], time.perf_counter()
-
-    def _lap(self, batch, logs=None):
-        now = time.perf_counter()
-        self.times.append(now - self.t0)
-        self.t0 = now
-
-    on_train_begin = on_test_begin = _start
-    on_train_batch_end = on_test_batch_end = _lap
-
-
-def measure_epoch_seconds(spec: ModelSpec, model_kw: Mapping[str, Any], train_kw: Mapping[str, Any], data: DataBundle,
-                          steps: int, *, policy: str = "float32", jit_compile: bool | str = False, strategy=None,
-                          timed_steps: int = 5) -> dict[str, float]:
-    """Time a throwaway copy of the model to estimate one epoch's wall-clock time on this machine.
-
-    The copy is built and compiled like the real one (same arguments, dtype
-    policy, optimizer, XLA setting), traced with one step, then timed over
-    `timed_steps` training steps on one batch of shape `[batch_size, ...]`
-    (the first validation batch, repeated along the batch axis: iterating the
-    training pipeline would advance its per-epoch state) and as many
-    evaluation steps on that validation batch as it is, all in one `fit` and
-    one `evaluate` call; a step's time is the median of the steps after the
-    first (single steps vary by 20% on a shared 2-core machine, and a `fit`
-    call's own set-up would add seconds to a short one).  The input pipeline
-    is not timed: its headroom is measured separately (bench/).
-
-    Returns:
-        {"step_seconds", "eval_step_seconds", "epoch_seconds" (steps training
-        steps plus the validation split's evaluation), "trace_seconds" (the
-        first step, which the real run pays once), "measure_seconds"}.
+    After the first epoch (its tracing, steps, evaluation and checkpoint) it
+    estimates a steady epoch as that time less the first step plus a median
+    step, takes as many more epochs as fit in what is left of the budget
+    (`budget_epochs`), moves the end of an adjustable learning-rate schedule
+    there, tells the progress bar and the other callbacks, calls `on_choice`
+    (fit records the choice in config.json), and stops training at that epoch.
     """
-    import tensorflow as tf
 
-    start = time.perf_counter()
-    source = data.val if data.val is not None else data.test
-    train_batch = _first_batch(source, int(train_kw["batch_size"]))
-    val_batch = _first_batch(source) if data.val is not None else None
-    previous_policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)
-    try:
-        with strategy.scope() if strategy is not None else contextlib.nullcontext():
-            probe = create_model(spec.name, **model_kw)
-            loss, metrics = spec.task.compile(spec, train_kw)
-            probe.compile(optimizer=make_optimizer(train_kw, steps * int(train_kw["epochs"])), loss=loss,
-                          metrics=metrics, jit_compile=jit_compile)
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
+    def __init__(self, budget_seconds: float, most: int, steps: int, schedule, on_choice, progbar=None):
+        super().__init__()
+        self.budget_seconds, self.most, self.steps = float(budget_seconds), int(most), int(steps)
+        self.schedule, self.on_choice, self.progbar = schedule, on_choice, progbar
+        self.chosen = None
 
-    def step_times(run, batch, n):  # seconds of each of n steps in one call; the first one traces
-        clock = _StepClock()
-        run(tf.data.Dataset.from_tensors(batch).repeat(n), verbose=0, callbacks=[clock])
-        return clock.times
+    def on_train_begin(self, logs=None):
+        self.t0 = self.lap = time.perf_counter()
+        self.step_times = []
 
-    times = step_times(lambda ds, **kw: probe.fit(ds, shuffle=False, **kw), train_batch, timed_steps + 1)
-    trace, step = times[0], float(np.median(times[1:]))
-    eval_step, val_steps = 0.0, 0
-    if val_batch is not None:
-        val_steps = int(data.val.cardinality())
-        if val_steps < 0:  # unknown: count it once
-            val_steps = sum(1 for _ in data.val)
-        eval_step = float(np.median(step_times(probe.evaluate, val_batch, timed_steps + 1)[1:]))
-    del probe
-    return {"step_seconds": step, "eval_step_seconds": eval_step, "epoch_seconds": steps * step + val_steps * eval_step,
-            "trace_seconds": trace, "measure_seconds": time.perf_counter() - start}
+    def on_train_batch_end(self, batch, logs=None):
+        if self.chosen is None:
+            now = time.perf_counter()
+            self.step_times.append(now - self.lap)
+            self.lap = now
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.chosen is None:
+            elapsed = time.perf_counter() - self.t0
+            first = self.step_times[0] if self.step_times else 0.0
+            median = float(np.median(self.step_times[1:])) if len(self.step_times) > 1 else first
+            epoch_seconds = max(elapsed - first + median, 1e-6)
+            # the epochs before this one (a resumed run) are already done: budget what is left of the run
+            left = self.most - epoch
+            self.chosen = epoch + budget_epochs(self.budget_seconds, epoch_seconds, left, overhead_seconds=first - median)
+            if isinstance(self.schedule, WarmupSchedule):
+                self.schedule.set_total_steps(self.steps * self.chosen)
+            self.params["epochs"] = self.chosen  # shared with the other callbacks (EpochClock)
+            if self.progbar is not None:
+                self.progbar.epochs = self.chosen
+            self.on_choice(self.chosen, {"first_epoch_seconds": round(elapsed, 3), "epoch_seconds": round(epoch_seconds, 3),
+                                         "first_step_seconds": round(first, 3), "step_seconds": round(median, 4)})
+        if epoch + 1 >= self.chosen:
+            self.model.stop_training = True
 
 
 _jsonable = jsonable  # the one converter lives in zoo.io
@@ -455,11 +425,11 @@ def fit(
         distribute: "auto", "none", "mirrored" or "multi-worker" (see
             `zoo.distribute.make_strategy`); `batch_size` stays the global batch.
         devices: replicas for "mirrored" (logical CPU devices when no GPU is visible).
-        budget_minutes: a wall-clock budget for training on this machine: a
-            throwaway copy of the model is timed first (`measure_epoch_seconds`)
-            and the run takes as many of its `epochs` as fit (at least one;
-            the learning-rate schedule spans the epochs chosen).  Recorded in
-            config.json; a resumed run keeps the epochs it chose.
+        budget_minutes: a wall-clock budget for training on this machine:
+            `epochs` becomes a most, and after the first epoch, timed, the run
+            takes as many as fit (at least one; a `WarmupSchedule` is moved to
+            end at the epoch chosen).  The budget, the choice and the timing
+            are recorded in config.json; a resumed run keeps the choice.
 
     Returns:
         RunResult with the trained model, history and test metrics.
@@ -490,23 +460,18 @@ def fit(
     run = Run(distribution.worker_run_dir(chief.path))  # the chief's; other workers: a temporary directory
     policy = precision_policy(precision)
     old = run.read("config") if budget_minutes is not None else None
-    if isinstance(old, dict) and old.get("budget_minutes") == budget_minutes and "epochs" in old.get("train", {}):
-        train_kw["epochs"] = old["train"]["epochs"]  # resuming: the epochs the budget chose when the run began
-        budget_minutes_left = None
+    chosen = old.get("budget") if isinstance(old, dict) and old.get("budget_minutes") == budget_minutes else None
+    if isinstance(chosen, dict) and chosen.get("epochs_most") == train_kw["epochs"]:
+        train_kw["epochs"] = chosen["epochs"]  # resuming: the epochs the budget chose after the first one
     else:
-        budget_minutes_left = budget_minutes
+        chosen = None
     config = _config(spec, model_kw, train_kw, limit, data_dir, policy, jit_compile)
     config["distribute"] = distribution.describe(strategy, train_kw["batch_size"])
     if budget_minutes is not None:
         config["budget_minutes"] = budget_minutes
-        if budget_minutes_left is None and "budget" in old:
-            config["budget"] = old["budget"]
-    if budget_minutes_left is None:
-        _check_same_run(run, config)
-    else:  # the epochs are the budget's to choose: compare everything else
-        old = run.read("config")
-        if isinstance(old, dict):
-            _check_same_run(run, {**config, "train": {**config["train"], "epochs": old.get("train", {}).get("epochs")}})
+        if chosen:
+            config["budget"] = chosen
+    _check_same_run(run, config)
     explicit = {k for k in overrides if k in spec.defaults}
     # another worker only reads the chief's directory (a finished run, to load it): no lock
     held = run.lock() if distribution.is_chief() or run.path != chief.path else contextlib.nullcontext(run)
@@ -514,7 +479,7 @@ def fit(
         return _fit_locked(spec, run, data, config, model_kw, train_kw, explicit, data_dir=data_dir, limit=limit, policy=policy,
                            jit_compile=jit_compile, verbose=verbose, callbacks=callbacks,
                            evaluate_test=evaluate_test, eval_options=eval_options, strategy=strategy, chief=chief,
-                           budget_minutes=budget_minutes_left)
+                           budget_minutes=None if chosen else budget_minutes)
 
 
 def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, data_dir, limit, policy, jit_compile, verbose,
@@ -546,20 +511,6 @@ def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, d
     if steps <= 0:
         raise ValueError(f"training set has {steps} batches (limit={limit}, batch_size={train_kw['batch_size']}); "
                          "use a larger --limit or a smaller --batch-size")
-    if budget_minutes is not None:  # a new run under a budget: time this machine, then choose the epochs
-        timing = measure_epoch_seconds(spec, model_kw, train_kw, data, steps, policy=policy, jit_compile=jit_compile,
-                                       strategy=strategy)
-        most = int(train_kw["epochs"])
-        epochs = budget_epochs(budget_minutes * 60, timing["epoch_seconds"], most,
-                               overhead_seconds=timing["measure_seconds"] + timing["trace_seconds"])
-        train_kw = {**train_kw, "epochs": epochs}
-        config = {**config, "train": {**config["train"], "epochs": epochs}}
-        config["budget"] = {"epochs_most": most, "epochs": epochs, **{k: round(v, 4) for k, v in timing.items()}}
-        print(f"{spec.name}: time budget {budget_minutes:g} min; on this machine a step takes "
-              f"{timing['step_seconds']:.2f} s and an epoch about {timing['epoch_seconds'] / 60:.1f} min with its "
-              f"evaluation, so {epochs} of {most} epochs" + (" fit" if epochs < most else " fit in it")
-              + f" (measured in {timing['measure_seconds']:.0f} s)", flush=True)
-        keras.utils.set_random_seed(int(train_kw["seed"]))  # the real model starts from the seed, not after the probe
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:
@@ -571,7 +522,8 @@ def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, d
                 if hasattr(layer, "adapt_to_training_data"):
                     layer.adapt_to_training_data(data.train)
             loss, metrics = spec.task.compile(spec, train_kw)
-            model.compile(optimizer=make_optimizer(train_kw, steps * int(train_kw["epochs"])),
+            schedule = make_schedule(train_kw, steps * int(train_kw["epochs"]), adjustable=budget_minutes is not None)
+            model.compile(optimizer=make_optimizer(train_kw, steps * int(train_kw["epochs"]), schedule=schedule),
                           loss=loss, metrics=metrics, jit_compile=jit_compile)
     finally:
         keras.config.set_dtype_policy(previous_policy)
@@ -582,14 +534,31 @@ def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, d
     if data.preprocessor is not None and hasattr(data.preprocessor, "save"):
         data.preprocessor.save(run.preprocessor)
 
+    if verbose == "auto":
+        verbose = 1 if sys.stdout.isatty() else 2
     logger = _RunLogger(run, title=spec.name)
     cbs = [
         logger,  # owns BackupAndRestore (see its docstring)
         keras.callbacks.TensorBoard(str(run.logs), write_graph=False, profile_batch=0),
-        *callbacks,
     ]
-    if verbose == "auto":
-        verbose = 1 if sys.stdout.isatty() else 2
+    if budget_minutes is not None:  # after the logger (the first epoch's time includes its checkpoint), before the rest
+        most = int(train_kw["epochs"])
+
+        def record(epochs: int, timing: dict) -> None:
+            nonlocal config, train_kw
+            train_kw = {**train_kw, "epochs": epochs}
+            config = {**config, "train": {**config["train"], "epochs": epochs},
+                      "budget": {"epochs_most": most, "epochs": epochs, **timing}}
+            run.write("config", config)
+            print(f"{spec.name}: time budget {budget_minutes:g} min; the first epoch took "
+                  f"{timing['first_epoch_seconds']:.0f} s (a steady one about {timing['epoch_seconds']:.0f} s), so the "
+                  f"run takes {epochs} of {most} epochs" + (", its learning-rate schedule now ending there"
+                                                          if isinstance(schedule, WarmupSchedule) and epochs < most else ""),
+                  flush=True)
+
+        progbar = keras.callbacks.ProgbarLogger() if verbose else None
+        cbs += [_Budget(budget_minutes * 60, most, steps, schedule, record, progbar)] + ([progbar] if progbar else [])
+    cbs += list(callbacks)
     train_ds, val_ds = distribution.shard_by_data(data.train), distribution.shard_by_data(data.val)
     model.fit(train_ds, validation_data=val_ds, epochs=int(train_kw["epochs"]), callbacks=cbs, verbose=verbose,
               shuffle=False)  # the pipeline shuffles
