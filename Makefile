@@ -32,9 +32,10 @@ $(STAMP): setup.cfg pyproject.toml
 train: $(STAMP)
 	$(BIN)/python examples/train_cifar10.py $(ARGS)
 
-## the default test run: fast tests only (slow ones are `make slow`)
+## the default test run: fast tests only (slow ones are `make slow`), one pytest-xdist worker per core up to 4
+## (661 s in one process, 402 s with two on a 2-core AVX2 EPYC, same session; ARGS="-n 0" runs them in one process)
 test: $(STAMP)
-	$(PYTEST) -m "not slow" $(ARGS)
+	$(PYTEST) -m "not slow" -n auto --maxprocesses 4 $(ARGS)
 
 slow: $(STAMP)
 	$(PYTEST) -m slow $(ARGS)
