@@ -54,7 +54,8 @@ def test_bad_settings_fail_in_one_line_and_write_nothing(tmp_path, capsys, tiny_
 
 
 @pytest.mark.parametrize("flag, value", [("--epochs", "0"), ("--epochs", "-1"), ("--batch-size", "0"),
-                                         ("--limit", "-5"), ("--epochs", "two")])
+                                         ("--limit", "-5"), ("--epochs", "two"), ("--budget-minutes", "0"),
+                                         ("--budget-minutes", "-3"), ("--budget-minutes", "soon")])
 def test_bad_numbers_on_the_command_line_are_refused(tmp_path, capsys, flag, value):
     with pytest.raises(SystemExit) as info:
         main(["train", "cifar10_cnn", "--run-dir", str(tmp_path / "r"), flag, value])

@@ -166,13 +166,18 @@ def budget_epochs(budget_seconds: float, epoch_seconds: float, max_epochs: int, 
     return max(1, min(int(max_epochs), fit))
 
 
+# The share of a time budget the epochs are planned into: single epochs of one run varied by up to 12% around
+# their mean on a 2-core EPYC (bench/RESULTS.md, round 8), and a plan to the full budget ended 1 min past 20.
+BUDGET_PLANNED = 0.95
+
+
 class _Budget(keras.callbacks.Callback):
     """Times the first epoch of a run under a time budget, then chooses how many epochs the run takes.
 
     After the first epoch (its tracing, steps, evaluation and checkpoint) it
     estimates a steady epoch as that time less the first step plus a median
-    step, takes as many more epochs as fit in what is left of the budget
-    (`budget_epochs`), moves the end of an adjustable learning-rate schedule
+    step, takes as many more epochs as fit in what is left of
+    `BUDGET_PLANNED` of the budget (`budget_epochs`), moves the end of an adjustable learning-rate schedule
     there, tells the progress bar and the other callbacks, calls `on_choice`
     (fit records the choice in config.json), and stops training at that epoch.
     """
@@ -201,7 +206,8 @@ class _Budget(keras.callbacks.Callback):
             epoch_seconds = max(elapsed - first + median, 1e-6)
             # the epochs before this one (a resumed run) are already done: budget what is left of the run
             left = self.most - epoch
-            self.chosen = epoch + budget_epochs(self.budget_seconds, epoch_seconds, left, overhead_seconds=first - median)
+            self.chosen = epoch + budget_epochs(self.budget_seconds * BUDGET_PLANNED, epoch_seconds, left,
+                                                overhead_seconds=first - median)
             if isinstance(self.schedule, WarmupSchedule):
                 self.schedule.set_total_steps(self.steps * self.chosen)
             self.params["epochs"] = self.chosen  # shared with the other callbacks (EpochClock)
