@@ -74,12 +74,35 @@ def test_translator_example_trains_evaluates_and_exports(tmp_path, shared_data_d
     assert "[UNK]" not in out and "[START]" not in out and "[PAD]" not in out
 
 
-def test_cifar10_preset_narrows_where_training_runs_in_float32(monkeypatch):
+def _cifar10_example():
+    """examples/train_cifar10.py as a module."""
     sys.path.insert(0, str(ROOT / "examples"))
     try:
         import train_cifar10 as example
     finally:
         sys.path.remove(str(ROOT / "examples"))
+    return example
+
+
+def _fit_arguments(example, monkeypatch, argv) -> dict:
+    """The keyword arguments the example's main(argv) hands to zoo.fit (which is not run)."""
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_fit(name, **kw):
+        seen.update(kw)
+        raise Stop
+
+    monkeypatch.setattr(example.zoo, "fit", fake_fit)
+    with pytest.raises(Stop):
+        example.main(argv)
+    return seen
+
+
+def test_cifar10_preset_narrows_where_training_runs_in_float32(monkeypatch):
+    example = _cifar10_example()
     import zoo.training
 
     bf16 = example.preset("cifar10_airbench", "mixed_bfloat16")
@@ -98,50 +121,18 @@ def test_cifar10_preset_narrows_where_training_runs_in_float32(monkeypatch):
 
 
 def test_cifar10_float32_message_names_the_settings_that_will_run(monkeypatch, capsys):
-    sys.path.insert(0, str(ROOT / "examples"))
-    try:
-        import train_cifar10 as example
-    finally:
-        sys.path.remove(str(ROOT / "examples"))
-    seen = {}
-
-    class Stop(Exception):
-        pass
-
-    def fake_fit(name, **kw):
-        seen.update(kw)
-        raise Stop
-
-    monkeypatch.setattr(example.zoo, "fit", fake_fit)
-    with pytest.raises(Stop):
-        example.main(["--precision", "float32", "--epochs", "3", "--set", "widths=[40,160,160]"])
+    example = _cifar10_example()
+    seen = _fit_arguments(example, monkeypatch, ["--precision", "float32", "--epochs", "3", "--set", "widths=[40,160,160]"])
     out = capsys.readouterr().out
     assert "{'widths': [40, 160, 160], 'epochs': 3}" in out  # not the preset's 10 epochs and 32-128-128
     assert seen["epochs"] == 3 and seen["overrides"]["widths"] == [40, 160, 160]
 
 
 def test_cifar10_presets_run_under_a_budget_unless_epochs_are_given(monkeypatch):
-    sys.path.insert(0, str(ROOT / "examples"))
-    try:
-        import train_cifar10 as example
-    finally:
-        sys.path.remove(str(ROOT / "examples"))
-    seen = {}
-
-    class Stop(Exception):
-        pass
-
-    def fake_fit(name, **kw):
-        seen.clear()
-        seen.update(kw)
-        raise Stop
-
-    monkeypatch.setattr(example.zoo, "fit", fake_fit)
+    example = _cifar10_example()
     for argv, expected in (([], 20.0), (["--epochs", "3"], None), (["--full"], None), (["--budget-minutes", "0"], None),
                            (["--budget-minutes", "7.5"], 7.5), (["--epochs", "3", "--budget-minutes", "5"], 5.0)):
-        with pytest.raises(Stop):
-            example.main(["--precision", "float32", *argv])
-        assert seen["budget_minutes"] == expected, argv
+        assert _fit_arguments(example, monkeypatch, ["--precision", "float32", *argv])["budget_minutes"] == expected, argv
     assert example.budget("cifar10_vit", False, None, None) == 20.0  # every CPU preset
     with pytest.raises(ValueError, match="budget-minutes"):
         example.budget("cifar10_airbench", False, None, -1)
