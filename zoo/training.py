@@ -177,15 +177,16 @@ class _Budget(keras.callbacks.Callback):
     After the first epoch (its tracing, steps, evaluation and checkpoint) it
     estimates a steady epoch as that time less the first step plus a median
     step, takes as many more epochs as fit in what is left of
-    `BUDGET_PLANNED` of the budget (`budget_epochs`), moves the end of an adjustable learning-rate schedule
-    there, tells the progress bar and the other callbacks, calls `on_choice`
-    (fit records the choice in config.json), and stops training at that epoch.
+    `BUDGET_PLANNED` of the budget (`budget_epochs`), tells the progress bar
+    and the other callbacks, calls `on_choice(epochs, timing)` (fit moves
+    the learning-rate schedule's end there and records the choice in
+    config.json), and stops training at that epoch.
     """
 
-    def __init__(self, budget_seconds: float, most: int, steps: int, schedule, on_choice, progbar=None):
+    def __init__(self, budget_seconds: float, most: int, on_choice, progbar=None):
         super().__init__()
-        self.budget_seconds, self.most, self.steps = float(budget_seconds), int(most), int(steps)
-        self.schedule, self.on_choice, self.progbar = schedule, on_choice, progbar
+        self.budget_seconds, self.most = float(budget_seconds), int(most)
+        self.on_choice, self.progbar = on_choice, progbar
         self.chosen = None
 
     def on_train_begin(self, logs=None):
@@ -208,8 +209,6 @@ class _Budget(keras.callbacks.Callback):
             left = self.most - epoch
             self.chosen = epoch + budget_epochs(self.budget_seconds * BUDGET_PLANNED, epoch_seconds, left,
                                                 overhead_seconds=first - median)
-            if isinstance(self.schedule, WarmupSchedule):
-                self.schedule.set_total_steps(self.steps * self.chosen)
             self.params["epochs"] = self.chosen  # shared with the other callbacks (EpochClock)
             if self.progbar is not None:
                 self.progbar.epochs = self.chosen
@@ -528,8 +527,9 @@ def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, d
                 if hasattr(layer, "adapt_to_training_data"):
                     layer.adapt_to_training_data(data.train)
             loss, metrics = spec.task.compile(spec, train_kw)
-            schedule = make_schedule(train_kw, steps * int(train_kw["epochs"]), adjustable=budget_minutes is not None)
-            model.compile(optimizer=make_optimizer(train_kw, steps * int(train_kw["epochs"]), schedule=schedule),
+            total_steps = steps * int(train_kw["epochs"])
+            schedule = make_schedule(train_kw, total_steps, adjustable=budget_minutes is not None)
+            model.compile(optimizer=make_optimizer(train_kw, total_steps, schedule=schedule),
                           loss=loss, metrics=metrics, jit_compile=jit_compile)
     finally:
         keras.config.set_dtype_policy(previous_policy)
@@ -552,6 +552,9 @@ def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, d
 
         def record(epochs: int, timing: dict) -> None:
             nonlocal config, train_kw
+            moved = isinstance(schedule, WarmupSchedule)
+            if moved:
+                schedule.set_total_steps(steps * epochs)
             train_kw = {**train_kw, "epochs": epochs}
             config = {**config, "train": {**config["train"], "epochs": epochs},
                       "budget": {"epochs_most": most, "epochs": epochs, **timing}}
@@ -559,11 +562,11 @@ def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, d
             print(f"{spec.name}: time budget {budget_minutes:g} min; the first epoch took "
                   f"{timing['first_epoch_seconds']:.0f} s (a steady one about {timing['epoch_seconds']:.0f} s), so the "
                   f"run takes {epochs} of {most} epochs" + (", its learning-rate schedule now ending there"
-                                                          if isinstance(schedule, WarmupSchedule) and epochs < most else ""),
+                                                          if moved and epochs < most else ""),
                   flush=True)
 
         progbar = keras.callbacks.ProgbarLogger() if verbose else None
-        cbs += [_Budget(budget_minutes * 60, most, steps, schedule, record, progbar)] + ([progbar] if progbar else [])
+        cbs += [_Budget(budget_minutes * 60, most, record, progbar)] + ([progbar] if progbar else [])
     cbs += list(callbacks)
     train_ds, val_ds = distribution.shard_by_data(data.train), distribution.shard_by_data(data.val)
     model.fit(train_ds, validation_data=val_ds, epochs=int(train_kw["epochs"]), callbacks=cbs, verbose=verbose,
