@@ -115,14 +115,26 @@ def _constant_gradient_model():
     return model
 
 
-@pytest.mark.parametrize("every,steps,expected", [(None, 3, -0.3), (1, 4, -0.2), (2, 3, -0.1)])
+@pytest.mark.parametrize("every,steps,expected", [(None, 3, -0.3), (1, 4, -0.25), (2, 3, -0.25), (2, 4, -0.3),
+                                                    (5, 3, -0.3)])
 def test_lookahead_averages_the_weights_and_ends_on_the_average(every, steps, expected):
     model = _constant_gradient_model()
     cbs = [] if every is None else [Lookahead(every=every, decay=0.5, power=0.0)]
     model.fit(np.ones((steps, 1)), np.zeros((steps, 1)), batch_size=1, epochs=1, verbose=0, shuffle=False, callbacks=cbs)
-    # every=1: average a -> 0.5 a + 0.5 (a - 0.1) each step; every=2: -0.2 averaged with 0 = -0.1 after step 2,
-    # step 3 takes it to -0.2, and the end sets the weights back to the average -0.1
+    # every=1: the average starts at step 1 (-0.1), then a -> 0.5 a + 0.5 w: -0.15, -0.2, -0.25 (each step
+    # starting from the previous average); every=2, 3 steps: -0.2 at step 2, step 3 takes it to -0.3, the end
+    # folds that in: -0.25; every=2, 4 steps: -0.2, then -0.3 and -0.4 averaged to -0.3; every=5, 3 steps: no
+    # update before the end, which starts the average at the trained weights (not the initial 0)
     np.testing.assert_allclose(float(model.weights[0].numpy()[0, 0]), expected, atol=1e-6)
+
+
+def test_lookahead_ramp_ends_where_a_budget_ends_the_run():
+    """A time budget lowers params["epochs"] after epoch 1 (shared with every callback): the ramp follows it."""
+    look = Lookahead(decay=0.8, power=3.0)
+    look.set_params({"steps": 10, "epochs": 10})
+    assert look.decay_at(50) == pytest.approx(0.8 * 0.5**3)
+    look.params["epochs"] = 5  # what zoo.training's budget does to the shared dict
+    assert look.decay_at(50) == pytest.approx(0.8) and look.decay_at(25) == pytest.approx(0.8 * 0.5**3)
 
 
 def test_lookahead_rejects_bad_settings():
