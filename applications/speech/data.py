@@ -41,6 +41,12 @@ seed and the split's name only, and only from recordings of their own split
 (`connected_utterances`).  Training draws fresh utterances every epoch
 (seed, epoch), the test set is fixed.
 
+Synthetic voices (`synthetic=N`): N eSpeak NG voices, each saying every
+digit once (`applications.speech.synthetic`), are appended to the
+recordings as speakers `espeak<k>` and join the *training* set only
+(`with_synthetic_voices`); `synthetic_connected=True` lets connected
+training utterances use them too.  No test set ever holds one.
+
 Bad input (`read_wav`, `decode_wav`): an empty, truncated or non-WAV file, an
 unsupported encoding or a stereo file raises `DataError` naming the file;
 another sample rate is resampled to 8 kHz (FFT resampling, `resample`);
@@ -95,6 +101,7 @@ __all__ = [
     "pad_waveforms",
     "transcript",
     "fsdd",
+    "with_synthetic_voices",
 ]
 
 SAMPLE_RATE = 8000
@@ -418,6 +425,35 @@ def load_fsdd_recordings(data_dir: str | os.PathLike | None = None) -> Recording
     return rec
 
 
+SYNTHETIC_PREFIX = "espeak"
+
+
+def with_synthetic_voices(rec: Recordings, voices: int, *, seed: int = 0) -> tuple[Recordings, np.ndarray]:
+    """`rec` with `voices` synthetic voices' digits appended, and the appended indices (int64 `(voices * 10,)`).
+
+    The synthetic recordings (`synthetic.synthetic_digits`) get speakers
+    `"espeak<k>"` and take 0; `split_indices` never returns them (they are
+    not FSDD speakers), so they reach training only through these indices.
+    """
+    from applications.speech.synthetic import SynthesisError, synthetic_digits
+
+    try:
+        made = synthetic_digits(voices, seed=seed, sample_rate=SAMPLE_RATE)
+    except SynthesisError as e:
+        raise DataError(f"fsdd: {e}") from None
+    lengths = np.array([len(m["audio"]) for m in made], np.int64)
+    start = len(rec)
+    merged = Recordings(
+        audio=np.concatenate([rec.audio] + [m["audio"] for m in made]).astype(np.float32),
+        offsets=np.concatenate([rec.offsets, rec.offsets[-1] + np.cumsum(lengths)]).astype(np.int64),
+        digits=np.concatenate([rec.digits, [m["digit"] for m in made]]).astype(np.int32),
+        speakers=np.concatenate([rec.speakers, [f"{SYNTHETIC_PREFIX}{m['voice']}" for m in made]]),
+        takes=np.concatenate([rec.takes, np.zeros(len(made), np.int32)]).astype(np.int32),
+        names=np.concatenate([rec.names, [m["name"] for m in made]]),
+        source=rec.source, sha256=rec.sha256, skipped_silent=rec.skipped_silent, resampled=rec.resampled)
+    return merged, np.arange(start, start + len(made), dtype=np.int64)
+
+
 # ---------------------------------------------------------------------------
 # Splits and connected digits
 
@@ -682,6 +718,8 @@ def fsdd(
     pad_multiple: int = 1600,
     bucket: int = 8,
     speed: float = 0.0,
+    synthetic: int = 0,
+    synthetic_connected: bool = False,
 ) -> SpeechBundle:
     """FSDD as a `SpeechBundle` of waveform pipelines (see the module docstring).
 
@@ -702,6 +740,11 @@ def fsdd(
         bucket: length-bucketing window, in batches (1: no bucketing).
         speed: speed perturbation of training examples, factors in
             `[1 - speed, 1 + speed]` (0: off; see `speed_perturb`).
+        synthetic: add this many synthetic eSpeak NG voices to the training
+            set, each saying every digit once (`synthetic.synthetic_digits`,
+            seeded by `seed`; training only, never in a test set; 0: off).
+        synthetic_connected: let connected training utterances use the
+            synthetic voices too (False: they join recorded speakers only).
 
     Returns:
         SpeechBundle: `train` (shuffled every epoch), `val` (the isolated test
@@ -719,12 +762,18 @@ def fsdd(
         raise DataError(f"fsdd: batch_size must be >= 1, got {batch_size}")
     if not 0.0 <= float(speed) < 0.5:
         raise DataError(f"fsdd: speed must be in [0, 0.5) (factors 1 +- speed), got {speed}")
+    if int(synthetic) < 0:
+        raise DataError(f"fsdd: synthetic must be a number of voices >= 0, got {synthetic}")
     rec = load_fsdd_recordings(data_dir)
     train_idx, test_idx = split_indices(rec, split)
     rng = np.random.default_rng(seed)
     if limit:
         train_idx = np.sort(rng.permutation(train_idx)[:int(limit)])
         test_idx = np.sort(rng.permutation(test_idx)[:int(limit)])
+    recorded_train = train_idx
+    if synthetic:
+        rec, synth_idx = with_synthetic_voices(rec, int(synthetic), seed=seed)
+        train_idx = np.concatenate([train_idx, synth_idx])
     conn = _settings(connected) if connected else None
     label_width = int(conn["max_digits"]) if conn else 1
     if conn and limit:
@@ -735,7 +784,8 @@ def fsdd(
     per_epoch = None
     if conn and int(conn["num_train"]) > 0:
         def per_epoch(epoch):
-            return connected_utterances(rec, train_idx, int(conn["num_train"]), seed=seed,
+            return connected_utterances(rec, train_idx if synthetic_connected else recorded_train,
+                                        int(conn["num_train"]), seed=seed,
                                         stream=f"{split}/train/epoch{epoch}", **conn)
     common = dict(batch_size=batch_size, label_width=label_width, pad_multiple=int(pad_multiple))
     train = make_speech_dataset(rec, list(train_idx) if isolated else [], training=True, seed=seed,
@@ -759,10 +809,13 @@ def fsdd(
         "label_width": label_width,
         "sample_rate": SAMPLE_RATE,
         "split": split,
-        "speakers": sorted(set(rec.speakers.tolist())),
+        "speakers": sorted(s for s in set(rec.speakers.tolist()) if not s.startswith(SYNTHETIC_PREFIX)),
         "test_speakers_in_split": sorted(set(rec.speakers[test_idx].tolist())),
         "num_train": int(num_train),
-        "num_train_recordings": int(len(train_idx)),
+        "num_train_recordings": int(len(recorded_train)),
+        "num_train_synthetic": int(len(train_idx) - len(recorded_train)),
+        "synthetic_voices": int(synthetic),
+        "synthetic_connected": bool(synthetic_connected and synthetic),
         "num_val": int(len(test_idx)),
         "val_source": "test (isolated digits; monitoring only)",
         "num_test": int(len(test_idx)),

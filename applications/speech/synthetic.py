@@ -1,0 +1,241 @@
+"""Synthetic voices: the ten digit words spoken by many eSpeak NG voices, for training only.
+
+FSDD has five speakers, so a leave-one-speaker-out run trains on four
+voices; a recogniser trained on four voices has learnt those voices
+(bench/RESULTS.md, #15).  Synthetic speech from a text-to-speech engine is
+an established way to add speakers when recorded ones are few
+(A. Rosenberg et al., "Speech recognition with augmented synthesized
+speech", ASRU 2019; J. Lin et al., "Training keyword spotters with limited
+and synthesized speech data", ICASSP 2020).  This module uses eSpeak NG, a
+formant synthesiser whose voices are rule-based, not learnt from anyone's
+recordings, so it adds no recording of any FSDD speaker (split purity).
+
+Each synthetic voice is a random draw of an English accent (`ACCENTS`), a
+voice variant (`variants()`: eSpeak's ~100 timbre presets, male, female,
+whispered, Klatt), a base pitch, a pitch range and a speaking rate; it
+says each digit word once.  The draw depends only on the seed.  eSpeak's
+voicing noise is random and its generator state lives in the library for
+the life of the process, so repeated synthesis in one process drifts (a
+few samples of length, other noise); `synthetic_digits` therefore speaks
+in a fresh Python process whose generators are seeded first
+(`espeak_ng_SetRandSeed` and libc `srand`), and the same call gives the
+same audio, bit for bit.
+
+The engine is the `espeakng-loader` wheel (the eSpeak NG library and its
+data, no system package), called through `ctypes`; a system
+`libespeak-ng.so.1` is used when the wheel is absent.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import io
+import json
+import pathlib
+import subprocess
+import sys
+import threading
+
+import numpy as np
+
+__all__ = ["ACCENTS", "available", "variants", "speak", "synthetic_digits"]
+
+ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029",
+           "en-us-nyc")
+_SYNCHRONOUS = 2  # espeak_AUDIO_OUTPUT: AUDIO_OUTPUT_SYNCHRONOUS
+_RATE, _PITCH, _RANGE = 1, 3, 4  # espeak_PARAMETER
+_CHARS_UTF8 = 1
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+_lock = threading.Lock()
+_engine: dict = {}
+
+
+class SynthesisError(RuntimeError):
+    """eSpeak NG is missing or refused a voice."""
+
+
+def _locate():
+    """(library path, data path or None) of eSpeak NG, or None when neither the wheel nor a system library is found."""
+    try:
+        import espeakng_loader
+    except ImportError:
+        name = ctypes.util.find_library("espeak-ng")
+        return (name, None) if name else None
+    return espeakng_loader.get_library_path(), espeakng_loader.get_data_path()
+
+
+def available() -> bool:
+    """True when eSpeak NG can be loaded (the `espeakng-loader` wheel or a system library)."""
+    return _locate() is not None
+
+
+def _init():
+    """Load and initialise eSpeak NG once per process: `(library, sample_rate, chunks)`."""
+    if _engine:
+        return _engine["lib"], _engine["rate"], _engine["chunks"]
+    found = _locate()
+    if found is None:
+        raise SynthesisError("synthetic voices need eSpeak NG: pip install espeakng-loader==0.2.4 "
+                             "(or set the model's synthetic_voices to 0)")
+    lib = ctypes.CDLL(found[0])
+    lib.espeak_Initialize.restype = ctypes.c_int
+    data = None if found[1] is None else str(found[1]).encode()
+    rate = lib.espeak_Initialize(_SYNCHRONOUS, 0, data, 0)
+    if rate <= 0:
+        raise SynthesisError(f"eSpeak NG failed to initialise (data {found[1]}): code {rate}")
+    chunks: list = []
+
+    def collect(wav, n, _events):
+        if n > 0:
+            chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+        return 0
+
+    callback = _CALLBACK(collect)
+    lib.espeak_SetSynthCallback(callback)
+    _engine.update(lib=lib, rate=rate, chunks=chunks, callback=callback)  # keep the callback alive
+    return lib, rate, chunks
+
+
+def variants() -> list[str]:
+    """eSpeak NG's voice variants (`"m3"`, `"f2"`, `"klatt"`, `"whisper"`, ...), sorted; [] if none are installed."""
+    found = _locate()
+    if found is None or found[1] is None:
+        return ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4"]
+    return sorted(p.name for p in (pathlib.Path(found[1]) / "voices" / "!v").iterdir() if p.is_file())
+
+
+def speak(text: str, voice: str = "en-us", *, rate: int = 175, pitch: int = 50, pitch_range: int = 50):
+    """Synthesise `text`: `(float32 (N,) in [-1, 1], sample_rate)` at eSpeak's own rate (22,050 Hz).
+
+    Args:
+        text: what to say.
+        voice: an eSpeak voice name, `"<accent>"` or `"<accent>+<variant>"`.
+        rate: words per minute (80-450).
+        pitch, pitch_range: base pitch and its range, 0-99 (50: the voice's default).
+
+    eSpeak's noise generators run on across calls, so two calls with the
+    same arguments in one process differ slightly; `synthetic_digits` is the
+    reproducible path.
+
+    Raises:
+        SynthesisError: eSpeak NG missing or the voice unknown.
+    """
+    with _lock:
+        lib, sample_rate, chunks = _init()
+        if lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise SynthesisError(f"eSpeak NG has no voice {voice!r}")
+        for key, value in ((_RATE, rate), (_PITCH, pitch), (_RANGE, pitch_range)):
+            lib.espeak_SetParameter(key, int(value), 0)
+        chunks.clear()
+        data = text.encode()
+        lib.espeak_Synth(data, len(data) + 1, 0, 1, 0, _CHARS_UTF8, None, None)  # position 0 in characters
+        lib.espeak_Synchronize()
+        audio = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+        chunks.clear()
+    return audio.astype(np.float32) / 32768.0, sample_rate
+
+
+def _trim(x: np.ndarray, sample_rate: int, margin: float = 0.02, threshold: float = 0.02) -> np.ndarray:
+    """Cut leading and trailing silence (below `threshold` of the peak), keeping `margin` seconds."""
+    loud = np.flatnonzero(np.abs(x) >= threshold * float(np.max(np.abs(x))))
+    if len(loud) == 0:
+        return x
+    pad = int(margin * sample_rate)
+    return x[max(0, loud[0] - pad):loud[-1] + pad + 1]
+
+
+def _seed(seed: int) -> None:
+    """Seed eSpeak NG's noise generators (its own and libc's `rand`)."""
+    lib = _init()[0]
+    if hasattr(lib, "espeak_ng_SetRandSeed"):
+        lib.espeak_ng_SetRandSeed(ctypes.c_long(int(seed)))
+    ctypes.CDLL(None).srand(ctypes.c_uint(int(seed) & 0xFFFFFFFF))
+
+
+def _speak_fresh(jobs: list[dict], seed: int) -> tuple[list[np.ndarray], int]:
+    """Speak `jobs` ([{text, voice, rate, pitch, pitch_range}]) in a fresh, seeded process: (int16 audio, rate).
+
+    This file runs as a script there (`python synthetic.py`, the request as
+    JSON on stdin, an .npz on stdout), importing numpy and ctypes only;
+    nothing is written to disk, and the child dies with its parent.
+    """
+    from zoo.io import die_with_parent
+
+    request = json.dumps({"seed": int(seed), "jobs": jobs}).encode()
+    done = subprocess.run([sys.executable, str(pathlib.Path(__file__).resolve())], input=request,
+                          capture_output=True, timeout=600, preexec_fn=die_with_parent)
+    if done.returncode != 0:
+        last = (done.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+        raise SynthesisError(last.split(": ", 1)[-1] if "SynthesisError" in last else
+                             f"eSpeak NG synthesis failed (exit {done.returncode}): {last}")
+    with np.load(io.BytesIO(done.stdout)) as z:
+        audio, offsets, rate = z["audio"], z["offsets"], int(z["rate"])
+    return [audio[a:b] for a, b in zip(offsets[:-1], offsets[1:])], rate
+
+
+def synthetic_digits(voices: int, *, seed: int = 0, words=None, sample_rate: int = 8000,
+                     rate=(120, 240), pitch=(10, 90), pitch_range=(10, 90)) -> list[dict]:
+    """`voices` random eSpeak NG voices saying each digit word once, resampled to `sample_rate`.
+
+    Args:
+        voices: how many voices to draw.
+        seed: seed of the draw and of eSpeak's noise (the same seed gives
+            the same voices and the same audio, bit for bit).
+        words: the words to say (default: `DIGIT_WORDS`, ids 0-9).
+        sample_rate: output rate in Hz (FSDD's 8 kHz).
+        rate, pitch, pitch_range: uniform ranges of words per minute, base
+            pitch and pitch range (0-99) per voice.
+
+    Returns:
+        `voices * len(words)` dicts `{"digit": int, "voice": int, "name": str
+        ("<digit>_espeak<voice>_0: <accent>+<variant> rate pitch range"),
+        "audio": float32 (N,) in [-1, 1]}`, silence trimmed to 20 ms either side,
+        peak scaled to a random level in [0.3, 0.9].
+
+    Raises:
+        SynthesisError: eSpeak NG missing.
+    """
+    from applications.speech.data import DIGIT_WORDS, resample
+
+    if _locate() is None:
+        _init()  # raises the SynthesisError that says what to install
+    words = DIGIT_WORDS if words is None else tuple(words)
+    rng = np.random.default_rng([int(seed), 0x5EEC])
+    names = variants()
+    jobs, meta = [], []
+    for v in range(int(voices)):
+        voice = f"{ACCENTS[rng.integers(len(ACCENTS))]}+{names[rng.integers(len(names))]}"
+        wpm, base, spread = (int(rng.integers(lo, hi + 1)) for lo, hi in (rate, pitch, pitch_range))
+        for digit, word in enumerate(words):
+            jobs.append({"text": word, "voice": voice, "rate": wpm, "pitch": base, "pitch_range": spread})
+            meta.append((digit, v, f"{digit}_espeak{v}_0: {voice} rate={wpm} pitch={base} range={spread}"))
+    spoken, native = _speak_fresh(jobs, seed) if jobs else ([], sample_rate)
+    out = []
+    for (digit, v, name), x in zip(meta, spoken):
+        x = _trim(resample(x.astype(np.float32) / 32768.0, native, sample_rate), sample_rate)  # trimmed in band
+        peak = float(np.max(np.abs(x))) if len(x) else 0.0
+        if peak > 0:
+            x = x * (rng.uniform(0.3, 0.9) / peak)
+        out.append({"digit": digit, "voice": v, "name": name, "audio": x.astype(np.float32)})
+    return out
+
+
+def _main() -> None:
+    """Child process: the request (JSON) on stdin -> an .npz (int16 audio back to back, offsets, rate) on stdout."""
+    request = json.load(sys.stdin)
+    _seed(request["seed"])
+    parts = []
+    for job in request["jobs"]:
+        x, native = speak(job["text"], job["voice"], rate=job["rate"], pitch=job["pitch"],
+                          pitch_range=job["pitch_range"])
+        parts.append(np.round(x * 32768.0).clip(-32768, 32767).astype(np.int16))
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
+    audio = np.concatenate(parts) if parts else np.zeros(0, np.int16)
+    buffer = io.BytesIO()
+    np.savez(buffer, audio=audio, offsets=offsets, rate=np.int64(_engine["rate"] if _engine else 22050))
+    sys.stdout.buffer.write(buffer.getvalue())
+
+
+if __name__ == "__main__":
+    _main()

@@ -1,0 +1,97 @@
+"""Synthetic eSpeak NG voices: deterministic audio, training-only use, split purity, clear errors."""
+
+import numpy as np
+import pytest
+
+from speech_fixtures import write_fsdd_archive
+from zoo.data import DataError, load_dataset
+from applications.speech import synthetic
+from applications.speech.data import DIGIT_WORDS, SAMPLE_RATE, load_fsdd_recordings
+
+pytestmark = pytest.mark.skipif(not synthetic.available(), reason="eSpeak NG (espeakng-loader) not installed")
+
+
+@pytest.fixture(scope="module")
+def tiny_fsdd(tmp_path_factory):
+    return write_fsdd_archive(tmp_path_factory.mktemp("tiny-fsdd-synth"), takes=7)
+
+
+def test_synthetic_digits_are_deterministic_words_at_8_khz():
+    a = synthetic.synthetic_digits(3, seed=5)
+    b = synthetic.synthetic_digits(3, seed=5)
+    c = synthetic.synthetic_digits(3, seed=6)
+    assert [m["digit"] for m in a] == list(range(10)) * 3 and [m["voice"] for m in a] == sorted([0, 1, 2] * 10)
+    assert all(np.array_equal(x["audio"], y["audio"]) for x, y in zip(a, b))
+    assert [m["name"] for m in a] != [m["name"] for m in c]  # another seed draws other voices
+    for m in a:
+        x = m["audio"]
+        assert x.dtype == np.float32 and 0.1 < len(x) / SAMPLE_RATE < 1.5, m["name"]
+        assert 0.29 < np.max(np.abs(x)) <= 0.9 + 1e-6
+        loud = np.flatnonzero(np.abs(x) >= 0.02 * np.abs(x).max())
+        assert loud[0] <= 0.025 * SAMPLE_RATE and len(x) - loud[-1] <= 0.025 * SAMPLE_RATE  # no silence kept but 20 ms
+    # a voice's words differ from each other (the engine says the word it is given, not one fixed sound)
+    assert len({len(m["audio"]) for m in a[:10]}) > 5
+
+
+def test_speak_rejects_an_unknown_voice():
+    with pytest.raises(synthetic.SynthesisError, match="no voice 'xx-nowhere'"):
+        synthetic.speak("one", "xx-nowhere")
+
+
+def test_synthetic_voices_reach_training_only(tiny_fsdd, monkeypatch):
+    """Training hears the recorded speakers plus the synthetic voices; the test sets hear the held-out speaker only."""
+    from applications.speech import data as speech_data
+
+    read = []
+    original = speech_data.Recordings.wave
+    monkeypatch.setattr(speech_data.Recordings, "wave", lambda self, i: (read.append((i, self)), original(self, i))[1])
+    bundle = load_dataset("fsdd", data_dir=tiny_fsdd, batch_size=8, split="speaker:jackson", synthetic=4,
+                          connected={"num_train": 40, "num_test": 10, "max_digits": 3})
+    info = bundle.info
+    assert info["num_train_synthetic"] == 40 and info["synthetic_voices"] == 4
+    assert info["num_train"] == info["num_train_recordings"] + 40 + 40
+    assert "espeak0" not in info["speakers"] and info["test_speakers_in_split"] == ["jackson"]
+
+    def speakers():
+        return {str(rec.speakers[i]) for i, rec in read}
+
+    for _batch in bundle.train:
+        pass
+    heard = speakers()
+    assert {"george", "lucas", "nicolas", "yweweler"} <= heard and "jackson" not in heard
+    assert {s for s in heard if s.startswith("espeak")} == {f"espeak{k}" for k in range(4)}
+    del read[:]
+    for _batch in bundle.test:
+        pass
+    for _batch in bundle.test_connected:
+        pass
+    assert speakers() == {"jackson"}
+
+
+def test_connected_training_utterances_use_synthetic_voices_only_when_asked(tiny_fsdd, monkeypatch):
+    from applications.speech import data as speech_data
+
+    made = []
+    original = speech_data.connected_utterances
+    monkeypatch.setattr(speech_data, "connected_utterances",
+                        lambda rec, idx, *a, **k: (made.append(set(rec.speakers[idx].tolist())),
+                                                   original(rec, idx, *a, **k))[1])
+    for flag in (False, True):
+        del made[:]
+        bundle = load_dataset("fsdd", data_dir=tiny_fsdd, batch_size=8, split="speaker:lucas", synthetic=2,
+                              synthetic_connected=flag, connected={"num_train": 20, "num_test": 5})
+        bundle.train.take(1).get_single_element()  # epoch 0's utterances are drawn
+        pools = [s for s in made if "lucas" not in s]  # the training calls (the test one draws from lucas only)
+        assert pools and all(("espeak0" in s) == flag for s in pools)
+        assert bundle.info["synthetic_connected"] is flag
+
+
+def test_bad_synthetic_settings_are_named(tiny_fsdd, monkeypatch):
+    with pytest.raises(DataError, match="synthetic must be a number of voices >= 0"):
+        load_dataset("fsdd", data_dir=tiny_fsdd, synthetic=-1)
+    monkeypatch.setattr(synthetic, "_locate", lambda: None)
+    monkeypatch.setattr(synthetic, "_engine", {})
+    with pytest.raises(DataError, match="pip install espeakng-loader"):
+        load_dataset("fsdd", data_dir=tiny_fsdd, synthetic=1)
+    rec = load_fsdd_recordings(tiny_fsdd)
+    assert set(DIGIT_WORDS) and len(rec) == 350  # the recordings themselves are untouched by the failed call
