@@ -727,7 +727,9 @@ def fsdd(
         data_dir: folder holding `fsdd-recordings.tar.gz`; None: `$ZOO_DATA_DIR`, else TFDS.
         batch_size: examples per batch.
         limit: keep the first `limit` recordings of each side of the split
-            after a seeded shuffle (smoke runs); connected counts are capped by it too.
+            after a seeded shuffle (smoke runs); connected counts are capped by
+            it too, and so are synthetic voices (at most ceil(limit / 10), so a
+            smoke run adds at most about `limit` synthetic recordings).
         seed: seed of the subsets, shuffling and connected utterances.
         split: "conventional" or "speaker:<name>" (leave-one-speaker-out).
         connected: False (isolated digits only), True or a dict of
@@ -771,8 +773,11 @@ def fsdd(
         train_idx = np.sort(rng.permutation(train_idx)[:int(limit)])
         test_idx = np.sort(rng.permutation(test_idx)[:int(limit)])
     recorded_train = train_idx
-    if synthetic:
-        rec, synth_idx = with_synthetic_voices(rec, int(synthetic), seed=seed)
+    voices = int(synthetic)
+    if limit and voices:
+        voices = min(voices, -(-int(limit) // len(DIGIT_WORDS)))
+    if voices:
+        rec, synth_idx = with_synthetic_voices(rec, voices, seed=seed)
         train_idx = np.concatenate([train_idx, synth_idx])
     conn = _settings(connected) if connected else None
     label_width = int(conn["max_digits"]) if conn else 1
@@ -814,8 +819,8 @@ def fsdd(
         "num_train": int(num_train),
         "num_train_recordings": int(len(recorded_train)),
         "num_train_synthetic": int(len(train_idx) - len(recorded_train)),
-        "synthetic_voices": int(synthetic),
-        "synthetic_connected": bool(synthetic_connected and synthetic),
+        "synthetic_voices": voices,
+        "synthetic_connected": bool(synthetic_connected and voices),
         "num_val": int(len(test_idx)),
         "val_source": "test (isolated digits; monitoring only)",
         "num_test": int(len(test_idx)),

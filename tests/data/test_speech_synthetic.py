@@ -86,6 +86,15 @@ def test_connected_training_utterances_use_synthetic_voices_only_when_asked(tiny
         assert bundle.info["synthetic_connected"] is flag
 
 
+def test_a_limited_smoke_run_caps_the_synthetic_voices(tiny_fsdd):
+    """`limit` keeps a smoke run small even when the spec asks for many voices: ceil(limit / 10) voices at most."""
+    info = load_dataset("fsdd", data_dir=tiny_fsdd, batch_size=8, limit=25, synthetic=200).info
+    assert info["synthetic_voices"] == 3 and info["num_train_synthetic"] == 30
+    assert info["num_train_recordings"] == 25
+    info = load_dataset("fsdd", data_dir=tiny_fsdd, batch_size=8, limit=25, synthetic=2).info
+    assert info["synthetic_voices"] == 2 and info["num_train_synthetic"] == 20  # under the cap: as asked
+
+
 def test_bad_synthetic_settings_are_named(tiny_fsdd, monkeypatch):
     with pytest.raises(DataError, match="synthetic must be a number of voices >= 0"):
         load_dataset("fsdd", data_dir=tiny_fsdd, synthetic=-1)
