@@ -312,7 +312,8 @@ cases = {
     "fsdd_ctc": dict(data_dir=fsdd, batch_size=8, eval_options={"beam_width": 1, "verbose": False}, overrides={
         "dim": 16, "num_layers": 1, "num_heads": 2, "intermediate_dim": 32, "conv_channels": 4, "num_mel_bins": 16,
         "fft_length": 256, "dropout": 0.0,
-        "data": {"connected": {"num_train": 0, "num_test": 4, "max_digits": 2}, "pad_multiple": 8000}}),
+        "data": {"connected": {"num_train": 0, "num_test": 4, "max_digits": 2}, "pad_multiple": 8000,
+                 "synthetic": 0}}),  # the strategy, not the data: no synthetic voices
 }
 one_device = tf.distribute.OneDeviceStrategy("/cpu:0")
 result = {}

@@ -59,6 +59,8 @@ def test_speech_example_learns_real_digits_and_exports(tmp_path, shared_data_dir
     loss = json.loads((tmp_path / "run" / "history.json").read_text())["loss"]
     assert len(loss) == 20 and loss[-1] < 0.5 * loss[0], loss  # CTC loss falls on real speech
     assert (tmp_path / "run" / "confusion.png").exists() and (tmp_path / "run" / "transcripts.json").exists()
+    info = json.loads((tmp_path / "run" / "data_info.json").read_text())
+    assert info["synthetic_voices"] == 80 and info["num_train_synthetic"] == 800  # the spec's 200, capped by --limit
     card = json.loads((tmp_path / "sm" / "fsdd_ctc" / "1" / "model_card.json").read_text())
     assert card["verified"] and "SavedModel:" in out
 

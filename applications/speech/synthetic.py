@@ -77,7 +77,7 @@ def _init():
     found = _locate()
     if found is None:
         raise SynthesisError("synthetic voices need eSpeak NG: pip install espeakng-loader==0.2.4 "
-                             "(or set the model's synthetic_voices to 0)")
+                             "(or train without synthetic voices: --set data.synthetic=0)")
     lib = ctypes.CDLL(found[0])
     lib.espeak_Initialize.restype = ctypes.c_int
     data = None if found[1] is None else str(found[1]).encode()
