@@ -184,8 +184,8 @@ def output_lengths(model, length):
     inputs={"waveform": {"shape": [None], "dtype": "float32", "range": [-1, 1], "sample_rate": SAMPLE_RATE},
             "length": {"shape": [], "dtype": "int32"}},
     train={
-        # 30 epochs of 156 steps (with the synthetic voices below) = the optimizer steps of the former 50 of 93:
-        # the same training time (bench/RESULTS.md, #15 tenth pass)
+        # 30 epochs of 156 steps (with the synthetic voices below) = the optimizer steps of the former 50 of 93;
+        # measured 18.0 min alone on a 2-core AVX2 EPYC (bench/RESULTS.md, #15 tenth pass)
         "epochs": 30,
         "batch_size": 32,
         "optimizer": "adamw",
