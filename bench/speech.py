@@ -3,6 +3,7 @@
     ZOO_DATA_DIR=../shared/data .venv/bin/python bench/speech.py                       # spec settings
     ZOO_DATA_DIR=../shared/data .venv/bin/python bench/speech.py --epochs 10 --loso-epochs 5
     ZOO_DATA_DIR=../shared/data .venv/bin/python bench/speech.py --headroom     # input pipeline headroom
+    ZOO_DATA_DIR=../shared/data .venv/bin/python bench/speech.py --padding 1,8,32  # padded / real samples per bucket
 
 1. `fsdd_ctc` on the conventional split (takes 0-4 test: 250 recordings;
    2,250 training recordings plus fresh connected-digit utterances every
@@ -61,7 +62,7 @@ def _run(split, epochs, args, overrides):
             "settings": result.config, **{k: test[k] for k in keep if k in test}}
 
 
-def headroom(args, overrides, split="speaker:nicolas", steps=30, repeats=3) -> dict:
+def headroom(args, overrides, split="speaker:nicolas", steps=30, repeats=3, jit_compile=False) -> dict:
     """Training steps/s fed by the real pipeline over steps/s on the same batches held in memory (target >= 0.95).
 
     Also the pipeline's own rate (batches/s with nothing consuming them but
@@ -74,7 +75,8 @@ def headroom(args, overrides, split="speaker:nicolas", steps=30, repeats=3) -> d
     epoch yields exactly those batches (same shapes, so no retracing
     differs), built anew for every repeat.  The feeds alternate `repeats`
     times to cancel drifting machine load; every batch shape is traced in a
-    warm-up pass first.
+    warm-up pass first, whose time is reported (`warmup_seconds`: with
+    `jit_compile=True`, the XLA compilation of every batch shape).
     """
     import zoo
     from zoo.data import load_dataset
@@ -93,8 +95,10 @@ def headroom(args, overrides, split="speaker:nicolas", steps=30, repeats=3) -> d
         pass
     model = zoo.create_model("fsdd_ctc", **model_kw)
     loss, metrics = spec.task.compile(spec, train_kw)
-    model.compile(optimizer=make_optimizer(train_kw, 1000), loss=loss, metrics=metrics)
+    model.compile(optimizer=make_optimizer(train_kw, 1000), loss=loss, metrics=metrics, jit_compile=jit_compile)
+    t = time.perf_counter()
     model.fit(memory, epochs=1, verbose=0)  # trace every batch shape
+    warmup = time.perf_counter() - t
 
     def rate(ds):
         t = time.perf_counter()
@@ -111,12 +115,47 @@ def headroom(args, overrides, split="speaker:nicolas", steps=30, repeats=3) -> d
     for _ in range(repeats):
         runs.append({"in_memory": rate(memory), "pipeline": rate(batches()), "pipeline_alone": produce(batches())})
     ratios = sorted(r["pipeline"] / r["in_memory"] for r in runs)
-    return {"split": split, "settings": {"model": model_kw, "data": data_kw}, "steps": steps, "runs": runs,
+    return {"split": split, "settings": {"model": model_kw, "data": data_kw}, "steps": steps, "jit_compile": jit_compile,
+            "warmup_seconds": warmup, "runs": runs,
             "ratio_median": ratios[len(ratios) // 2], "target": 0.95,
             # batches/s the pipeline yields with no training beside it, over training steps/s from memory:
             # how far ahead of training it can run (a load-independent view; >= 1 is needed for a ratio near 1)
             "supply_over_demand_median": sorted(r["pipeline_alone"] / r["in_memory"] for r in runs)[len(runs) // 2],
             "load_average_after": os.getloadavg()[0]}
+
+
+def padding(args, overrides, buckets, split="conventional") -> dict:
+    """Padded over real samples of one training epoch, per length-bucketing window (`fsdd(bucket=...)`).
+
+    Every training batch is padded to its longest waveform (rounded up to
+    `pad_multiple`), and the model computes on the padding too, so this
+    ratio is the training compute per second of audio, relative to none
+    wasted.  It counts samples of the spec's first training epoch
+    (synthetic voices, connected utterances, speed perturbation included),
+    so it does not depend on the machine or its load.
+    """
+    import numpy as np
+
+    import zoo
+    from applications.speech.data import SAMPLE_RATE
+    from zoo.data import load_dataset
+
+    spec = zoo.get_spec("fsdd_ctc")
+    _, train_kw = spec.resolve(json.loads(json.dumps(overrides)))
+    data_kw = {**train_kw.get("data", {}), "split": split}
+    rows = []
+    for bucket in buckets:
+        bundle = load_dataset("fsdd", data_dir=args.data_dir, batch_size=train_kw["batch_size"], seed=0, limit=args.limit,
+                              **{**data_kw, "bucket": int(bucket)})
+        padded = real = batches = 0
+        for x, _ in bundle.train:
+            padded += int(np.prod(x["waveform"].shape))
+            real += int(x["length"].numpy().sum())
+            batches += 1
+        rows.append({"bucket": int(bucket), "batches": batches, "real_seconds": real / SAMPLE_RATE,
+                     "padded_seconds": padded / SAMPLE_RATE, "padded_over_real": padded / real})
+        print(f"bucket {bucket}: {batches} batches, padded / real samples {padded / real:.3f}", flush=True)
+    return {"split": split, "settings": data_kw, "rows": rows}
 
 
 def table(report: dict) -> str:
@@ -154,6 +193,9 @@ def main(argv=None):
     p.add_argument("--headroom", action="store_true", help="only measure the input pipeline's headroom")
     p.add_argument("--headroom-steps", type=int, default=30, help="training steps per headroom measurement")
     p.add_argument("--headroom-repeats", type=int, default=3, help="alternations of the two feeds")
+    p.add_argument("--xla", action="store_true", help="with --headroom: XLA-compile the train step (jit_compile=True)")
+    p.add_argument("--padding", metavar="B1,B2,...", help="only count padded / real samples of one training epoch "
+                   "for these length-bucketing windows (in batches)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
     args = p.parse_args(argv)
 
@@ -165,9 +207,15 @@ def main(argv=None):
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.headroom:
-        report["headroom"] = headroom(args, overrides, steps=args.headroom_steps, repeats=args.headroom_repeats)
+        report["headroom"] = headroom(args, overrides, steps=args.headroom_steps, repeats=args.headroom_repeats,
+                                      jit_compile=args.xla)
         out.write_text(json.dumps(report, indent=2, default=str) + "\n")
         print(json.dumps(report["headroom"], indent=2, default=str))
+        return
+
+    if args.padding:
+        report["padding"] = padding(args, overrides, [int(b) for b in args.padding.split(",")])
+        out.write_text(json.dumps(report, indent=2, default=str) + "\n")
         return
 
     def save():

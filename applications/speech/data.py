@@ -45,7 +45,8 @@ Synthetic voices (`synthetic=N`): N eSpeak NG voices, each saying every
 digit once (`applications.speech.synthetic`), are appended to the
 recordings as speakers `espeak<k>` and join the *training* set only
 (`with_synthetic_voices`); `synthetic_connected=True` lets connected
-training utterances use them too.  No test set ever holds one.
+training utterances use them too, and a number in (0, 1] draws that share
+of them from the synthetic voices alone.  No test set ever holds one.
 
 Bad input (`read_wav`, `decode_wav`): an empty, truncated or non-WAV file, an
 unsupported encoding or a stereo file raises `DataError` naming the file;
@@ -719,7 +720,7 @@ def fsdd(
     bucket: int = 8,
     speed: float = 0.0,
     synthetic: int = 0,
-    synthetic_connected: bool = False,
+    synthetic_connected: bool | float = False,
 ) -> SpeechBundle:
     """FSDD as a `SpeechBundle` of waveform pipelines (see the module docstring).
 
@@ -746,7 +747,14 @@ def fsdd(
             set, each saying every digit once (`synthetic.synthetic_digits`,
             seeded by `seed`; training only, never in a test set; 0: off).
         synthetic_connected: let connected training utterances use the
-            synthetic voices too (False: they join recorded speakers only).
+            synthetic voices too.  False (or 0): they join recorded
+            speakers only.  True: each utterance's speaker is drawn from
+            the recorded speakers and the voices together (so nearly all
+            are synthetic when the voices outnumber the speakers).  A
+            number in (0, 1]: that share of each epoch's `num_train`
+            utterances (rounded) says digits of one synthetic voice, the
+            rest one recorded speaker's; the recorded ones are the first
+            of the utterances that 0 would draw.
 
     Returns:
         SpeechBundle: `train` (shuffled every epoch), `val` (the isolated test
@@ -766,6 +774,8 @@ def fsdd(
         raise DataError(f"fsdd: speed must be in [0, 0.5) (factors 1 +- speed), got {speed}")
     if int(synthetic) < 0:
         raise DataError(f"fsdd: synthetic must be a number of voices >= 0, got {synthetic}")
+    if not isinstance(synthetic_connected, bool) and not 0.0 <= float(synthetic_connected) <= 1.0:
+        raise DataError(f"fsdd: synthetic_connected must be true, false or a share in [0, 1], got {synthetic_connected}")
     rec = load_fsdd_recordings(data_dir)
     train_idx, test_idx = split_indices(rec, split)
     rng = np.random.default_rng(seed)
@@ -776,9 +786,12 @@ def fsdd(
     voices = int(synthetic)
     if limit and voices:
         voices = min(voices, -(-int(limit) // len(DIGIT_WORDS)))
+    synth_idx = np.zeros(0, np.int64)
     if voices:
         rec, synth_idx = with_synthetic_voices(rec, voices, seed=seed)
         train_idx = np.concatenate([train_idx, synth_idx])
+    pooled = synthetic_connected is True and voices > 0
+    share = 0.0 if isinstance(synthetic_connected, bool) or not voices else float(synthetic_connected)
     conn = _settings(connected) if connected else None
     label_width = int(conn["max_digits"]) if conn else 1
     if conn and limit:
@@ -789,9 +802,16 @@ def fsdd(
     per_epoch = None
     if conn and int(conn["num_train"]) > 0:
         def per_epoch(epoch):
-            return connected_utterances(rec, train_idx if synthetic_connected else recorded_train,
-                                        int(conn["num_train"]), seed=seed,
-                                        stream=f"{split}/train/epoch{epoch}", **conn)
+            stream, count = f"{split}/train/epoch{epoch}", int(conn["num_train"])
+            if pooled:
+                return connected_utterances(rec, train_idx, count, seed=seed, stream=stream, **conn)
+            synthetic_count = int(round(share * count))
+            recorded = connected_utterances(rec, recorded_train, count - synthetic_count, seed=seed, stream=stream,
+                                            **conn)
+            if not synthetic_count:
+                return recorded
+            return recorded + connected_utterances(rec, synth_idx, synthetic_count, seed=seed,
+                                                   stream=f"{stream}/synthetic", **conn)
     common = dict(batch_size=batch_size, label_width=label_width, pad_multiple=int(pad_multiple))
     train = make_speech_dataset(rec, list(train_idx) if isolated else [], training=True, seed=seed,
                                 bucket=bucket, connected_per_epoch=per_epoch, speed=float(speed), **common)
@@ -820,7 +840,7 @@ def fsdd(
         "num_train_recordings": int(len(recorded_train)),
         "num_train_synthetic": int(len(train_idx) - len(recorded_train)),
         "synthetic_voices": voices,
-        "synthetic_connected": bool(synthetic_connected and voices),
+        "synthetic_connected": pooled if not share else share,
         "num_val": int(len(test_idx)),
         "val_source": "test (isolated digits; monitoring only)",
         "num_test": int(len(test_idx)),
