@@ -45,8 +45,9 @@ Synthetic voices (`synthetic=N`): N eSpeak NG voices, each saying every
 digit once (`applications.speech.synthetic`), are appended to the
 recordings as speakers `espeak<k>` and join the *training* set only
 (`with_synthetic_voices`); `synthetic_connected=True` lets connected
-training utterances use them too, and a number in (0, 1] draws that share
-of them from the synthetic voices alone.  No test set ever holds one.
+training utterances use them too, and `synthetic_connected_share=p` has
+that share of them said by one synthetic voice each.  No test set ever
+holds one.
 
 Bad input (`read_wav`, `decode_wav`): an empty, truncated or non-WAV file, an
 unsupported encoding or a stereo file raises `DataError` naming the file;
@@ -720,7 +721,8 @@ def fsdd(
     bucket: int = 8,
     speed: float = 0.0,
     synthetic: int = 0,
-    synthetic_connected: bool | float = False,
+    synthetic_connected: bool = False,
+    synthetic_connected_share: float = 0.0,
 ) -> SpeechBundle:
     """FSDD as a `SpeechBundle` of waveform pipelines (see the module docstring).
 
@@ -747,14 +749,15 @@ def fsdd(
             set, each saying every digit once (`synthetic.synthetic_digits`,
             seeded by `seed`; training only, never in a test set; 0: off).
         synthetic_connected: let connected training utterances use the
-            synthetic voices too.  False (or 0): they join recorded
-            speakers only.  True: each utterance's speaker is drawn from
-            the recorded speakers and the voices together (so nearly all
-            are synthetic when the voices outnumber the speakers).  A
-            number in (0, 1]: that share of each epoch's `num_train`
-            utterances (rounded) says digits of one synthetic voice, the
-            rest one recorded speaker's; the recorded ones are the first
-            of the utterances that 0 would draw.
+            synthetic voices too: each utterance's speaker is drawn from
+            the recorded speakers and the voices together, so nearly all
+            are synthetic when the voices outnumber the speakers (False:
+            recorded speakers only).
+        synthetic_connected_share: instead, this share (in [0, 1]) of
+            each epoch's `num_train` connected utterances (rounded) says
+            digits of one synthetic voice, the rest one recorded
+            speaker's; the recorded ones are the first of the utterances
+            that 0 (the default) would draw.
 
     Returns:
         SpeechBundle: `train` (shuffled every epoch), `val` (the isolated test
@@ -774,8 +777,10 @@ def fsdd(
         raise DataError(f"fsdd: speed must be in [0, 0.5) (factors 1 +- speed), got {speed}")
     if int(synthetic) < 0:
         raise DataError(f"fsdd: synthetic must be a number of voices >= 0, got {synthetic}")
-    if not isinstance(synthetic_connected, bool) and not 0.0 <= float(synthetic_connected) <= 1.0:
-        raise DataError(f"fsdd: synthetic_connected must be true, false or a share in [0, 1], got {synthetic_connected}")
+    if not 0.0 <= float(synthetic_connected_share) <= 1.0:
+        raise DataError(f"fsdd: synthetic_connected_share must be in [0, 1], got {synthetic_connected_share}")
+    if synthetic_connected and synthetic_connected_share:
+        raise DataError("fsdd: set synthetic_connected (pool voices and speakers) or synthetic_connected_share, not both")
     rec = load_fsdd_recordings(data_dir)
     train_idx, test_idx = split_indices(rec, split)
     rng = np.random.default_rng(seed)
@@ -790,8 +795,8 @@ def fsdd(
     if voices:
         rec, synth_idx = with_synthetic_voices(rec, voices, seed=seed)
         train_idx = np.concatenate([train_idx, synth_idx])
-    pooled = synthetic_connected is True and voices > 0
-    share = 0.0 if isinstance(synthetic_connected, bool) or not voices else float(synthetic_connected)
+    pooled = bool(synthetic_connected and voices)
+    share = float(synthetic_connected_share) if voices else 0.0
     conn = _settings(connected) if connected else None
     label_width = int(conn["max_digits"]) if conn else 1
     if conn and limit:
@@ -840,7 +845,8 @@ def fsdd(
         "num_train_recordings": int(len(recorded_train)),
         "num_train_synthetic": int(len(train_idx) - len(recorded_train)),
         "synthetic_voices": voices,
-        "synthetic_connected": pooled if not share else share,
+        "synthetic_connected": pooled,
+        "synthetic_connected_share": share,
         "num_val": int(len(test_idx)),
         "val_source": "test (isolated digits; monitoring only)",
         "num_test": int(len(test_idx)),

@@ -87,7 +87,7 @@ def test_connected_training_utterances_use_synthetic_voices_only_when_asked(tiny
 
 
 def test_a_share_of_connected_training_utterances_says_synthetic_voices(tiny_fsdd, monkeypatch):
-    """`synthetic_connected=0.25`: a quarter of each epoch's connected utterances are one synthetic voice's digits,
+    """`synthetic_connected_share=0.25`: a quarter of each epoch's connected utterances are one synthetic voice's digits,
     the rest are recorded speakers' and the same utterances as without the option."""
     from applications.speech import data as speech_data
 
@@ -104,18 +104,20 @@ def test_a_share_of_connected_training_utterances_says_synthetic_voices(tiny_fsd
     for share in (0.0, 0.25):
         drawn.clear()
         bundle = load_dataset("fsdd", data_dir=tiny_fsdd, batch_size=8, split="speaker:lucas", synthetic=2,
-                              synthetic_connected=share, connected={"num_train": 20, "num_test": 5})
+                              synthetic_connected_share=share, connected={"num_train": 20, "num_test": 5})
         bundle.train.take(1).get_single_element()
         runs[share] = {k: v for k, v in drawn.items() if "/train/epoch0" in k}
-        assert bundle.info["synthetic_connected"] == share
+        assert bundle.info["synthetic_connected_share"] == share and bundle.info["synthetic_connected"] is False
     assert list(runs[0.0]) == ["speaker:lucas/train/epoch0"]
     recorded, synthetic = runs[0.25]["speaker:lucas/train/epoch0"], runs[0.25]["speaker:lucas/train/epoch0/synthetic"]
     assert len(recorded[0]) == 15 and len(synthetic[0]) == 5
     assert all(len(set(u)) == 1 and u[0].startswith("espeak") for u in synthetic[0])  # one voice per utterance
     assert not any(s.startswith("espeak") for u in recorded[0] for s in u)
     assert recorded[1] == runs[0.0]["speaker:lucas/train/epoch0"][1][:15]  # the recorded ones are unchanged
-    with pytest.raises(DataError, match=r"synthetic_connected must be true, false or a share in \[0, 1\], got 1.5"):
-        load_dataset("fsdd", data_dir=tiny_fsdd, synthetic=2, synthetic_connected=1.5)
+    with pytest.raises(DataError, match=r"synthetic_connected_share must be in \[0, 1\], got 1.5"):
+        load_dataset("fsdd", data_dir=tiny_fsdd, synthetic=2, synthetic_connected_share=1.5)
+    with pytest.raises(DataError, match="not both"):
+        load_dataset("fsdd", data_dir=tiny_fsdd, synthetic=2, synthetic_connected=True, synthetic_connected_share=0.5)
 
 
 def test_a_limited_smoke_run_caps_the_synthetic_voices(tiny_fsdd):
