@@ -62,6 +62,15 @@ def _run(split, epochs, args, overrides):
             "settings": result.config, **{k: test[k] for k in keep if k in test}}
 
 
+def _spec_settings(overrides, split):
+    """(spec, model kwargs, train kwargs, data kwargs on `split`) of `fsdd_ctc` with `overrides` applied."""
+    import zoo
+
+    spec = zoo.get_spec("fsdd_ctc")
+    model_kw, train_kw = spec.resolve(json.loads(json.dumps(overrides)))
+    return spec, model_kw, train_kw, {**train_kw.get("data", {}), "split": split}
+
+
 def headroom(args, overrides, split="speaker:nicolas", steps=30, repeats=3, jit_compile=False) -> dict:
     """Training steps/s fed by the real pipeline over steps/s on the same batches held in memory (target >= 0.95).
 
@@ -82,9 +91,7 @@ def headroom(args, overrides, split="speaker:nicolas", steps=30, repeats=3, jit_
     from zoo.data import load_dataset
     from zoo.training import make_optimizer
 
-    spec = zoo.get_spec("fsdd_ctc")
-    model_kw, train_kw = spec.resolve(json.loads(json.dumps(overrides)))
-    data_kw = {**train_kw.get("data", {}), "split": split}
+    spec, model_kw, train_kw, data_kw = _spec_settings(overrides, split)
 
     def batches():
         return load_dataset("fsdd", data_dir=args.data_dir, batch_size=train_kw["batch_size"], seed=0,
@@ -136,13 +143,10 @@ def padding(args, overrides, buckets, split="conventional") -> dict:
     """
     import numpy as np
 
-    import zoo
     from applications.speech.data import SAMPLE_RATE
     from zoo.data import load_dataset
 
-    spec = zoo.get_spec("fsdd_ctc")
-    _, train_kw = spec.resolve(json.loads(json.dumps(overrides)))
-    data_kw = {**train_kw.get("data", {}), "split": split}
+    _, _, train_kw, data_kw = _spec_settings(overrides, split)
     rows = []
     for bucket in buckets:
         bundle = load_dataset("fsdd", data_dir=args.data_dir, batch_size=train_kw["batch_size"], seed=0, limit=args.limit,
