@@ -780,7 +780,8 @@ def fsdd(
     if not 0.0 <= float(synthetic_connected_share) <= 1.0:
         raise DataError(f"fsdd: synthetic_connected_share must be in [0, 1], got {synthetic_connected_share}")
     if synthetic_connected and synthetic_connected_share:
-        raise DataError("fsdd: set synthetic_connected (pool voices and speakers) or synthetic_connected_share, not both")
+        raise DataError("fsdd: set synthetic_connected (pool voices and speakers) or synthetic_connected_share, not both; "
+                        "fsdd_ctc's spec sets the share, so add --set data.synthetic_connected_share=0")
     rec = load_fsdd_recordings(data_dir)
     train_idx, test_idx = split_indices(rec, split)
     rng = np.random.default_rng(seed)
