@@ -202,7 +202,8 @@ def output_lengths(model, length):
         # held-out connected WER 17.4% -> 18.0%, conventional 98.8% -> 98.0% (bench/RESULTS.md, #15 passes 9-11)
         # a quarter of the connected training utterances said by one synthetic voice each (750 recorded + 250):
         # two-seed five-voice mean 85.7% -> 86.8% greedy, held-out connected WER 18.0% -> 15.6%, worst run
-        # 79.4% -> 82.8%; conventional WER 0.89% -> 1.08% at seed 0 (a half cost it 2.56%) (#15 passes 11-13)
+        # 79.4% -> 82.8%; conventional WER 1.08% / 1.43% at seeds 0 / 1 (the former 0.89% at seed 0; a half cost it
+        # 2.56%) (bench/RESULTS.md, #15 passes 11-13)
         "data": {"connected": {"num_train": 1000, "num_test": 500}, "speed": 0.1, "synthetic": 200,
                  "synthetic_connected_share": 0.25},
     },
