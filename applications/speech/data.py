@@ -781,7 +781,8 @@ def fsdd(
         raise DataError(f"fsdd: synthetic_connected_share must be in [0, 1], got {synthetic_connected_share}")
     if synthetic_connected and synthetic_connected_share:
         raise DataError("fsdd: set synthetic_connected (pool voices and speakers) or synthetic_connected_share, not both; "
-                        "fsdd_ctc's spec sets the share, so add --set data.synthetic_connected_share=0")
+                        "with synthetic_connected, pass synthetic_connected_share=0 "
+                        "(`--set data.synthetic_connected_share=0`: fsdd_ctc's spec sets a share)")
     rec = load_fsdd_recordings(data_dir)
     train_idx, test_idx = split_indices(rec, split)
     rng = np.random.default_rng(seed)
