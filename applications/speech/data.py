@@ -44,7 +44,8 @@ seed and the split's name only, and only from recordings of their own split
 Synthetic voices (`synthetic=N`): N eSpeak NG voices, each saying every
 digit once (`applications.speech.synthetic`), are appended to the
 recordings as speakers `espeak<k>` and join the *training* set only
-(`with_synthetic_voices`); `synthetic_connected=True` lets connected
+(`with_synthetic_voices`); `synthetic_flite=M` makes M of them CMU Flite
+voices (`flite<k>`) instead; `synthetic_connected=True` lets connected
 training utterances use them too, and `synthetic_connected_share=p` has
 that share of them said by one synthetic voice each.  No test set ever
 holds one.
@@ -427,31 +428,38 @@ def load_fsdd_recordings(data_dir: str | os.PathLike | None = None) -> Recording
     return rec
 
 
-SYNTHETIC_PREFIX = "espeak"
+SYNTHETIC_PREFIXES = ("espeak", "flite")
 
 
-def with_synthetic_voices(rec: Recordings, voices: int, *, seed: int = 0) -> tuple[Recordings, np.ndarray]:
+def with_synthetic_voices(rec: Recordings, voices: int, *, seed: int = 0, flite: int = 0
+                          ) -> tuple[Recordings, np.ndarray]:
     """`rec` with `voices` synthetic voices' digits appended, and the appended indices (int64 `(voices * 10,)`).
 
-    The synthetic recordings (`synthetic.synthetic_digits`) get speakers
-    `"espeak<k>"` and take 0; `split_indices` never returns them (they are
-    not FSDD speakers), so they reach training only through these indices.
+    The first `voices - flite` are eSpeak NG voices (`synthetic.synthetic_digits`),
+    speakers `"espeak<k>"`; the last `flite` are CMU Flite voices
+    (`synthetic.flite_digits`), speakers `"flite<k>"`; all take 0.
+    `split_indices` never returns them (they are not FSDD speakers), so they
+    reach training only through these indices.
     """
-    from applications.speech.synthetic import SynthesisError, synthetic_digits
+    from applications.speech.synthetic import SynthesisError, flite_digits, synthetic_digits
 
+    flite = min(int(flite), int(voices))
     try:
-        made = synthetic_digits(voices, seed=seed, sample_rate=SAMPLE_RATE)
+        made = [(SYNTHETIC_PREFIXES[0], m) for m in
+                (synthetic_digits(voices - flite, seed=seed, sample_rate=SAMPLE_RATE) if voices > flite else [])]
+        made += [(SYNTHETIC_PREFIXES[1], m) for m in
+                 (flite_digits(flite, seed=seed, sample_rate=SAMPLE_RATE) if flite else [])]
     except SynthesisError as e:
         raise DataError(f"fsdd: {e}") from None
-    lengths = np.array([len(m["audio"]) for m in made], np.int64)
+    lengths = np.array([len(m["audio"]) for _, m in made], np.int64)
     start = len(rec)
     merged = Recordings(
-        audio=np.concatenate([rec.audio] + [m["audio"] for m in made]).astype(np.float32),
+        audio=np.concatenate([rec.audio] + [m["audio"] for _, m in made]).astype(np.float32),
         offsets=np.concatenate([rec.offsets, rec.offsets[-1] + np.cumsum(lengths)]).astype(np.int64),
-        digits=np.concatenate([rec.digits, [m["digit"] for m in made]]).astype(np.int32),
-        speakers=np.concatenate([rec.speakers, [f"{SYNTHETIC_PREFIX}{m['voice']}" for m in made]]),
+        digits=np.concatenate([rec.digits, [m["digit"] for _, m in made]]).astype(np.int32),
+        speakers=np.concatenate([rec.speakers, [f"{engine}{m['voice']}" for engine, m in made]]),
         takes=np.concatenate([rec.takes, np.zeros(len(made), np.int32)]).astype(np.int32),
-        names=np.concatenate([rec.names, [m["name"] for m in made]]),
+        names=np.concatenate([rec.names, [m["name"] for _, m in made]]),
         source=rec.source, sha256=rec.sha256, skipped_silent=rec.skipped_silent, resampled=rec.resampled)
     return merged, np.arange(start, start + len(made), dtype=np.int64)
 
@@ -723,6 +731,7 @@ def fsdd(
     synthetic: int = 0,
     synthetic_connected: bool = False,
     synthetic_connected_share: float = 0.0,
+    synthetic_flite: int = 0,
 ) -> SpeechBundle:
     """FSDD as a `SpeechBundle` of waveform pipelines (see the module docstring).
 
@@ -758,6 +767,10 @@ def fsdd(
             digits of one synthetic voice, the rest one recorded
             speaker's; the recorded ones are the first of the utterances
             that 0 (the default) would draw.
+        synthetic_flite: of the `synthetic` voices, this many are CMU Flite
+            voices (`synthetic.flite_digits`: five voices learnt from real
+            speakers, at random rates, pitches and vocal-tract lengths; needs
+            the `flite` program), the rest eSpeak NG's (0: all eSpeak).
 
     Returns:
         SpeechBundle: `train` (shuffled every epoch), `val` (the isolated test
@@ -777,6 +790,9 @@ def fsdd(
         raise DataError(f"fsdd: speed must be in [0, 0.5) (factors 1 +- speed), got {speed}")
     if int(synthetic) < 0:
         raise DataError(f"fsdd: synthetic must be a number of voices >= 0, got {synthetic}")
+    if not 0 <= int(synthetic_flite) <= int(synthetic):
+        raise DataError(f"fsdd: synthetic_flite ({synthetic_flite}) counts Flite voices among the synthetic "
+                        f"ones, so it must be in [0, synthetic={synthetic}]; raise data.synthetic or lower it")
     if not 0.0 <= float(synthetic_connected_share) <= 1.0:
         raise DataError(f"fsdd: synthetic_connected_share must be in [0, 1], got {synthetic_connected_share}")
     if synthetic_connected and synthetic_connected_share:
@@ -791,11 +807,13 @@ def fsdd(
         test_idx = np.sort(rng.permutation(test_idx)[:int(limit)])
     recorded_train = train_idx
     voices = int(synthetic)
+    flite = int(synthetic_flite)
     if limit and voices:
         voices = min(voices, -(-int(limit) // len(DIGIT_WORDS)))
+        flite = min(flite, voices)
     synth_idx = np.zeros(0, np.int64)
     if voices:
-        rec, synth_idx = with_synthetic_voices(rec, voices, seed=seed)
+        rec, synth_idx = with_synthetic_voices(rec, voices, seed=seed, flite=flite)
         train_idx = np.concatenate([train_idx, synth_idx])
     pooled = bool(synthetic_connected and voices)
     share = float(synthetic_connected_share) if voices else 0.0
@@ -841,12 +859,13 @@ def fsdd(
         "label_width": label_width,
         "sample_rate": SAMPLE_RATE,
         "split": split,
-        "speakers": sorted(s for s in set(rec.speakers.tolist()) if not s.startswith(SYNTHETIC_PREFIX)),
+        "speakers": sorted(s for s in set(rec.speakers.tolist()) if not s.startswith(SYNTHETIC_PREFIXES)),
         "test_speakers_in_split": sorted(set(rec.speakers[test_idx].tolist())),
         "num_train": int(num_train),
         "num_train_recordings": int(len(recorded_train)),
         "num_train_synthetic": int(len(train_idx) - len(recorded_train)),
         "synthetic_voices": voices,
+        "synthetic_flite_voices": flite if voices else 0,
         "synthetic_connected": pooled,
         "synthetic_connected_share": share,
         "num_val": int(len(test_idx)),

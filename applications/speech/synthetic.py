@@ -24,6 +24,17 @@ same audio, bit for bit.
 The engine is the `espeakng-loader` wheel (the eSpeak NG library and its
 data, no system package), called through `ctypes`; a system
 `libespeak-ng.so.1` is used when the wheel is absent.
+
+`flite_digits` draws voices from CMU Flite instead (the `flite` program,
+Debian's `flite` package): its five built-in voices (`FLITE_VOICES`) are
+a diphone voice and statistical-parametric (clustergen) voices built from
+four US and Scottish speakers of the CMU ARCTIC and Kal corpora, so their
+articulation is learnt from people, not from eSpeak's rules, and none of
+them is an FSDD speaker.  Each Flite voice is one of them at a random
+speaking rate, pitch and vocal-tract length (the audio read at a rate
+`warp` times its own before resampling, which scales every frequency by
+`warp`, as a shorter or longer vocal tract does).  Flite has no random
+state: the same call gives the same audio.
 """
 
 from __future__ import annotations
@@ -33,16 +44,21 @@ import ctypes.util
 import io
 import json
 import pathlib
+import shutil
 import subprocess
 import sys
 import threading
+import wave
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["ACCENTS", "available", "variants", "speak", "synthetic_digits"]
+__all__ = ["ACCENTS", "FLITE_VOICES", "available", "flite_available", "variants", "speak", "synthetic_digits",
+           "flite_digits"]
 
 ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029",
            "en-us-nyc")
+FLITE_VOICES = ("kal", "kal16", "awb", "rms", "slt")
 _SYNCHRONOUS = 2  # espeak_AUDIO_OUTPUT: AUDIO_OUTPUT_SYNCHRONOUS
 _RATE, _PITCH, _RANGE = 1, 3, 4  # espeak_PARAMETER
 _CHARS_UTF8 = 1
@@ -214,6 +230,72 @@ def synthetic_digits(voices: int, *, seed: int = 0, words=None, sample_rate: int
     out = []
     for (digit, v, name), x in zip(meta, spoken):
         x = _trim(resample(x.astype(np.float32) / 32768.0, native, sample_rate), sample_rate)  # trimmed in band
+        peak = float(np.max(np.abs(x))) if len(x) else 0.0
+        if peak > 0:
+            x = x * (rng.uniform(0.3, 0.9) / peak)
+        out.append({"digit": digit, "voice": v, "name": name, "audio": x.astype(np.float32)})
+    return out
+
+
+def flite_available() -> bool:
+    """True when the `flite` program is on the PATH (Debian: `apt-get install flite`)."""
+    return shutil.which("flite") is not None
+
+
+def _flite(word: str, voice: str, stretch: float, f0: float) -> tuple[np.ndarray, int]:
+    """One word from the `flite` program, read from its stdout (no file is written): (int16 (N,), sample rate)."""
+    done = subprocess.run(["flite", "-voice", voice, "--setf", f"duration_stretch={stretch:.4f}",
+                           "--setf", f"f0_shift={f0:.4f}", "--setf", f"int_f0_target_mean={100.0 * f0:.2f}",
+                           "-t", word, "-o", "/dev/stdout"], capture_output=True, timeout=60)
+    if done.returncode != 0 or not done.stdout.startswith(b"RIFF"):
+        last = (done.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+        raise SynthesisError(f"flite failed for voice {voice!r} (exit {done.returncode}): {last}")
+    with wave.open(io.BytesIO(done.stdout), "rb") as w:
+        return np.frombuffer(w.readframes(w.getnframes()), np.int16).copy(), w.getframerate()
+
+
+def flite_digits(voices: int, *, seed: int = 0, words=None, sample_rate: int = 8000, stretch=(0.8, 1.35),
+                 f0=(0.75, 1.5), warp=(0.88, 1.15)) -> list[dict]:
+    """`voices` random CMU Flite voices saying each digit word once, resampled to `sample_rate`.
+
+    Args:
+        voices: how many voices to draw.
+        seed: seed of the draw (Flite itself is deterministic).
+        words: the words to say (default: `DIGIT_WORDS`, ids 0-9).
+        sample_rate: output rate in Hz (FSDD's 8 kHz).
+        stretch, f0, warp: uniform ranges, per voice, of Flite's duration
+            stretch (>1: slower), its pitch factor (`f0_shift`, and the
+            diphone voices' mean pitch 100 Hz times it) and the
+            vocal-tract warp (every frequency times `warp`, duration over it).
+
+    Returns:
+        `voices * len(words)` dicts `{"digit": int, "voice": int, "name": str
+        ("<digit>_flite<voice>_0: <base> stretch f0 warp"), "audio": float32
+        (N,) in [-1, 1]}`, silence trimmed to 20 ms either side, peak scaled
+        to a random level in [0.3, 0.9].
+
+    Raises:
+        SynthesisError: `flite` missing or failing.
+    """
+    from applications.speech.data import DIGIT_WORDS, resample
+
+    if voices and not flite_available():
+        raise SynthesisError("Flite voices need the flite program: apt-get install flite "
+                             "(or train without them: --set data.synthetic_flite=0)")
+    words = DIGIT_WORDS if words is None else tuple(words)
+    rng = np.random.default_rng([int(seed), 0xF117E])
+    jobs, meta = [], []
+    for v in range(int(voices)):
+        base = FLITE_VOICES[rng.integers(len(FLITE_VOICES))]
+        s, f, w = (float(rng.uniform(lo, hi)) for lo, hi in (stretch, f0, warp))
+        for digit, word in enumerate(words):
+            jobs.append((word, base, s, f, w))
+            meta.append((digit, v, f"{digit}_flite{v}_0: {base} stretch={s:.3f} f0={f:.3f} warp={w:.3f}"))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        spoken = list(pool.map(lambda job: _flite(*job[:4]), jobs))
+    out = []
+    for (digit, v, name), (x, native), job in zip(meta, spoken, jobs):
+        x = _trim(resample(x.astype(np.float32) / 32768.0, native * job[4], sample_rate), sample_rate)
         peak = float(np.max(np.abs(x))) if len(x) else 0.0
         if peak > 0:
             x = x * (rng.uniform(0.3, 0.9) / peak)

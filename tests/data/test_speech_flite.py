@@ -1,0 +1,81 @@
+"""CMU Flite voices: deterministic words, a vocal-tract warp that moves the spectrum, training-only use, clear errors."""
+
+import numpy as np
+import pytest
+
+from speech_fixtures import write_fsdd_archive
+from zoo.data import DataError, load_dataset
+from applications.speech import synthetic
+from applications.speech.data import SAMPLE_RATE
+
+needs_flite = pytest.mark.skipif(not synthetic.flite_available(), reason="the flite program is not installed")
+needs_both = pytest.mark.skipif(not (synthetic.flite_available() and synthetic.available()),
+                                reason="needs flite and eSpeak NG")
+
+
+@pytest.fixture(scope="module")
+def tiny_fsdd(tmp_path_factory):
+    return write_fsdd_archive(tmp_path_factory.mktemp("tiny-fsdd-flite"), takes=7)
+
+
+def _centroid(x):
+    power = np.abs(np.fft.rfft(x)) ** 2
+    return float(np.sum(np.fft.rfftfreq(len(x), 1 / SAMPLE_RATE) * power) / np.sum(power))
+
+
+@needs_flite
+def test_flite_digits_are_deterministic_words_at_8_khz():
+    a = synthetic.flite_digits(3, seed=5)
+    b = synthetic.flite_digits(3, seed=5)
+    c = synthetic.flite_digits(3, seed=6)
+    assert [m["digit"] for m in a] == list(range(10)) * 3 and [m["voice"] for m in a] == sorted([0, 1, 2] * 10)
+    assert all(np.array_equal(x["audio"], y["audio"]) for x, y in zip(a, b))
+    assert [m["name"] for m in a] != [m["name"] for m in c]
+    assert all(m["name"].split(": ")[1].split()[0] in synthetic.FLITE_VOICES for m in a)
+    for m in a:
+        x = m["audio"]
+        assert x.dtype == np.float32 and 0.1 < len(x) / SAMPLE_RATE < 1.5, m["name"]
+        assert 0.29 < np.max(np.abs(x)) <= 0.9 + 1e-6
+    assert len({len(m["audio"]) for m in a[:10]}) > 5  # the words differ from each other
+
+
+@needs_flite
+def test_the_warp_scales_frequencies_and_durations():
+    """warp 1.15 against 0.88 (same voice, rate and pitch): every word shorter by about 0.88 / 1.15, spectrum higher."""
+    short = synthetic.flite_digits(2, seed=3, warp=(1.15, 1.15))
+    long = synthetic.flite_digits(2, seed=3, warp=(0.88, 0.88))
+    ratios = [len(s["audio"]) / len(lo["audio"]) for s, lo in zip(short, long)]
+    assert 0.68 < float(np.median(ratios)) < 0.85
+    higher = [_centroid(s["audio"]) > _centroid(lo["audio"]) for s, lo in zip(short, long)]
+    assert sum(higher) >= 16, higher
+
+
+@needs_both
+def test_flite_voices_reach_training_only(tiny_fsdd, monkeypatch):
+    from applications.speech import data as speech_data
+
+    read = []
+    original = speech_data.Recordings.wave
+    monkeypatch.setattr(speech_data.Recordings, "wave", lambda self, i: (read.append((i, self)), original(self, i))[1])
+    bundle = load_dataset("fsdd", data_dir=tiny_fsdd, batch_size=8, split="speaker:jackson", synthetic=4,
+                          synthetic_flite=3)
+    info = bundle.info
+    assert info["synthetic_voices"] == 4 and info["synthetic_flite_voices"] == 3 and info["num_train_synthetic"] == 40
+    assert info["speakers"] == sorted(info["speakers"]) and not any(s.startswith("flite") for s in info["speakers"])
+    for _batch in bundle.train:
+        pass
+    heard = {str(rec.speakers[i]) for i, rec in read}
+    assert {s for s in heard if s.startswith(("espeak", "flite"))} == {"espeak0", "flite0", "flite1", "flite2"}
+    assert "jackson" not in heard
+    del read[:]
+    for _batch in bundle.test:
+        pass
+    assert {str(rec.speakers[i]) for i, rec in read} == {"jackson"}
+
+
+def test_bad_flite_settings_are_named(tiny_fsdd, monkeypatch):
+    with pytest.raises(DataError, match=r"synthetic_flite \(3\) .* \[0, synthetic=2\]"):
+        load_dataset("fsdd", data_dir=tiny_fsdd, synthetic=2, synthetic_flite=3)
+    monkeypatch.setattr(synthetic, "flite_available", lambda: False)
+    with pytest.raises(DataError, match=r"apt-get install flite.*--set data\.synthetic_flite=0"):
+        load_dataset("fsdd", data_dir=tiny_fsdd, synthetic=2, synthetic_flite=2)
