@@ -4,6 +4,7 @@
     ZOO_DATA_DIR=../shared/data .venv/bin/python bench/speech.py --epochs 10 --loso-epochs 5
     ZOO_DATA_DIR=../shared/data .venv/bin/python bench/speech.py --headroom     # input pipeline headroom
     ZOO_DATA_DIR=../shared/data .venv/bin/python bench/speech.py --padding 1,8,32  # padded / real samples per bucket
+    ZOO_DATA_DIR=../shared/data .venv/bin/python bench/speech.py --step-cost '{"fft256": {"fft_length": 256}}'
 
 1. `fsdd_ctc` on the conventional split (takes 0-4 test: 250 recordings;
    2,250 training recordings plus fresh connected-digit utterances every
@@ -131,6 +132,52 @@ def headroom(args, overrides, split="speaker:nicolas", steps=30, repeats=3, jit_
             "load_average_after": os.getloadavg()[0]}
 
 
+def step_cost(args, overrides, candidates, split="speaker:nicolas", steps=20, repeats=8) -> dict:
+    """Training steps/s of candidate model settings on the same in-memory batches, alternated, against the spec's.
+
+    `candidates` maps a name to model overrides (`{"fft_length": 256}`);
+    "spec" (no override) is always measured first in every round.  The
+    first `steps` training batches (waveforms, so the same for every
+    candidate) are cached once; each candidate's model is built, compiled
+    and traced on every batch shape first (`warmup_seconds`).  Each round
+    then trains every candidate for one pass over the batches in turn, so
+    a change of the machine's speed between rounds (this VM has two speed
+    modes) hits all of them alike; the figure to read is each candidate's
+    median over rounds of its steps/s over the spec's in the same round
+    (`cost_vs_spec`: time per step over the spec's; < 1 is cheaper).
+    """
+    import zoo
+    from zoo.data import load_dataset
+    from zoo.training import make_optimizer
+
+    spec, model_kw, train_kw, data_kw = _spec_settings(overrides, split)
+    memory = load_dataset("fsdd", data_dir=args.data_dir, batch_size=train_kw["batch_size"], seed=0,
+                          **data_kw).train.take(steps).cache()
+    for _ in memory:
+        pass
+    models, warmup = {}, {}
+    for name, change in {"spec": {}, **candidates}.items():
+        model = zoo.create_model("fsdd_ctc", **{**model_kw, **change})
+        loss, metrics = spec.task.compile(spec, train_kw)
+        model.compile(optimizer=make_optimizer(train_kw, 1000), loss=loss, metrics=metrics)
+        t = time.perf_counter()
+        model.fit(memory, epochs=1, verbose=0)
+        warmup[name], models[name] = time.perf_counter() - t, model
+    rounds = []
+    for _ in range(repeats):
+        rate = {}
+        for name, model in models.items():
+            t = time.perf_counter()
+            model.fit(memory, epochs=1, verbose=0)
+            rate[name] = steps / (time.perf_counter() - t)
+        rounds.append(rate)
+        print("  ".join(f"{k} {v:.2f}" for k, v in rate.items()), flush=True)
+    cost = {name: sorted(r["spec"] / r[name] for r in rounds)[len(rounds) // 2] for name in models}
+    return {"split": split, "steps": steps, "repeats": repeats, "candidates": candidates,
+            "params": {name: int(m.count_params()) for name, m in models.items()}, "warmup_seconds": warmup,
+            "steps_per_second": rounds, "cost_vs_spec": cost, "load_average_after": os.getloadavg()[0]}
+
+
 def padding(args, overrides, buckets, split="conventional") -> dict:
     """Padded over real samples of one training epoch, per length-bucketing window (`fsdd(bucket=...)`).
 
@@ -200,6 +247,10 @@ def main(argv=None):
     p.add_argument("--xla", action="store_true", help="with --headroom: XLA-compile the train step (jit_compile=True)")
     p.add_argument("--padding", metavar="B1,B2,...", help="only count padded / real samples of one training epoch "
                    "for these length-bucketing windows (in batches)")
+    p.add_argument("--step-cost", metavar="JSON", help='only rank model settings by training-step cost on the same '
+                   'batches, alternated: {"name": {"fft_length": 256}, ...} against the spec')
+    p.add_argument("--step-cost-steps", type=int, default=20, help="batches per step-cost measurement")
+    p.add_argument("--step-cost-repeats", type=int, default=8, help="rounds of the step-cost alternation")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
     args = p.parse_args(argv)
 
@@ -215,6 +266,13 @@ def main(argv=None):
                                       jit_compile=args.xla)
         out.write_text(json.dumps(report, indent=2, default=str) + "\n")
         print(json.dumps(report["headroom"], indent=2, default=str))
+        return
+
+    if args.step_cost:
+        report["step_cost"] = step_cost(args, overrides, json.loads(args.step_cost), steps=args.step_cost_steps,
+                                        repeats=args.step_cost_repeats)
+        out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+        print(json.dumps(report["step_cost"]["cost_vs_spec"], indent=2))
         return
 
     if args.padding:
