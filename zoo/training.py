@@ -32,7 +32,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from zoo import distribute as distribution
-from zoo.data import DataBundle
+from zoo.data import DataBundle, bundle_without_autotune_threads
 from zoo.evaluation import evaluate
 from zoo.io import atomic_write, jsonable
 from zoo.losses import WarmupSchedule
@@ -348,8 +348,9 @@ def load_run_data(spec: ModelSpec, train: Mapping[str, Any], *, data_dir=None, l
         train: resolved training settings (`batch_size`, `seed`, `data`), e.g. a run's `config["train"]`.
         data_dir, limit: as for `fit`.
     """
-    data = spec.dataset(data_dir=data_dir, batch_size=int(train["batch_size"]), limit=limit,
-                        seed=int(train.get("seed", 0)), **dict(train.get("data", {})))
+    data = bundle_without_autotune_threads(spec.dataset(data_dir=data_dir, batch_size=int(train["batch_size"]),
+                                                        limit=limit, seed=int(train.get("seed", 0)),
+                                                        **dict(train.get("data", {}))))
     if spec.preprocessor is not None and not isinstance(data.preprocessor, spec.preprocessor):
         raise RuntimeError(f"{spec.name}: the {spec.dataset_name} loader returned a "
                            f"{type(data.preprocessor).__name__} preprocessor, the spec declares {spec.preprocessor.__name__}")

@@ -218,3 +218,33 @@ def test_dataset_registry():
 def test_data_bundle_fields():
     b = zd.DataBundle(train="tr", val=None, test="te", info={"n": 1})
     assert b.preprocessor is None and b.val is None and b.info == {"n": 1}
+
+
+# ---------------------------------------------------------------------------
+# load_dataset: tf.data's autotuning thread off on every pipeline of a bundle
+# ---------------------------------------------------------------------------
+
+
+def test_every_pipeline_of_a_bundle_runs_without_the_autotune_thread(tmp_path):
+    """`load_dataset` turns tf.data autotuning off on train, val, test and family extras (here FSDD's connected test
+    set), and the batches are the loader's own, in the same order."""
+    from speech_fixtures import write_fsdd_archive
+
+    data_dir = write_fsdd_archive(tmp_path, takes=7)
+    kw = dict(data_dir=data_dir, batch_size=8, connected={"num_train": 6, "num_test": 4, "max_digits": 2})
+    bundle = zd.load_dataset("fsdd", **kw)
+    raw = zd.DATASETS.get("fsdd")(**kw)
+    assert raw.train.options().autotune.enabled is not False  # the loader alone leaves it on ...
+    for name in ("train", "val", "test", "test_connected"):
+        ds = getattr(bundle, name)
+        assert ds.options().autotune.enabled is False, name  # ... load_dataset turns it off everywhere
+        for ours, theirs in zip(ds, getattr(raw, name)):
+            np.testing.assert_array_equal(ours[0]["waveform"].numpy(), theirs[0]["waveform"].numpy())
+            np.testing.assert_array_equal(ours[1].numpy(), theirs[1].numpy())
+    assert bundle.info == raw.info
+    import zoo
+    from zoo.training import load_run_data
+
+    run_data = load_run_data(zoo.get_spec("fsdd_ctc"), {"batch_size": 8, "data": {"connected": kw["connected"]}},
+                             data_dir=data_dir)  # the way training calls the loader
+    assert all(getattr(run_data, n).options().autotune.enabled is False for n in ("train", "val", "test"))

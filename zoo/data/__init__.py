@@ -467,7 +467,48 @@ def load_dataset(name: str, **kwargs: Any) -> DataBundle:
         zoo.registry.UnknownNameError: unknown name (close matches listed).
         DataError: missing or corrupt data, or a bad setting.
     """
-    return DATASETS.get(name)(**kwargs)
+    return bundle_without_autotune_threads(DATASETS.get(name)(**kwargs))
+
+
+def bundle_without_autotune_threads(bundle: DataBundle) -> DataBundle:
+    """`bundle` with `without_autotune_thread` applied to every `tf.data.Dataset` it holds (train, val, test, extras).
+
+    `load_dataset` and `zoo.training.load_run_data` (the two ways a loader
+    is called) both pass their bundle through this.  Returns the same
+    bundle, its datasets replaced.
+    """
+    for field in dataclasses.fields(bundle):
+        value = getattr(bundle, field.name)
+        if hasattr(value, "with_options") and hasattr(value, "element_spec"):
+            setattr(bundle, field.name, without_autotune_thread(value))
+    return bundle
+
+
+def without_autotune_thread(dataset):
+    """`dataset` with tf.data's autotuning off (`Options.autotune.enabled = False`); same elements, same order.
+
+    With autotuning on, every iterator runs a model thread that re-plans
+    parallelism in timed waits of 10 ms, 20 ms, 40 ms, ... (doubling).  On
+    the 2-core machines this project targets, destroying the iterator (the
+    end of every Keras epoch, validation pass or evaluation) often waited
+    for that thread's current wait to run out, so a pass of 20 steps that
+    computed for 3.2 s returned at 5.11 s = 10 ms x (2**9 - 1), and a speech
+    epoch of 25 s at about 41 s = 10 ms x (2**12 - 1): up to 1.6x the time
+    (bench/RESULTS.md, "tf.data's autotuning thread").  Without it,
+    `AUTOTUNE` parallelism falls back to fixed defaults (about one call per
+    core) and `prefetch(AUTOTUNE)` still buffers ahead.
+
+    Args:
+        dataset: a `tf.data.Dataset` of any element structure.
+
+    Returns:
+        the same `tf.data.Dataset` with the option set.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
 
 
 PREPROCESSORS = Registry("preprocessor", loader=load_families)
