@@ -185,7 +185,8 @@ def output_lengths(model, length):
             "length": {"shape": [], "dtype": "int32"}},
     train={
         # 30 epochs of 156 steps (with the synthetic voices below) = the optimizer steps of the former 50 of 93;
-        # measured 18.0 min alone on a 2-core AVX2 EPYC (bench/RESULTS.md, #15 tenth pass)
+        # a held-out-speaker run takes 12.6 min alone on a 2-core AVX2 EPYC since tf.data's autotune thread no
+        # longer holds the end of each epoch (15.3-18.0 min before; bench/RESULTS.md, #15 tenth and fourteenth passes)
         "epochs": 30,
         "batch_size": 32,
         "optimizer": "adamw",

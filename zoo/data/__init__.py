@@ -475,12 +475,16 @@ def bundle_without_autotune_threads(bundle: DataBundle) -> DataBundle:
 
     `load_dataset` and `zoo.training.load_run_data` (the two ways a loader
     is called) both pass their bundle through this.  Returns the same
-    bundle, its datasets replaced.
+    bundle, its datasets replaced (a pipeline held by two fields, such as
+    CIFAR-10's val and test, stays one object).
     """
+    done: dict[int, Any] = {}  # one pipeline in two fields (CIFAR-10's val is its test) stays one
     for field in dataclasses.fields(bundle):
         value = getattr(bundle, field.name)
         if hasattr(value, "with_options") and hasattr(value, "element_spec"):
-            setattr(bundle, field.name, without_autotune_thread(value))
+            if id(value) not in done:
+                done[id(value)] = without_autotune_thread(value)
+            setattr(bundle, field.name, done[id(value)])
     return bundle
 
 
