@@ -44,3 +44,23 @@ def write_fsdd_archive(root, takes: int = 8, speakers=SPEAKERS, seed: int = 0, o
                 yield name, data
 
     return write_archive(root, "fsdd-recordings.tar.gz", members())
+
+
+def assert_digit_voices(make) -> list[dict]:
+    """The contract of a synthetic-voice engine (`make(voices, seed=...)`): every digit once per voice, the same
+    audio for the same seed, other voices for another, 8 kHz words trimmed to 20 ms and scaled to a 0.3-0.9 peak.
+    Returns the first draw (3 voices, seed 5)."""
+    rate = 8000
+    a, b, c = make(3, seed=5), make(3, seed=5), make(3, seed=6)
+    assert [m["digit"] for m in a] == list(range(10)) * 3 and [m["voice"] for m in a] == sorted([0, 1, 2] * 10)
+    assert all(np.array_equal(x["audio"], y["audio"]) for x, y in zip(a, b))
+    assert [m["name"] for m in a] != [m["name"] for m in c]  # another seed draws other voices
+    for m in a:
+        x = m["audio"]
+        assert x.dtype == np.float32 and 0.1 < len(x) / rate < 1.5, m["name"]
+        assert 0.29 < np.max(np.abs(x)) <= 0.9 + 1e-6
+        loud = np.flatnonzero(np.abs(x) >= 0.02 * np.abs(x).max())
+        assert loud[0] <= 0.025 * rate and len(x) - loud[-1] <= 0.025 * rate  # no silence kept but 20 ms
+    # a voice's words differ from each other (the engine says the word it is given, not one fixed sound)
+    assert len({len(m["audio"]) for m in a[:10]}) > 5
+    return a

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from speech_fixtures import write_fsdd_archive
+from speech_fixtures import assert_digit_voices, write_fsdd_archive
 from zoo.data import DataError, load_dataset
 from applications.speech import synthetic
 from applications.speech.data import DIGIT_WORDS, SAMPLE_RATE, load_fsdd_recordings
@@ -17,20 +17,7 @@ def tiny_fsdd(tmp_path_factory):
 
 
 def test_synthetic_digits_are_deterministic_words_at_8_khz():
-    a = synthetic.synthetic_digits(3, seed=5)
-    b = synthetic.synthetic_digits(3, seed=5)
-    c = synthetic.synthetic_digits(3, seed=6)
-    assert [m["digit"] for m in a] == list(range(10)) * 3 and [m["voice"] for m in a] == sorted([0, 1, 2] * 10)
-    assert all(np.array_equal(x["audio"], y["audio"]) for x, y in zip(a, b))
-    assert [m["name"] for m in a] != [m["name"] for m in c]  # another seed draws other voices
-    for m in a:
-        x = m["audio"]
-        assert x.dtype == np.float32 and 0.1 < len(x) / SAMPLE_RATE < 1.5, m["name"]
-        assert 0.29 < np.max(np.abs(x)) <= 0.9 + 1e-6
-        loud = np.flatnonzero(np.abs(x) >= 0.02 * np.abs(x).max())
-        assert loud[0] <= 0.025 * SAMPLE_RATE and len(x) - loud[-1] <= 0.025 * SAMPLE_RATE  # no silence kept but 20 ms
-    # a voice's words differ from each other (the engine says the word it is given, not one fixed sound)
-    assert len({len(m["audio"]) for m in a[:10]}) > 5
+    assert_digit_voices(synthetic.synthetic_digits)
 
 
 def test_speak_rejects_an_unknown_voice():
