@@ -1,12 +1,11 @@
 """Synthetic eSpeak NG voices: deterministic audio, training-only use, split purity, clear errors."""
 
-import numpy as np
 import pytest
 
 from speech_fixtures import assert_digit_voices, write_fsdd_archive
 from zoo.data import DataError, load_dataset
 from applications.speech import synthetic
-from applications.speech.data import DIGIT_WORDS, SAMPLE_RATE, load_fsdd_recordings
+from applications.speech.data import DIGIT_WORDS, load_fsdd_recordings
 
 pytestmark = pytest.mark.skipif(not synthetic.available(), reason="eSpeak NG (espeakng-loader) not installed")
 
