@@ -498,7 +498,7 @@ def without_autotune_thread(dataset):
     for that thread's current wait to run out, so a pass of 20 steps that
     computed for 3.2 s returned at 5.11 s = 10 ms x (2**9 - 1), and a speech
     epoch of 25 s at about 41 s = 10 ms x (2**12 - 1): up to 1.6x the time
-    (bench/RESULTS.md, "tf.data's autotuning thread").  Without it,
+    (bench/RESULTS.md, #15 fourteenth pass).  Without it,
     `AUTOTUNE` parallelism falls back to fixed defaults (about one call per
     core) and `prefetch(AUTOTUNE)` still buffers ahead.
 
