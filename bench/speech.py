@@ -141,8 +141,9 @@ def step_cost(args, overrides, candidates, split="speaker:nicolas", steps=20, re
     candidate) are cached once; each candidate's model is built, compiled
     and traced on every batch shape first (`warmup_seconds`).  Each round
     then trains every candidate for one pass over the batches in turn, so
-    a change of the machine's speed between rounds (this VM has two speed
-    modes) hits all of them alike; the figure to read is each candidate's
+    a change of the machine's speed between rounds hits all of them alike
+    (the VM's own variance; the "two speed modes" once blamed were tf.data's
+    autotune stall, now off); the figure to read is each candidate's
     median over rounds of its steps/s over the spec's in the same round
     (`cost_vs_spec`: time per step over the spec's; < 1 is cheaper).
     """

@@ -212,7 +212,7 @@ def synthetic_digits(voices: int, *, seed: int = 0, words=None, sample_rate: int
     Raises:
         SynthesisError: eSpeak NG missing.
     """
-    from applications.speech.data import DIGIT_WORDS, resample
+    from applications.speech.data import DIGIT_WORDS
 
     if _locate() is None:
         _init()  # raises the SynthesisError that says what to install
@@ -227,14 +227,19 @@ def synthetic_digits(voices: int, *, seed: int = 0, words=None, sample_rate: int
             jobs.append({"text": word, "voice": voice, "rate": wpm, "pitch": base, "pitch_range": spread})
             meta.append((digit, v, f"{digit}_espeak{v}_0: {voice} rate={wpm} pitch={base} range={spread}"))
     spoken, native = _speak_fresh(jobs, seed) if jobs else ([], sample_rate)
-    out = []
-    for (digit, v, name), x in zip(meta, spoken):
-        x = _trim(resample(x.astype(np.float32) / 32768.0, native, sample_rate), sample_rate)  # trimmed in band
-        peak = float(np.max(np.abs(x))) if len(x) else 0.0
-        if peak > 0:
-            x = x * (rng.uniform(0.3, 0.9) / peak)
-        out.append({"digit": digit, "voice": v, "name": name, "audio": x.astype(np.float32)})
-    return out
+    return [{"digit": digit, "voice": v, "name": name, "audio": _word(x, native, sample_rate, rng)}
+            for (digit, v, name), x in zip(meta, spoken)]
+
+
+def _word(x: np.ndarray, native_rate: float, sample_rate: int, rng) -> np.ndarray:
+    """int16 engine audio at `native_rate` -> float32 at `sample_rate`, trimmed in band, peak at a random 0.3-0.9."""
+    from applications.speech.data import resample
+
+    x = _trim(resample(x.astype(np.float32) / 32768.0, native_rate, sample_rate), sample_rate)
+    peak = float(np.max(np.abs(x))) if len(x) else 0.0
+    if peak > 0:
+        x = x * (rng.uniform(0.3, 0.9) / peak)
+    return x.astype(np.float32)
 
 
 def flite_available() -> bool:
@@ -277,7 +282,7 @@ def flite_digits(voices: int, *, seed: int = 0, words=None, sample_rate: int = 8
     Raises:
         SynthesisError: `flite` missing or failing.
     """
-    from applications.speech.data import DIGIT_WORDS, resample
+    from applications.speech.data import DIGIT_WORDS
 
     if voices and not flite_available():
         raise SynthesisError("Flite voices need the flite program: apt-get install flite "
@@ -293,14 +298,8 @@ def flite_digits(voices: int, *, seed: int = 0, words=None, sample_rate: int = 8
             meta.append((digit, v, f"{digit}_flite{v}_0: {base} stretch={s:.3f} f0={f:.3f} warp={w:.3f}"))
     with ThreadPoolExecutor(max_workers=4) as pool:
         spoken = list(pool.map(lambda job: _flite(*job[:4]), jobs))
-    out = []
-    for (digit, v, name), (x, native), job in zip(meta, spoken, jobs):
-        x = _trim(resample(x.astype(np.float32) / 32768.0, native * job[4], sample_rate), sample_rate)
-        peak = float(np.max(np.abs(x))) if len(x) else 0.0
-        if peak > 0:
-            x = x * (rng.uniform(0.3, 0.9) / peak)
-        out.append({"digit": digit, "voice": v, "name": name, "audio": x.astype(np.float32)})
-    return out
+    return [{"digit": digit, "voice": v, "name": name, "audio": _word(x, native * job[4], sample_rate, rng)}
+            for (digit, v, name), (x, native), job in zip(meta, spoken, jobs)]
 
 
 def _main() -> None:
