@@ -21,7 +21,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from zoo.layers import AttentionPooling, LearnedPositionEmbedding, TransformerEncoderBlock
+from zoo.layers import AttentionPooling, FastBackpropConv2D, LearnedPositionEmbedding, TransformerEncoderBlock
 from applications.image.data import cifar10
 from applications.image.serving import ImageServing
 from zoo.registry import register_model
@@ -373,8 +373,8 @@ def _conv_group(x, filters: int, name: str, bn_momentum: float, bn_scale: bool =
     """
     for i, pool in ((1, True), (2, False)):
         kernel_init = PartialDirac() if init == "airbench" else "glorot_uniform"
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer=kernel_init,
-                          name=f"{name}_conv{i}")(x)
+        x = FastBackpropConv2D(filters, 3, padding="same", use_bias=False, kernel_initializer=kernel_init,
+                               name=f"{name}_conv{i}")(x)
         if pool:
             x = layers.MaxPooling2D(2, name=f"{name}_pool")(x)
         x = layers.BatchNormalization(momentum=bn_momentum, epsilon=1e-12, scale=bn_scale,
