@@ -189,6 +189,9 @@ class PatchWhitening(layers.Layer):
         max_images: training images `adapt_to_training_data` reads (5,000, as
             airbench); 0 leaves the identity patch basis (an ablation).
         scale: multiplier applied to the raw pixels first (1/255).
+        train_bias: train the bias (airbench trains it for its first 3
+            epochs); False keeps it at zero, so no gradient flows into the
+            layer and the next convolution's input gradient is not computed.
 
     Call arguments:
         inputs: raw pixels `(batch, H, W, C)`, any dtype (uint8 in the zoo).
@@ -207,8 +210,9 @@ class PatchWhitening(layers.Layer):
     """
 
     def __init__(self, patch_size: int = 2, epsilon: float = 5e-4, max_images: int = 5000,
-                 scale: float = 1.0 / 255, **kwargs):
+                 scale: float = 1.0 / 255, train_bias: bool = True, **kwargs):
         super().__init__(**kwargs)
+        self.train_bias = bool(train_bias)
         self.patch_size = int(patch_size)
         self.epsilon = float(epsilon)
         self.max_images = int(max_images)
@@ -221,7 +225,7 @@ class PatchWhitening(layers.Layer):
         self.mean = self.add_weight(name="mean", shape=(c,), initializer="zeros", trainable=False)
         self.kernel = self.add_weight(name="kernel", shape=(p, p, c, 2 * d), trainable=False,
                                       initializer=keras.initializers.Constant(np.concatenate([basis, -basis], -1)))
-        self.bias = self.add_weight(name="bias", shape=(2 * d,), initializer="zeros")
+        self.bias = self.add_weight(name="bias", shape=(2 * d,), initializer="zeros", trainable=self.train_bias)
         self.adapted = self.add_weight(name="adapted", shape=(), initializer="zeros", trainable=False)
 
     def patch_statistics(self, images) -> tuple[np.ndarray, np.ndarray]:
@@ -275,7 +279,8 @@ class PatchWhitening(layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(patch_size=self.patch_size, epsilon=self.epsilon, max_images=self.max_images, scale=self.scale)
+        config.update(patch_size=self.patch_size, epsilon=self.epsilon, max_images=self.max_images, scale=self.scale,
+                      train_bias=self.train_bias)
         return config
 
 
@@ -414,6 +419,7 @@ def cifar10_airbench(
     bn_scale: bool = False,
     bn_bias_lr_scale: float = 64.0,
     init: str = "keras",
+    whiten_bias: bool = True,
 ):
     """airbench94: frozen 2x2 patch whitening, three conv groups, max pool, scaled linear logits.
 
@@ -449,6 +455,8 @@ def cifar10_airbench(
             fan-in uniform, the logits' kernel the same uniform).  "keras" is
             the default because it measured better here with this recipe's
             learning rate (72.6% vs 70.8%, bench/RESULTS.md, round 3).
+        whiten_bias: train the whitening layer's bias (False: keep it at
+            zero, which spares the first conv group's input gradient).
 
     Returns:
         keras.Model: `uint8 (batch, 32, 32, 3)` -> logits `(batch, num_classes)`.
@@ -457,7 +465,8 @@ def cifar10_airbench(
         raise ValueError(f"cifar10_airbench: init must be 'airbench' or 'keras', got {init!r}")
     image = keras.Input(IMAGE_SHAPE, dtype="uint8", name="image")
     # float32 even under mixed precision: a cheap layer whose output bf16 would round to 3 digits
-    x = PatchWhitening(2, whiten_epsilon, 5000 if whiten_fit else 0, name="whiten", dtype="float32")(image)  # (batch, 31, 31, 24)
+    x = PatchWhitening(2, whiten_epsilon, 5000 if whiten_fit else 0, train_bias=whiten_bias, name="whiten",
+                       dtype="float32")(image)  # (batch, 31, 31, 24)
     x = layers.Activation("gelu", name="whiten_gelu")(x)
     for i, w in enumerate(widths):
         x = _conv_group(x, int(w), f"block{i + 1}", bn_momentum, bn_scale, float(bn_bias_lr_scale), init)  # 15x15, 7x7, 3x3
