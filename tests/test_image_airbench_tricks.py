@@ -165,3 +165,23 @@ def test_translate_tta_averages_the_original_and_two_moved_views():
     assert np.abs(got - plain).max() > 1e-3
     with pytest.raises(ValueError, match="tta_translate must be"):
         predict_logits(model, ds, tta_translate=-1)
+
+
+def test_whiten_bias_false_freezes_the_bias_and_survives_keras_saving(tmp_path):
+    """whiten_bias=False: the bias is not trainable, stays zero through training steps, and reloads that way;
+    the default trains it.  Every conv group's convolution is a FastBackpropConv2D."""
+    from zoo.layers import FastBackpropConv2D
+
+    x, y = _images(16), np.arange(16) % 10
+    for whiten_bias in (True, False):
+        model = cifar10_airbench(widths=(8, 16, 16), whiten_fit=False, whiten_bias=whiten_bias)
+        assert all(isinstance(model.get_layer(f"block{g}_conv{i}"), FastBackpropConv2D) for g in (1, 2, 3) for i in (1, 2))
+        bias = model.get_layer("whiten").bias
+        assert bias.trainable is whiten_bias
+        model.compile(keras.optimizers.SGD(0.5), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+        assert bool(np.any(np.asarray(bias) != 0)) is whiten_bias
+        model.save(tmp_path / f"m{whiten_bias}.keras")
+        again = keras.saving.load_model(tmp_path / f"m{whiten_bias}.keras")
+        assert again.get_layer("whiten").bias.trainable is whiten_bias
+        np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
