@@ -65,8 +65,8 @@ def _classifier(x, num_classes: int, scale: float = 1.0, name: str = "logits"):
 
 
 def _conv_bn(x, filters: int, name: str, pool: bool = False):
-    """3x3 conv -> batch norm -> ReLU (-> 2x2 max pool)."""
-    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    """3x3 conv (`FastBackpropConv2D`) -> batch norm -> ReLU (-> 2x2 max pool)."""
+    x = FastBackpropConv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
     x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
     x = layers.ReLU(name=f"{name}_relu")(x)
     if pool:
@@ -370,8 +370,8 @@ class ScaledBias(layers.Layer):
 
 
 def _conv_group(x, filters: int, name: str, bn_momentum: float, bn_scale: bool = False, bias_lr_scale: float = 1.0,
-                init: str = "keras"):
-    """airbench ConvGroup: conv -> 2x2 max pool -> BN -> GELU -> conv -> BN -> GELU (BN without scale).
+                init: str = "keras", activation: str = "gelu"):
+    """airbench ConvGroup: conv -> 2x2 max pool -> BN -> GELU -> conv -> BN -> GELU (BN without scale; `activation` for GELU).
 
     With `bias_lr_scale != 1` the BatchNorm's bias is a `ScaledBias` layer after it (`<name>_bias<i>`).
     `init="airbench"`: `PartialDirac` kernels; `"keras"`: Keras' Glorot default.
@@ -386,7 +386,7 @@ def _conv_group(x, filters: int, name: str, bn_momentum: float, bn_scale: bool =
                                       center=bias_lr_scale == 1.0, name=f"{name}_bn{i}")(x)
         if bias_lr_scale != 1.0:
             x = ScaledBias(bias_lr_scale, name=f"{name}_bias{i}")(x)
-        x = layers.Activation("gelu", name=f"{name}_gelu{i}")(x)
+        x = layers.Activation(activation, name=f"{name}_{activation}{i}")(x)
     return x
 
 
@@ -420,6 +420,7 @@ def cifar10_airbench(
     bn_bias_lr_scale: float = 64.0,
     init: str = "keras",
     whiten_bias: bool = True,
+    activation: str = "gelu",
 ):
     """airbench94: frozen 2x2 patch whitening, three conv groups, max pool, scaled linear logits.
 
@@ -457,6 +458,8 @@ def cifar10_airbench(
             learning rate (72.6% vs 70.8%, bench/RESULTS.md, round 3).
         whiten_bias: train the whitening layer's bias (False: keep it at
             zero, which spares the first conv group's input gradient).
+        activation: the nonlinearity after the whitening and each
+            BatchNorm ("gelu" in airbench; "relu" is cheaper on CPUs).
 
     Returns:
         keras.Model: `uint8 (batch, 32, 32, 3)` -> logits `(batch, num_classes)`.
@@ -467,9 +470,9 @@ def cifar10_airbench(
     # float32 even under mixed precision: a cheap layer whose output bf16 would round to 3 digits
     x = PatchWhitening(2, whiten_epsilon, 5000 if whiten_fit else 0, train_bias=whiten_bias, name="whiten",
                        dtype="float32")(image)  # (batch, 31, 31, 24)
-    x = layers.Activation("gelu", name="whiten_gelu")(x)
+    x = layers.Activation(activation, name=f"whiten_{activation}")(x)
     for i, w in enumerate(widths):
-        x = _conv_group(x, int(w), f"block{i + 1}", bn_momentum, bn_scale, float(bn_bias_lr_scale), init)  # 15x15, 7x7, 3x3
+        x = _conv_group(x, int(w), f"block{i + 1}", bn_momentum, bn_scale, float(bn_bias_lr_scale), init, activation)  # 15x15, 7x7, 3x3
     x = layers.GlobalMaxPooling2D(name="pool")(x)
     x = layers.Dense(num_classes, use_bias=False, name="logits", dtype="float32",
                      kernel_initializer=PartialDirac(dirac=False) if init == "airbench" else "glorot_uniform")(x)

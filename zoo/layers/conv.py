@@ -2,7 +2,7 @@
 
 On TensorFlow's CPU kernels (oneDNN, 2-core AVX2 EPYC), the gradient of a
 stride-1 "same" 3x3 convolution with respect to its input
-(`Conv2DBackpropInput`) took 1.9-3.3x the time of a forward convolution
+(`Conv2DBackpropInput`) took 1.2-6.7x the time of a forward convolution
 that computes the very same numbers: the upstream gradient convolved with
 the kernel turned by 180 degrees and its in/out channels swapped
 (bench/RESULTS.md, #16 round 10).  `FastBackpropConv2D` is a
@@ -59,8 +59,9 @@ class FastBackpropConv2D(keras.layers.Conv2D):
     on the TensorFlow backend, the gradient with respect to the input is
     computed as a forward convolution of the upstream gradient with the
     kernel turned by 180 degrees (in/out channels swapped), which TensorFlow's
-    CPU kernels run 1.9-3.3x faster than `Conv2DBackpropInput`.  Everything
-    else falls back to `Conv2D`'s own computation.
+    CPU kernels ran 1.2-6.7x faster than `Conv2DBackpropInput` (3.7x at
+    7x7 with 128 channels; `bench/conv_backprop.py`).  Everything else
+    falls back to `Conv2D`'s own computation.
 
     Call arguments:
         inputs: `(batch, H, W, C_in)`.
