@@ -13,7 +13,9 @@ EPYC (bf16): 89.1-89.3%, 90.3-90.4% with its flip + translate TTA
 for 10 epochs (`FLOAT32_PRESETS`, bench/RESULTS.md, round 5).
 
 CPUs differ more than that: an AVX2-only EPYC took 190 s per epoch of the
-float32 preset where the AVX-512 one took 80 s (bench/RESULTS.md, round 8).
+float32 preset where the AVX-512 one took 80 s (bench/RESULTS.md, round 8);
+130 s since the convolutions' input gradient runs as a forward convolution
+and the whitening bias stays at zero (round 10: 9 epochs, 88.65%).
 So the presets run under a 20-minute budget (`--budget-minutes`): the
 first epoch is timed, and the run takes as many of the preset's epochs as
 fit, its learning-rate schedule moved to end there (`zoo.fit(budget_minutes=...)`).

@@ -371,7 +371,9 @@ class ScaledBias(layers.Layer):
 
 def _conv_group(x, filters: int, name: str, bn_momentum: float, bn_scale: bool = False, bias_lr_scale: float = 1.0,
                 init: str = "keras", activation: str = "gelu"):
-    """airbench ConvGroup: conv -> 2x2 max pool -> BN -> GELU -> conv -> BN -> GELU (BN without scale; `activation` for GELU).
+    """airbench ConvGroup: conv -> 2x2 max pool -> BN -> GELU -> conv -> BN -> GELU (BN without scale).
+
+    `activation` replaces GELU (airbench's) where given.
 
     With `bias_lr_scale != 1` the BatchNorm's bias is a `ScaledBias` layer after it (`<name>_bias<i>`).
     `init="airbench"`: `PartialDirac` kernels; `"keras"`: Keras' Glorot default.
