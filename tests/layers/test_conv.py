@@ -60,3 +60,17 @@ def test_trains_like_conv2d_and_round_trips(tmp_path):
     assert isinstance(loaded.layers[1], FastBackpropConv2D)
     assert FastBackpropConv2D.from_config(model.layers[1].get_config()).get_config() == model.layers[1].get_config()
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+
+
+def test_mixed_bfloat16_gradients_match_conv2d():
+    """Under mixed bf16 (make train's policy on AVX512-BF16/AMX CPUs) the layer computes in bf16, keeps a
+    float32 kernel, and its gradients match Conv2D's under the same policy to bf16 rounding."""
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        ours, theirs, x = _pair(filters=8, kernel_size=3, padding="same", use_bias=False)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert ours.compute_dtype == "bfloat16" and ours.kernel.dtype == "float32"
+    for a, b in zip(_grads(ours, x), _grads(theirs, x)):
+        assert a.dtype == b.dtype
+        np.testing.assert_allclose(np.asarray(a, "float32"), np.asarray(b, "float32"), rtol=2e-2, atol=2e-2)
