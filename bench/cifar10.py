@@ -66,16 +66,24 @@ def _compiled(width, policy="float32", jit=False):
     import keras
 
     import zoo
-    from zoo.training import make_optimizer
 
     keras.config.set_dtype_policy(policy)
     try:
         model = zoo.create_model("cifar10_resnet", width=width)
     finally:
         keras.config.set_dtype_policy("float32")
-    spec = zoo.get_spec("cifar10_resnet")
-    loss, metrics = spec.task.compile(spec, spec.train)
-    model.compile(optimizer=make_optimizer(spec.train, 1000), loss=loss, metrics=metrics, jit_compile=jit)
+    return compile_as_spec(model, "cifar10_resnet", jit)
+
+
+def compile_as_spec(model, name: str, jit: bool = False, **train):
+    """`model` compiled with the loss, metrics and optimizer spec `name` trains with (`train` overrides its settings)."""
+    import zoo
+    from zoo.training import make_optimizer
+
+    spec = zoo.get_spec(name)
+    train = {**spec.train, **train}
+    loss, metrics = spec.task.compile(spec, train)
+    model.compile(optimizer=make_optimizer(train, 1000), loss=loss, metrics=metrics, jit_compile=jit)
     return model
 
 
@@ -171,17 +179,13 @@ def _airbench(widths, policy="float32", batch_size=512, jit=False):
     import keras
 
     import zoo
-    from zoo.training import make_optimizer
 
     keras.config.set_dtype_policy(policy)
     try:
         model = zoo.create_model("cifar10_airbench", widths=widths)
     finally:
         keras.config.set_dtype_policy("float32")
-    spec = zoo.get_spec("cifar10_airbench")
-    loss, metrics = spec.task.compile(spec, spec.train)
-    model.compile(optimizer=make_optimizer(spec.train, 1000), loss=loss, metrics=metrics, jit_compile=jit)
-    return model
+    return compile_as_spec(model, "cifar10_airbench", jit)
 
 
 def throughput(args) -> dict:

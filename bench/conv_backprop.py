@@ -82,10 +82,9 @@ def _model(variant: str):
     import keras
 
     import zoo
+    from cifar10 import compile_as_spec
     from zoo.layers import FastBackpropConv2D
-    from zoo.training import make_optimizer
 
-    spec = zoo.get_spec("cifar10_airbench")
     model = zoo.create_model("cifar10_airbench", widths=(32, 128, 128), whiten_bias=variant != "fast")
     if variant == "plain":
         def clone(layer):
@@ -94,10 +93,7 @@ def _model(variant: str):
 
         model = keras.models.clone_model(model, clone_function=clone)
         assert not any(isinstance(layer, FastBackpropConv2D) for layer in model.layers)
-    train = {**spec.train, "optimizer": "muon", "warmup": 0.0}
-    loss, metrics = spec.task.compile(spec, train)
-    model.compile(optimizer=make_optimizer(train, 1000), loss=loss, metrics=metrics)
-    return model
+    return compile_as_spec(model, "cifar10_airbench", optimizer="muon", warmup=0.0)
 
 
 def training_step(repeats: int, batch: int = 1024, steps: int = 6) -> dict:
