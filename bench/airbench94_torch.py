@@ -5,7 +5,7 @@
 
 `examples/train_cifar10.py --full` is the zoo's Keras translation of
 airbench94 (K. Jordan, 2024: 94.01% mean over 1,000 runs in 9.9 epochs on
-the original PNG release).  When it lands well below 94% on the zoo's
+the original lossless release).  When it lands well below 94% on the zoo's
 copy, two causes are possible: the translation, or the copy (a quality-75
 JPEG re-encoding, `../shared/data/README.md`).  This script separates them:
 it trains airbench94's own recipe, in PyTorch as published, on the very
@@ -39,7 +39,6 @@ import json
 import math
 import os
 import pathlib
-import platform
 import sys
 import tarfile
 import time
@@ -48,6 +47,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from cifar10 import cpu_info  # noqa: E402  (stdlib only at import: no TensorFlow in this venv)
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -141,10 +143,11 @@ def translate(padded: torch.Tensor, pad: int) -> torch.Tensor:
 def predict(net, images: torch.Tensor, tta: bool, autocast) -> torch.Tensor:
     """Logits `(N, 10)`; with `tta`, airbench's 6 views (flip x {none, up-left, down-right}) weighted as published."""
     out = []
+    def mirror(v):
+        return 0.5 * net(v).float() + 0.5 * net(v.flip(-1)).float()
+
     with torch.no_grad(), autocast():
         for x in images.split(2000):
-            def mirror(v):
-                return 0.5 * net(v).float() + 0.5 * net(v.flip(-1)).float()
             if not tta:
                 out.append(net(x).float())
                 continue
@@ -152,17 +155,6 @@ def predict(net, images: torch.Tensor, tta: bool, autocast) -> torch.Tensor:
             shifted = 0.5 * (mirror(p[:, :, :32, :32].contiguous()) + mirror(p[:, :, 2:, 2:].contiguous()))
             out.append(0.5 * mirror(x) + 0.5 * shifted)
     return torch.cat(out)
-
-
-def cpu_name() -> str:
-    """The CPU's model name, as /proc/cpuinfo gives it."""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main(argv=None) -> int:
@@ -236,8 +228,8 @@ def main(argv=None) -> int:
                 break
         if ema is not None:
             net.load_state_dict(ema)
-        train_seconds += time.perf_counter() - t
         epoch_train = time.perf_counter() - t
+        train_seconds += epoch_train
         net.eval()
         acc = (predict(_Scaled(net), test_x, False, autocast).argmax(1) == test_y).float().mean().item()
         rows.append({"epoch": epoch + 1, "train_loss": loss.item() / len(idx), "test_accuracy": acc,
@@ -248,7 +240,7 @@ def main(argv=None) -> int:
     print(f"airbench94 (PyTorch {torch.__version__}, {args.precision}) on the JPEG copy: {rows[-1]['test_accuracy']:.2%}, "
           f"{tta:.2%} with TTA, {train_seconds / 60:.1f} min of training", flush=True)
     result = {"command": "python bench/airbench94_torch.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__, "precision": args.precision,
+              "cpu": cpu_info(), "torch": torch.__version__, "precision": args.precision,
               "epochs": args.epochs, "widths": args.widths, "train_images": len(train_x), "seed": args.seed,
               "history": rows, "test_accuracy": rows[-1]["test_accuracy"], "tta_accuracy": tta,
               "train_seconds": train_seconds, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
