@@ -60,6 +60,8 @@ def _run(split, epochs, args, overrides):
     return {"split": split, "epochs": result.metrics["epochs"], "params": result.metrics["params"],
             "train_seconds": result.metrics["train_seconds"], "wall_seconds": time.perf_counter() - t,
             "load_average": {"start": load_start, "end": os.getloadavg()[0]},
+            # the spec's time budget (unless --epochs / --loso-epochs): the epochs it chose and the timing it used
+            "budget": result.metrics.get("budget"),
             "settings": result.config, **{k: test[k] for k in keep if k in test}}
 
 
@@ -232,7 +234,8 @@ def table(report: dict) -> str:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=int, help="epochs of the conventional run (default: the spec's)")
+    p.add_argument("--epochs", type=int, help="epochs of the conventional run, exactly (default: the spec's, "
+                   "as many of them as fit in its time budget)")
     p.add_argument("--loso-epochs", type=int, help="epochs of each leave-one-speaker-out run (default: --epochs)")
     p.add_argument("--speakers", default=",".join(SPEAKERS), help="LOSO speakers, comma-separated ('' for none)")
     p.add_argument("--skip-conventional", action="store_true")

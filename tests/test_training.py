@@ -280,3 +280,75 @@ def test_a_budget_choice_survives_a_crash_and_a_resume(tmp_path, tiny_cifar, mon
     with pytest.raises(ValueError, match="positive number of minutes"):
         _fit(tmp_path / "other", tiny_cifar, budget_minutes=-1)
     assert not (tmp_path / "other").exists()
+
+
+def _clocked_budget(monkeypatch, ticks, plan_after, budget_seconds=300, most=40):
+    """A `_Budget` driven by a fake clock through one epoch of three steps, then epochs of no steps."""
+    import types
+
+    import zoo.training as training
+
+    clock = iter(ticks)
+    monkeypatch.setattr(training.time, "perf_counter", lambda: next(clock))
+    chosen = []
+    cb = training._Budget(budget_seconds, most, lambda epochs, timing: chosen.append((epochs, timing)),
+                          plan_after=plan_after)
+    cb.set_model(types.SimpleNamespace(stop_training=False))
+    cb.set_params({"epochs": most})
+    cb.on_train_begin()
+    cb.on_epoch_begin(0)
+    for batch in range(3):
+        cb.on_train_batch_end(batch)
+    cb.on_epoch_end(0)
+    for epoch in range(1, plan_after):
+        cb.on_epoch_begin(epoch)
+        cb.on_epoch_end(epoch)
+    return cb, chosen
+
+
+def test_planning_after_two_epochs_takes_the_second_as_the_steady_one(monkeypatch):
+    # train begin 0; epoch 1 begins at 0, steps end at 10 (tracing), 11, 12, and the epoch at 40 (more one-off
+    # costs than its first step: evaluation tracing, new shapes); epoch 2 runs from 40 to 60, a steady 20 s
+    cb, chosen = _clocked_budget(monkeypatch, [0, 0, 10, 11, 12, 40, 40, 60], plan_after=2)
+    epochs, timing = chosen[0]
+    # 95% of 300 s = 285 s; the first two epochs' excess (60 - 2 x 20 = 20 s) is spent: (285 - 20) // 20 = 13
+    assert epochs == 13 and cb.params["epochs"] == 13 and not cb.model.stop_training
+    assert timing["epoch_seconds"] == 20 and timing["timed_epochs"] == 2 and timing["first_epoch_seconds"] == 40
+    # timed after one epoch, the same run reads 40 - 10 + 1 = 31 s an epoch and takes (285 - 9) // 31 = 8
+    _, one = _clocked_budget(monkeypatch, [0, 0, 10, 11, 12, 40], plan_after=1)
+    assert one[0][0] == 8 and one[0][1]["epoch_seconds"] == 31
+    # a budget too small for even the timed epochs still keeps them, and stops there
+    cb, tight = _clocked_budget(monkeypatch, [0, 0, 10, 11, 12, 40, 40, 60], plan_after=2, budget_seconds=10)
+    assert tight[0][0] == 2 and cb.model.stop_training
+
+
+def test_a_budget_planned_after_two_epochs_stops_a_real_run_there(tmp_path, tiny_cifar, capsys):
+    over = {**SMALL_CNN, "learning_rate": 3e-3, "budget_minutes": 1e-4, "budget_plan_after": 2}
+    result = _fit(tmp_path / "run", tiny_cifar, epochs=8, overrides=over)  # a budget named beside epochs holds
+    assert result.metrics["epochs"] == 2 and result.metrics["budget"]["timed_epochs"] == 2
+    config = json.loads((result.run_dir / "config.json").read_text())
+    assert config["budget_minutes"] == 1e-4 and config["budget_plan_after"] == 2 and config["train"]["epochs"] == 2
+    assert "budget_minutes" not in config["train"]  # the budget is the run's, not a training setting it records twice
+    assert "the first 2 epochs took" in capsys.readouterr().out
+
+
+def test_a_spec_budget_holds_unless_epochs_are_given(tmp_path, tiny_cifar, monkeypatch):
+    spec = zoo.get_spec("cifar10_cnn")
+    monkeypatch.setitem(spec.train, "epochs", 3)
+    monkeypatch.setitem(spec.train, "budget_minutes", 1e-4)  # e.g. fsdd_ctc's 15 minutes
+    budgeted = _fit(tmp_path / "spec", tiny_cifar, epochs=None)
+    assert budgeted.metrics["epochs"] == 1 and budgeted.metrics["budget"]["minutes"] == 1e-4
+    exact = _fit(tmp_path / "exact", tiny_cifar, epochs=2)
+    assert exact.metrics["epochs"] == 2 and "budget" not in exact.metrics
+    off = _fit(tmp_path / "off", tiny_cifar, epochs=None, overrides={**SMALL_CNN, "budget_minutes": 0})
+    assert off.metrics["epochs"] == 3 and "budget" not in off.metrics
+    with pytest.raises(ValueError, match="budget_minutes must be a number of minutes of at least 0"):
+        _fit(tmp_path / "bad", tiny_cifar, overrides={"budget_minutes": -2})
+    with pytest.raises(ValueError, match="budget_plan_after must be an integer of at least 1"):
+        _fit(tmp_path / "bad", tiny_cifar, overrides={"budget_plan_after": 0})
+    assert not (tmp_path / "bad").exists()
+
+
+def test_fsdd_ctc_trains_up_to_40_epochs_in_15_minutes():
+    train = zoo.get_spec("fsdd_ctc").train
+    assert (train["epochs"], train["budget_minutes"], train["budget_plan_after"]) == (40, 15, 2)

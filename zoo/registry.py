@@ -172,7 +172,10 @@ def _origin(obj: Any) -> str:
 
 # Training hyperparameters every spec may set; the rest of `defaults` go to the builder.
 TRAIN_KEYS = {
-    "epochs": "passes over the training set",
+    "epochs": "passes over the training set (with a time budget: the most it takes)",
+    "budget_minutes": "train for as many of the epochs as fit in this many minutes on this machine, unless epochs "
+                      "are given (0: off; zoo.fit(budget_minutes=...))",
+    "budget_plan_after": "epochs timed before the budget chooses (default 1; 2 where the first carries one-off costs)",
     "batch_size": "examples per step",
     "optimizer": "adamw | sgd | adam | muon (Muon on conv kernels, SGD on the rest: zoo.optimizers.MuonSGD)",
     "learning_rate": "peak learning rate",
@@ -396,6 +399,12 @@ def check_train(owner: str, train: Mapping[str, Any]) -> None:
             need(integer(train[key]) and train[key] >= 1, key, "an integer of at least 1")
     if "seed" in train:
         need(integer(train["seed"]) and train["seed"] >= 0, "seed", "a non-negative integer")
+    if train.get("budget_minutes") is not None:
+        need(number(train["budget_minutes"]) and train["budget_minutes"] >= 0, "budget_minutes",
+             "a number of minutes of at least 0 (0: no budget)")
+    if "budget_plan_after" in train:
+        need(integer(train["budget_plan_after"]) and train["budget_plan_after"] >= 1, "budget_plan_after",
+             "an integer of at least 1")
     for key in ("learning_rate", "muon_learning_rate"):
         if key in train:
             need(number(train[key]) and train[key] > 0, key, "a number above 0")

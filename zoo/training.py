@@ -172,49 +172,71 @@ BUDGET_PLANNED = 0.95
 
 
 class _Budget(keras.callbacks.Callback):
-    """Times the first epoch of a run under a time budget, then chooses how many epochs the run takes.
+    """Times the first epochs of a run under a time budget, then chooses how many epochs the run takes.
 
-    After the first epoch (its tracing, steps, evaluation and checkpoint) it
-    estimates a steady epoch as that time less the first step plus a median
-    step, takes as many more epochs as fit in what is left of
-    `BUDGET_PLANNED` of the budget (`budget_epochs`), tells the progress bar
-    and the other callbacks, calls `on_choice(epochs, timing)` (fit moves
-    the learning-rate schedule's end there and records the choice in
+    With `plan_after=1` (the default): after the first epoch (its tracing,
+    steps, evaluation and checkpoint) it estimates a steady epoch as that
+    time less the first step plus a median step.  With `plan_after=n > 1`
+    it waits for the n-th epoch and takes that epoch's own time as the
+    steady one, the excess of the earlier ones as one-off cost: for a model
+    whose first epoch carries more than its first step's tracing (variable
+    input shapes, a first evaluation's tracing; the speech family).  Then it
+    takes as many more epochs as fit in what is left of `BUDGET_PLANNED`
+    of the budget (`budget_epochs`), tells the progress bar and the other
+    callbacks, calls `on_choice(epochs, timing)` (fit moves the
+    learning-rate schedule's end there and records the choice in
     config.json), and stops training at that epoch.
     """
 
-    def __init__(self, budget_seconds: float, most: int, on_choice, progbar=None):
+    def __init__(self, budget_seconds: float, most: int, on_choice, progbar=None, plan_after: int = 1):
         super().__init__()
         self.budget_seconds, self.most = float(budget_seconds), int(most)
         self.on_choice, self.progbar = on_choice, progbar
+        self.plan_after = max(1, int(plan_after))
         self.chosen = None
 
     def on_train_begin(self, logs=None):
-        self.t0 = self.lap = time.perf_counter()
-        self.step_times = []
+        self.t0 = self.lap = self.epoch_t0 = time.perf_counter()
+        self.step_times, self.timed = [], 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_t0 = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.chosen is None:
+        if self.chosen is None and self.timed == 0:
             now = time.perf_counter()
             self.step_times.append(now - self.lap)
             self.lap = now
 
     def on_epoch_end(self, epoch, logs=None):
         if self.chosen is None:
-            elapsed = time.perf_counter() - self.t0
-            first = self.step_times[0] if self.step_times else 0.0
-            median = float(np.median(self.step_times[1:])) if len(self.step_times) > 1 else first
-            epoch_seconds = max(elapsed - first + median, 1e-6)
-            # the epochs before this one (a resumed run) are already done: budget what is left of the run
-            left = self.most - epoch
-            self.chosen = epoch + budget_epochs(self.budget_seconds * BUDGET_PLANNED, epoch_seconds, left,
-                                                overhead_seconds=first - median)
+            now = time.perf_counter()
+            self.timed += 1
+            if self.timed < self.plan_after:
+                return
+            elapsed = now - self.t0
+            if self.plan_after == 1:
+                first = self.step_times[0] if self.step_times else 0.0
+                median = float(np.median(self.step_times[1:])) if len(self.step_times) > 1 else first
+                epoch_seconds = max(elapsed - first + median, 1e-6)
+                timing = {"first_epoch_seconds": round(elapsed, 3), "epoch_seconds": round(epoch_seconds, 3),
+                          "first_step_seconds": round(first, 3), "step_seconds": round(median, 4)}
+            else:
+                epoch_seconds = max(now - self.epoch_t0, 1e-6)
+                timing = {"first_epoch_seconds": round(elapsed - epoch_seconds * (self.timed - 1), 3),
+                          "timed_epochs": self.timed, "timed_seconds": round(elapsed, 3),
+                          "epoch_seconds": round(epoch_seconds, 3)}
+            overhead = max(elapsed - self.timed * epoch_seconds, 0.0)
+            # the epochs before this session's (a resumed run) are already done: budget what is left of the run
+            before = epoch + 1 - self.timed
+            fit = budget_epochs(self.budget_seconds * BUDGET_PLANNED, epoch_seconds, self.most - before,
+                                overhead_seconds=overhead)
+            self.chosen = before + max(fit, self.timed)
             self.params["epochs"] = self.chosen  # shared with the other callbacks (EpochClock)
             if self.progbar is not None:
                 self.progbar.epochs = self.chosen
-            self.on_choice(self.chosen, {"first_epoch_seconds": round(elapsed, 3), "epoch_seconds": round(epoch_seconds, 3),
-                                         "first_step_seconds": round(first, 3), "step_seconds": round(median, 4)})
-        if epoch + 1 >= self.chosen:
+            self.on_choice(self.chosen, timing)
+        if self.chosen is not None and epoch + 1 >= self.chosen:
             self.model.stop_training = True
 
 
@@ -432,10 +454,14 @@ def fit(
             `zoo.distribute.make_strategy`); `batch_size` stays the global batch.
         devices: replicas for "mirrored" (logical CPU devices when no GPU is visible).
         budget_minutes: a wall-clock budget for training on this machine:
-            `epochs` becomes a most, and after the first epoch, timed, the run
-            takes as many as fit (at least one; a `WarmupSchedule` is moved to
-            end at the epoch chosen).  The budget, the choice and the timing
+            `epochs` becomes a most, and after the first epoch (the first
+            `budget_plan_after` epochs, a training setting), timed, the run
+            takes as many as fit (at least those; a `WarmupSchedule` is moved
+            to end at the epoch chosen).  The budget, the choice and the timing
             are recorded in config.json; a resumed run keeps the choice.
+            None: the spec's `budget_minutes` training setting (e.g. fsdd_ctc's
+            15), unless `epochs` is given, which turns it off (so does
+            `overrides={"budget_minutes": 0}`).
 
     Returns:
         RunResult with the trained model, history and test metrics.
@@ -447,6 +473,10 @@ def fit(
         if value is not None:
             overrides[key] = value
     model_kw, train_kw = spec.resolve(overrides)
+    # the spec's time budget (a training setting) holds unless the caller names epochs and not a budget
+    spec_budget, plan_after = train_kw.pop("budget_minutes", None), train_kw.pop("budget_plan_after", 1)
+    if budget_minutes is None and ("epochs" not in overrides or "budget_minutes" in overrides):
+        budget_minutes = spec_budget or None  # 0: off
     train_kw.setdefault("seed", 0)
     train_kw.setdefault("epochs", 10)
     train_kw.setdefault("batch_size", 64)
@@ -475,6 +505,8 @@ def fit(
     config["distribute"] = distribution.describe(strategy, train_kw["batch_size"])
     if budget_minutes is not None:
         config["budget_minutes"] = budget_minutes
+        if plan_after != 1:
+            config["budget_plan_after"] = plan_after
         if chosen:
             config["budget"] = chosen
     _check_same_run(run, config)
@@ -485,11 +517,12 @@ def fit(
         return _fit_locked(spec, run, data, config, model_kw, train_kw, explicit, data_dir=data_dir, limit=limit, policy=policy,
                            jit_compile=jit_compile, verbose=verbose, callbacks=callbacks,
                            evaluate_test=evaluate_test, eval_options=eval_options, strategy=strategy, chief=chief,
-                           budget_minutes=None if chosen else budget_minutes)
+                           budget_minutes=None if chosen else budget_minutes, budget_plan_after=plan_after)
 
 
 def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, data_dir, limit, policy, jit_compile, verbose,
-                callbacks, evaluate_test, eval_options, strategy, chief: Run, budget_minutes=None) -> RunResult:
+                callbacks, evaluate_test, eval_options, strategy, chief: Run, budget_minutes=None,
+                budget_plan_after: int = 1) -> RunResult:
     """`fit` once the settings are checked and the run directory is held."""
     if run.complete:
         print(f"{run.given}: run already complete; loading it (delete the directory to retrain)", file=sys.stderr)
@@ -560,14 +593,17 @@ def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, d
             config = {**config, "train": {**config["train"], "epochs": epochs},
                       "budget": {"epochs_most": most, "epochs": epochs, **timing}}
             run.write("config", config)
-            print(f"{spec.name}: time budget {budget_minutes:g} min; the first epoch took "
-                  f"{timing['first_epoch_seconds']:.0f} s (a steady one about {timing['epoch_seconds']:.0f} s), so the "
+            timed = (f"the first epoch took {timing['first_epoch_seconds']:.0f} s" if budget_plan_after == 1 else
+                     f"the first {budget_plan_after} epochs took {timing['timed_seconds']:.0f} s")
+            print(f"{spec.name}: time budget {budget_minutes:g} min; {timed} "
+                  f"(a steady one about {timing['epoch_seconds']:.0f} s), so the "
                   f"run takes {epochs} of {most} epochs" + (", its learning-rate schedule now ending there"
                                                           if moved and epochs < most else ""),
                   flush=True)
 
         progbar = keras.callbacks.ProgbarLogger() if verbose else None
-        cbs += [_Budget(budget_minutes * 60, most, record, progbar)] + ([progbar] if progbar else [])
+        cbs += [_Budget(budget_minutes * 60, most, record, progbar, plan_after=budget_plan_after)] + \
+            ([progbar] if progbar else [])
     cbs += list(callbacks)
     train_ds, val_ds = distribution.shard_by_data(data.train), distribution.shard_by_data(data.val)
     model.fit(train_ds, validation_data=val_ds, epochs=int(train_kw["epochs"]), callbacks=cbs, verbose=verbose,
