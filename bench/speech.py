@@ -241,7 +241,9 @@ def main(argv=None):
     p.add_argument("--skip-conventional", action="store_true")
     p.add_argument("--beam-width", type=int, default=8)
     p.add_argument("--limit", type=int, help="first N recordings of each side (smoke runs only)")
-    p.add_argument("--seed", type=int, help="training seed (weights, data order, connected utterances); default: the spec's")
+    p.add_argument("--seed", type=int, help="seed of the run: training (weights, data order, connected utterances) and the "
+                   "model's augmentation layers; default: the spec's (0).  Before #15's seventeenth pass it reached "
+                   "the augmentation layers only")
     p.add_argument("--data-dir", help="folder holding fsdd-recordings.tar.gz (default $ZOO_DATA_DIR)")
     p.add_argument("--run-root", default=str(ROOT / "runs" / "bench"))
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "speech.json"))

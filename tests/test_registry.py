@@ -188,3 +188,16 @@ def test_evaluation_refuses_a_result_without_a_declared_metric():
     with pytest.raises(RuntimeError, match="did not report per_class_accuracy"):
         evaluate(dataclasses.replace(spec, task=task, metrics=task.metrics), None, None)
     assert evaluate(dataclasses.replace(spec, task=task, metrics=("accuracy",)), None, None) == {"accuracy": 0.5}
+
+
+def test_one_seed_reaches_the_training_seed_and_a_builders_own():
+    """fsdd_ctc's builder takes a `seed` (its augmentation layers): `--seed` must still set the training seed
+    (weights, data order); before, the builder's argument took it and training stayed at seed 0."""
+    import zoo
+
+    model_kw, train_kw = zoo.get_spec("fsdd_ctc").resolve({"seed": 3})
+    assert model_kw["seed"] == 3 and train_kw["seed"] == 3
+    model_kw, train_kw = zoo.get_spec("cifar10_cnn").resolve({"seed": 3})  # no builder seed: training only
+    assert train_kw["seed"] == 3 and "seed" not in model_kw
+    with pytest.raises(ValueError, match="fsdd_ctc: seed must"):
+        zoo.get_spec("fsdd_ctc").resolve({"seed": -1})

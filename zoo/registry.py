@@ -277,6 +277,10 @@ class ModelSpec:
     def resolve(self, overrides: Mapping[str, Any] | None = None) -> tuple[dict, dict]:
         """Split `overrides` into (model kwargs, train kwargs) on top of the defaults.
 
+        A key that is both a builder argument and a training key in
+        `_SHARED_KEYS` ("seed": fsdd_ctc's augmentation layers take one) sets
+        both, so one seed changes a run's every random stream.
+
         Raises:
             ValueError: an override key that is neither a builder argument nor
                 a training key; the message lists the valid keys.
@@ -286,12 +290,12 @@ class ModelSpec:
             if key in self.defaults:
                 check_value(self.name, key, value, self.defaults[key], sizes=True)
                 model_kw[key] = value
-            elif key in TRAIN_KEYS:
+            if key in TRAIN_KEYS and (key not in self.defaults or key in _SHARED_KEYS):
                 if key == "data" and isinstance(value, Mapping):
                     value = _deep_merge(train_kw.get("data", {}), value)
                 train_kw[key] = value
                 check_train(self.name, {key: value})
-            else:
+            elif key not in self.defaults:
                 close = difflib.get_close_matches(key, [*self.defaults, *TRAIN_KEYS], n=3)
                 raise ValueError(
                     f"{self.name}: unknown setting {key!r}"
@@ -302,6 +306,10 @@ class ModelSpec:
         return model_kw, train_kw
 
 
+# Keys that set a builder argument and the training setting of the same name (`ModelSpec.resolve`): "seed" is the
+# training seed (weights, data order) and, for a model with random layers of its own, theirs.  Before this rule a
+# builder's `seed` took `--seed` alone and the training seed stayed 0 (fsdd_ctc, until #15's seventeenth pass).
+_SHARED_KEYS = ("seed",)
 _OPTIMIZERS = ("adamw", "sgd", "adam", "muon")
 _SCHEDULES = ("constant", "cosine", "onecycle", "warmup_rsqrt", "rsqrt")
 # Names of integer model arguments for which 0 is meaningful (e.g. no SpecAugment masks).
