@@ -9,6 +9,7 @@ The spec trains up to 40 epochs in a 15-minute budget: the first two
 epochs are timed, then the run takes as many as fit (all 40 on an AVX-512
 EPYC, about 33 on an AVX2 one) and its learning-rate schedule ends there;
 `--epochs N` turns the budget off.
+
 Trains on isolated recordings plus fresh connected-digit utterances every
 epoch; reports isolated-digit accuracy (per speaker), connected-digit WER
 (jiwer) with greedy and beam decoding; writes runs/<name>/ (history,
