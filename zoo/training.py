@@ -212,6 +212,8 @@ class _Budget(keras.callbacks.Callback):
         if self.chosen is None:
             now = time.perf_counter()
             self.timed += 1
+            if self.timed == 1:
+                self.first_epoch_seconds = now - self.t0
             if self.timed < self.plan_after:
                 return
             elapsed = now - self.t0
@@ -223,7 +225,7 @@ class _Budget(keras.callbacks.Callback):
                           "first_step_seconds": round(first, 3), "step_seconds": round(median, 4)}
             else:
                 epoch_seconds = max(now - self.epoch_t0, 1e-6)
-                timing = {"first_epoch_seconds": round(elapsed - epoch_seconds * (self.timed - 1), 3),
+                timing = {"first_epoch_seconds": round(self.first_epoch_seconds, 3),
                           "timed_epochs": self.timed, "timed_seconds": round(elapsed, 3),
                           "epoch_seconds": round(epoch_seconds, 3)}
             overhead = max(elapsed - self.timed * epoch_seconds, 0.0)
