@@ -23,7 +23,6 @@ trains nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
 import sys
@@ -50,46 +49,46 @@ def main(argv=None) -> dict:
     from applications.speech import data as D
     from applications.speech import task as T
     from applications.speech.models import output_lengths
+    from zoo.io import write_json
 
     rec = D.load_fsdd_recordings(args.data_dir)
     _, test = D.split_indices(rec, f"speaker:{args.speaker}")
     labels = rec.digits[test]
     models = [keras.saving.load_model(m, compile=False) for m in args.models]
-    batches = []  # (per-model log-probabilities (B, T, C), output lengths (B,), labels (B,))
+    batches = []  # (per-model log-probabilities (B, T, C), per-model single-word scores (B, C - 1), lengths, labels)
     for b in range(0, len(test), args.batch):
         x = D.pad_waveforms([rec.wave(i) for i in test[b:b + args.batch]])
+        lengths = np.asarray(output_lengths(models[0], x["length"]))
         logp = [np.asarray(ops.log_softmax(m(x, training=False), axis=-1)) for m in models]
-        batches.append((logp, np.asarray(output_lengths(models[0], x["length"])), labels[b:b + args.batch]))
+        scores = [np.asarray(T.single_token_scores(lp, lengths)) for lp in logp]
+        batches.append((logp, scores, lengths, labels[b:b + args.batch]))
 
     def pct(n):
         return round(100.0 * n / len(labels), 2)
 
-    def frame_level(pick):
-        greedy = single = 0
-        for logp, lengths, y in batches:
-            lp = np.mean([logp[k] for k in pick], axis=0)
-            ids = np.asarray(T.greedy_decode(lp, lengths))
-            greedy += sum(list(r[r >= 0]) == [t] for r, t in zip(ids, y))
-            single += int((np.asarray(T.single_token_decode(lp, lengths))[:, 0] == y).sum())
-        return {"greedy": pct(greedy), "single_word": pct(single)}
+    def greedy_right(lp, lengths, y):
+        return sum(list(r[r >= 0]) == [t] for r, t in zip(np.asarray(T.greedy_decode(lp, lengths)), y))
 
-    result = {"speaker": args.speaker, "recordings": int(len(labels)), "models": args.models,
-              "alone": [frame_level([k]) for k in range(len(models))],
-              "frame_level": frame_level(range(len(models)))}
-    right = 0
-    for logp, lengths, y in batches:
-        scores = sum(np.asarray(T.single_token_scores(lp, lengths)) for lp in logp)
-        right += int((scores.argmax(-1) == y).sum())
-    result["sequence_level_single_word"] = pct(right)
-    for path, alone in zip(args.models, result["alone"]):
-        print(f"alone {alone['greedy']:.1f}% greedy / {alone['single_word']:.1f}% single word  {path}")
+    def single_right(scores, y):
+        return int((scores.argmax(-1) == y).sum())
+
+    alone = [{"greedy": pct(sum(greedy_right(logp[k], n, y) for logp, _, n, y in batches)),
+              "single_word": pct(sum(single_right(sc[k], y) for _, sc, _, y in batches))} for k in range(len(models))]
+    greedy = single = sequence = 0
+    for logp, scores, lengths, y in batches:
+        mean = np.mean(logp, axis=0)
+        greedy += greedy_right(mean, lengths, y)
+        single += single_right(np.asarray(T.single_token_scores(mean, lengths)), y)
+        sequence += single_right(sum(scores), y)
+    result = {"speaker": args.speaker, "recordings": int(len(labels)), "models": args.models, "alone": alone,
+              "frame_level": {"greedy": pct(greedy), "single_word": pct(single)},
+              "sequence_level_single_word": pct(sequence)}
+    for path, one in zip(args.models, alone):
+        print(f"alone {one['greedy']:.1f}% greedy / {one['single_word']:.1f}% single word  {path}")
     print(f"frame-level ensemble {result['frame_level']['greedy']:.1f}% / {result['frame_level']['single_word']:.1f}%; "
           f"sequence-level ensemble {result['sequence_level_single_word']:.1f}% single word ({args.speaker})")
     if args.out:
-        out = pathlib.Path(args.out)
-        tmp = out.with_suffix(out.suffix + ".tmp")
-        tmp.write_text(json.dumps(result, indent=2))
-        tmp.replace(out)
+        write_json(args.out, result)
     return result
 
 
