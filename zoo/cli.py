@@ -232,8 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=positive_int, help="use only the first N examples of each split (smoke runs)")
     s.add_argument("--seed", type=int)
     s.add_argument("--budget-minutes", type=positive_float, metavar="MIN",
-                   help="time the first epoch and train as many of the epochs as fit in MIN minutes "
-                        "(default: the spec's budget_minutes setting, e.g. fsdd_ctc's 15, unless --epochs is given)")
+                   help="time the first epoch (the spec's budget_plan_after epochs: fsdd_ctc's 2) and train as many "
+                        "of the epochs as fit in MIN minutes (default: the spec's budget_minutes setting, e.g. "
+                        "fsdd_ctc's 15, unless --epochs is given)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model argument or training setting; dotted keys reach into dicts (data.cutout=0)")
     s.add_argument("--precision", default="float32", help="float32 | mixed | mixed_bfloat16 | mixed_float16")
