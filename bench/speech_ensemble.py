@@ -23,7 +23,6 @@ trains nothing.
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 import sys
 
@@ -39,20 +38,28 @@ def main(argv=None) -> dict:
     p.add_argument("--batch", type=int, default=50, help="recordings per forward pass")
     p.add_argument("--out", help="write the figures as JSON here")
     args = p.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    missing = [m for m in args.models if not pathlib.Path(m).is_file()]
+    if missing:
+        p.error(f"no model file {', '.join(missing)}; give the model.keras of runs that held out --speaker")
+    from zoo._tf import import_tensorflow
+
+    import_tensorflow()  # before Keras: TensorFlow's start-up lines silenced, as the CLI does
 
     import keras
     import numpy as np
     from keras import ops
-
-    import zoo  # noqa: F401  (registers the custom layers)
     from applications.speech import data as D
     from applications.speech import task as T
     from applications.speech.models import output_lengths
     from zoo.io import write_json
 
-    rec = D.load_fsdd_recordings(args.data_dir)
-    _, test = D.split_indices(rec, f"speaker:{args.speaker}")
+    from zoo.data import DataError
+
+    try:
+        rec = D.load_fsdd_recordings(args.data_dir)
+        _, test = D.split_indices(rec, f"speaker:{args.speaker}")
+    except DataError as e:
+        p.exit(2, f"speech_ensemble: {e}\n")
     labels = rec.digits[test]
     models = [keras.saving.load_model(m, compile=False) for m in args.models]
     batches = []  # (per-model log-probabilities (B, T, C), per-model single-word scores (B, C - 1), lengths, labels)
