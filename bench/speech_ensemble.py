@@ -31,11 +31,13 @@ sys.path.insert(0, str(ROOT))  # this checkout's zoo, not an installed one (work
 
 
 def main(argv=None) -> dict:
+    from zoo.cli import positive_int
+
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("models", nargs="+", help="model.keras files of runs that held out --speaker")
     p.add_argument("--speaker", required=True, help="the held-out speaker the models never heard")
     p.add_argument("--data-dir", help="folder holding fsdd-recordings.tar.gz (default $ZOO_DATA_DIR)")
-    p.add_argument("--batch", type=int, default=50, help="recordings per forward pass")
+    p.add_argument("--batch", type=positive_int, default=50, help="recordings per forward pass")
     p.add_argument("--out", help="write the figures as JSON here")
     args = p.parse_args(argv)
     missing = [m for m in args.models if not pathlib.Path(m).is_file()]
@@ -51,9 +53,8 @@ def main(argv=None) -> dict:
     from applications.speech import data as D
     from applications.speech import task as T
     from applications.speech.models import output_lengths
-    from zoo.io import write_json
-
     from zoo.data import DataError
+    from zoo.io import write_json
 
     try:
         rec = D.load_fsdd_recordings(args.data_dir)
