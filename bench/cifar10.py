@@ -47,6 +47,7 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
+from zoo.io import write_json  # noqa: E402
 
 
 def cpu_info() -> dict:
@@ -383,9 +384,7 @@ def main(argv=None):
         report[section] = {"headroom": headroom, "precision": precision, "throughput": throughput, "ablation": ablation,
                             "train": train, "curves": curves}[section](args)
         report[section + "_seconds"] = time.perf_counter() - t
-        out = pathlib.Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2))
+        write_json(args.out, report)  # atomic: a killed bench keeps the sections already written
         print(json.dumps({section: report[section]}, indent=2), flush=True)
     print(f"wrote {args.out}")
 

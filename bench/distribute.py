@@ -24,7 +24,6 @@ Writes JSON to --out and prints a Markdown table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
 import shutil
@@ -40,6 +39,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from cifar10 import cpu_info  # noqa: E402
 from zoo.distribute import free_local_ports  # noqa: E402
 from zoo.run import Run  # noqa: E402
+from zoo.io import write_json  # noqa: E402
 
 SETTINGS = ("1x2", "2x1", "mirrored")
 
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     result = {"machine": machine, "args": vars(args), "rows": rows, "summary": summary,
               "load_average_at_end": os.getloadavg()[0], "date": time.strftime("%Y-%m-%d")}
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    pathlib.Path(args.out).write_text(json.dumps(result, indent=2))
+    write_json(args.out, result)
 
     ref = summary["1x2"]["images_per_s"]
     print(f"| setting | images/s (median of {args.rounds}) | vs 1x2 | test accuracy after {args.epochs} epochs (mean) |")

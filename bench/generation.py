@@ -24,7 +24,6 @@ Writes JSON to --out and prints Markdown rows.
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import sys
 import time
@@ -34,6 +33,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]  # this checkout's zoo and appli
 
 from cifar10 import cpu_info  # noqa: E402  (one definition of the machine report)
 from translator import _TimeBudget  # noqa: E402
+from zoo.io import write_json  # noqa: E402
 
 PROMPTS = ["This movie was", "I have never seen", "The acting was", "If you like horror films"]
 
@@ -185,7 +185,7 @@ def main(argv=None):
 
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))
+    write_json(out, report)
     lmr, b, d = report["language_model"], report["baselines"], report["decoding"]
     print(f"| perplexity (test, {lmr['test_tokens']} tokens) | imdb_gpt {lmr['test_perplexity']:.1f} | "
           f"bigram {b['bigram_interpolated']:.1f} | unigram {b['unigram_add_one']:.1f} |")

@@ -43,6 +43,7 @@ import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from zoo.io import write_json  # noqa: E402
 
 
 def cifar_jpegs(n: int) -> list[bytes]:
@@ -221,7 +222,7 @@ def main(argv=None) -> int:
               "repeats": args.repeats, "load_average_after": os.getloadavg(), "date": time.strftime("%Y-%m-%d"),
               "rows": rows, "raw": raw}
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    pathlib.Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(f"\n{what}; {cpu}, {os.cpu_count()} cores\n")
     print("| setting | concurrency | requests/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|")
     for r in rows:

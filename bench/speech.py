@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))  # this checkout's zoo, not an installed one (worktrees)
 
 from cifar10 import cpu_info  # noqa: E402  (one definition of the machine report)
+from zoo.io import write_json, write_text  # noqa: E402
 
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "yweweler")
 
@@ -260,8 +261,10 @@ def main(argv=None):
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
     args = p.parse_args(argv)
 
+    from zoo._tf import import_tensorflow
     from zoo.cli import parse_set
 
+    import_tensorflow()  # before Keras: TensorFlow's start-up and info lines silenced, as the CLI does
     overrides = parse_set(args.set)
     report = {"command": " ".join(["python", *sys.argv]), "cpu": cpu_info(),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "runs": []}
@@ -270,20 +273,20 @@ def main(argv=None):
     if args.headroom:
         report["headroom"] = headroom(args, overrides, steps=args.headroom_steps, repeats=args.headroom_repeats,
                                       jit_compile=args.xla)
-        out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+        write_json(out, report)
         print(json.dumps(report["headroom"], indent=2, default=str))
         return
 
     if args.step_cost:
         report["step_cost"] = step_cost(args, overrides, json.loads(args.step_cost), steps=args.step_cost_steps,
                                         repeats=args.step_cost_repeats)
-        out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+        write_json(out, report)
         print(json.dumps(report["step_cost"]["cost_vs_spec"], indent=2))
         return
 
     if args.padding:
         report["padding"] = padding(args, overrides, [int(b) for b in args.padding.split(",")])
-        out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+        write_json(out, report)
         return
 
     def save():
@@ -295,8 +298,8 @@ def main(argv=None):
         report["loso_worst"] = min(loso) if loso else None
         wers = [r["wer"] for r in report["runs"] if "loso_accuracy" in r and "wer" in r]
         report["loso_mean_wer"] = sum(wers) / len(wers) if wers else None
-        out.write_text(json.dumps(report, indent=2, default=str) + "\n")
-        out.with_suffix(".md").write_text(table(report) + "\n")
+        write_json(out, report)
+        write_text(out.with_suffix(".md"), table(report) + "\n")
 
     if not args.skip_conventional:
         report["runs"].append(_run("conventional", args.epochs, args, overrides))

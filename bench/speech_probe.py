@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
 from cifar10 import cpu_info  # noqa: E402
+from zoo.io import write_json  # noqa: E402
 
 
 def ensemble(args, rec, idx, labels) -> dict:
@@ -184,7 +185,7 @@ def main(argv=None):
            "speaker": args.speaker, "mode": args.mode, **result}
     print(json.dumps(out, indent=2))
     if args.out:
-        pathlib.Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+        write_json(args.out, out)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
 from cifar10 import cpu_info  # noqa: E402
+from zoo.io import write_json  # noqa: E402
 
 ALPHAS = (0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2)
 
@@ -117,7 +118,7 @@ def main(argv=None):
            "oracle_any_alpha": float(np.mean(np.any(np.stack([right[a] for a in ALPHAS]), 0)))}
     print(json.dumps(out, indent=2))
     if args.out:
-        pathlib.Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+        write_json(args.out, out)
 
 
 if __name__ == "__main__":

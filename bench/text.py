@@ -24,6 +24,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from cifar10 import cpu_info  # noqa: E402  (one definition of the machine report)
+from zoo.io import write_json, write_text  # noqa: E402
 
 MODELS = "imdb_lstm,imdb_bilstm_attention,imdb_transformer"
 
@@ -72,8 +73,8 @@ def main(argv=None):
             "train_seconds": r.metrics["train_seconds"], "total_seconds_incl_data_and_eval": time.perf_counter() - t,
             "params": r.metrics["params"], "settings": {"model": r.config["model_args"], "train": r.config["train"]},
         }
-        out.write_text(json.dumps(report, indent=2))
-        out.with_suffix(".md").write_text(table(report) + "\n")
+        write_json(out, report)
+        write_text(out.with_suffix(".md"), table(report) + "\n")
         print(table(report), flush=True)
 
 

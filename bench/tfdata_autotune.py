@@ -29,6 +29,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 STALL_S = 0.05  # seconds of a fit call outside its steps counted as a stall (callbacks and set-up take ~0.01)
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
+from zoo.io import write_json  # noqa: E402
 
 
 def main(argv=None):
@@ -93,7 +94,7 @@ def main(argv=None):
               "summary": summary, "calls": calls}
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(out, report)
     print(json.dumps(summary, indent=2))
 
 

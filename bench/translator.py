@@ -17,7 +17,6 @@ Writes JSON to --out and prints Markdown.
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import sys
 import time
@@ -27,6 +26,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from cifar10 import cpu_info  # noqa: E402  (one definition of the machine report)
 from zoo.run import Run  # noqa: E402
+from zoo.io import write_json  # noqa: E402
 
 
 class _TimeBudget:
@@ -142,7 +142,7 @@ def main(argv=None):
     report["params"] = int(model.count_params())
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    write_json(out, report)
     d = report["decoding"]
     print(f"| decoding ({d['sentences']} sentences, {d['generated_tokens']} tokens each, batch {d['batch_size']}) "
           f"| cached {d['sentences_per_second']['cached']:.1f} sent/s | uncached {d['sentences_per_second']['uncached']:.1f} "

@@ -11,13 +11,13 @@ test reviews) and saved_models/<model>/<version>/, a SavedModel on raw strings.
 
 import argparse
 import sys
-import json
 import pathlib
 
 import numpy as np
 
 import zoo
 from zoo.cli import parse_set, report_errors
+from zoo.io import write_json
 
 
 def plot_attention(model, vectorizer, reviews, labels, path):
@@ -49,7 +49,7 @@ def plot_attention(model, vectorizer, reviews, labels, path):
         rows.append({"words": words, "weights": [float(v) for v in w[:n]], "p_pos": float(p), "label": int(y)})
     fig.suptitle(f"{model.name}: attention over the first 40 words")
     _save(fig, path)
-    pathlib.Path(path).with_suffix(".json").write_text(json.dumps(rows, indent=1))
+    write_json(pathlib.Path(path).with_suffix(".json"), rows, indent=1)
 
 
 def main(argv=None):

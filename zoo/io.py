@@ -28,7 +28,7 @@ import tempfile
 import threading
 from typing import Any, Iterator
 
-__all__ = ["atomic_write", "write_json", "read_json", "jsonable", "owned_temp_dir", "remove_stale_temporaries",
+__all__ = ["atomic_write", "write_json", "write_text", "read_json", "jsonable", "owned_temp_dir", "remove_stale_temporaries",
            "die_with_parent", "pid_alive"]
 
 # A temporary's name holds its owner's pid: ".<name>.<pid>.<random>.tmp<suffix>" (atomic_write)
@@ -161,7 +161,15 @@ def write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = 2) -> 
     Returns:
         pathlib.Path: `path`.
     """
-    text = json.dumps(jsonable(obj), indent=indent, ensure_ascii=False) + "\n"
+    return write_text(path, json.dumps(jsonable(obj), indent=indent, ensure_ascii=False) + "\n")
+
+
+def write_text(path: str | os.PathLike, text: str) -> pathlib.Path:
+    """Write `text` to `path` atomically (UTF-8; `atomic_write`): readers see the old file or the new one.
+
+    Returns:
+        pathlib.Path: `path`.
+    """
     path = pathlib.Path(path)
     with atomic_write(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

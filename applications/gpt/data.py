@@ -48,6 +48,7 @@ from zoo.data import (
     length_sorted_batches,
     load_preprocessor,
     write_json,
+    write_text,
 )
 from applications.text.data import CLASS_NAMES, imdb_splits
 from applications.translation.data import (
@@ -161,7 +162,7 @@ class GPTTokenizer(Preprocessor):
         """Write `preprocessor.json` and `vocabulary.txt`."""
         directory = pathlib.Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / "vocabulary.txt").write_text("\n".join(self.vocabulary) + "\n", encoding="utf-8")
+        write_text(directory / "vocabulary.txt", "\n".join(self.vocabulary) + "\n")
         write_json(directory / PREPROCESSOR_FILE, {
             "kind": self.kind, "max_length": self.max_length, "vocabulary_size": len(self.vocabulary),
             "special_tokens": RESERVED_TOKENS, "lowercase": True, "tokenizer_version": TOKENIZER_VERSION})

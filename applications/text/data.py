@@ -34,12 +34,12 @@ from zoo.data import (
     PREPROCESSOR_FILE,
     PREPROCESSORS,
     Preprocessor,
-    atomic_write,
     DataBundle,
     DataError,
     length_sorted_batches,
     OfflineArchive,
     write_json,
+    write_text,
 )
 
 __all__ = ["IMDB_ARCHIVE", "CLASS_NAMES", "standardize", "load_imdb_texts", "TextVectorizer", "imdb"]
@@ -199,8 +199,7 @@ class TextVectorizer(Preprocessor):
     def save(self, directory) -> None:
         """Write `preprocessor.json` and `vocabulary.txt` into `directory`."""
         directory = pathlib.Path(directory)
-        with atomic_write(directory / "vocabulary.txt") as tmp:
-            tmp.write_text("\n".join(self.vocabulary[2:]) + "\n", encoding="utf-8")  # without padding and OOV
+        write_text(directory / "vocabulary.txt", "\n".join(self.vocabulary[2:]) + "\n")  # without padding and OOV
         write_json(directory / PREPROCESSOR_FILE, {"kind": self.kind, "max_tokens": self.max_tokens,
                                                    "sequence_length": self.sequence_length,
                                                    "head_tokens": self.head_tokens,

@@ -53,12 +53,12 @@ from zoo.data import (
     Preprocessor,
     DataBundle,
     DataError,
-    atomic_write,
     cache_dir,
     length_sorted_batches,
     resolve_data_dir,
     verify_file,
     write_json,
+    write_text,
 )
 
 __all__ = [
@@ -159,8 +159,7 @@ def download_multi30k() -> pathlib.Path:
                 f"multi30k/dataset repository, data/task1/raw) in a folder's multi30k/ and pass that folder "
                 f"as --data-dir or {DATA_DIR_ENV}") from None
         sums.append(f"{digest}  multi30k/{name}\n")
-    with atomic_write(root / "SHA256SUMS") as tmp:
-        tmp.write_text("".join(sums))
+    write_text(root / "SHA256SUMS", "".join(sums))
     return root
 
 
@@ -381,7 +380,7 @@ class TranslationTokenizers(Preprocessor):
         directory = pathlib.Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         for name, vocab in (("source_vocabulary.txt", self.source_vocabulary), ("target_vocabulary.txt", self.target_vocabulary)):
-            (directory / name).write_text("\n".join(vocab) + "\n", encoding="utf-8")
+            write_text(directory / name, "\n".join(vocab) + "\n")
         write_json(directory / PREPROCESSOR_FILE, {
             "kind": self.kind, "max_length": self.max_length, "source_language": "en", "target_language": "de",
             "source_vocabulary_size": len(self.source_vocabulary), "target_vocabulary_size": len(self.target_vocabulary),

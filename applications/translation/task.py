@@ -323,11 +323,10 @@ def evaluate_translation(spec, model, data, run_dir=None, *, beam_width: int = 4
                    length_penalty=float(length_penalty), decode_seconds=seconds,
                    sentences_per_second=len(hyps) / max(seconds, 1e-9), examples=shown)
     if run_dir is not None:
-        from zoo.data import atomic_write, write_json
+        from zoo.io import write_json, write_text
 
         run_dir = pathlib.Path(run_dir)
-        with atomic_write(run_dir / "translations.txt") as tmp:
-            tmp.write_text("\n".join(hyps) + "\n", encoding="utf-8")
+        write_text(run_dir / "translations.txt", "\n".join(hyps) + "\n")
         write_json(run_dir / "examples.json", shown)
     if verbose:
         print(f"{spec.name}: sacreBLEU {metrics['sacrebleu']:.2f} (detokenised, cased); "

@@ -199,6 +199,16 @@ def test_write_json_roundtrip(tmp_path):
     assert json.loads(text) == {"a": 3, "b": 0.5, "c": [0, 1], "p": str(tmp_path), "s": [1, 2]}
 
 
+def test_write_text_replaces_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "vocabulary.txt"
+    assert zd.write_text(target, "über\nSchön\n") == target
+    assert target.read_text(encoding="utf-8") == "über\nSchön\n"  # UTF-8 whatever the locale
+    with pytest.raises(UnicodeEncodeError):
+        zd.write_text(target, "half\n\ud800")  # a lone surrogate cannot be encoded: the write fails midway
+    assert target.read_text(encoding="utf-8") == "über\nSchön\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vocabulary.txt"]  # no temporary left behind
+
+
 # ---------------------------------------------------------------------------
 # registry
 # ---------------------------------------------------------------------------

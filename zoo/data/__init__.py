@@ -9,7 +9,7 @@ derived files go:
   (`ZOO_CACHE_DIR` > `$XDG_CACHE_HOME/zoo` > `~/.cache/zoo`), never the repo.
 - `verify_file`: SHA-256 check of an input file against the data folder's
   `SHA256SUMS`; the digest doubles as the cache key.
-- `atomic_write` / `write_json`: re-exported from `zoo.io`.
+- `atomic_write` / `write_json` / `write_text`: re-exported from `zoo.io`.
 - `DataBundle`, `DATASETS`, `load_dataset`: every loader returns a bundle of
   batched, prefetched `tf.data` pipelines plus JSON-able `info`.
 
@@ -31,7 +31,7 @@ import pathlib
 import threading
 from typing import TYPE_CHECKING, Any
 
-from zoo.io import atomic_write, write_json  # noqa: F401  (re-exported: zoo.data.write_json)
+from zoo.io import atomic_write, write_json, write_text  # noqa: F401  (re-exported: zoo.data.write_json)
 from zoo.registry import Registry, load_families
 
 if TYPE_CHECKING:  # TensorFlow is imported lazily by the loaders
@@ -47,6 +47,7 @@ __all__ = [
     "verify_file",
     "atomic_write",
     "write_json",
+    "write_text",
     "length_sorted_batches",
     "OfflineArchive",
     "Preprocessor",
