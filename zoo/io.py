@@ -28,8 +28,8 @@ import tempfile
 import threading
 from typing import Any, Iterator
 
-__all__ = ["atomic_write", "write_json", "write_text", "read_json", "jsonable", "owned_temp_dir", "remove_stale_temporaries",
-           "die_with_parent", "pid_alive"]
+__all__ = ["atomic_write", "write_json", "write_text", "read_json", "jsonable", "owned_temp_dir",
+           "remove_stale_temporaries", "die_with_parent", "pid_alive"]
 
 # A temporary's name holds its owner's pid: ".<name>.<pid>.<random>.tmp<suffix>" (atomic_write)
 # or "<prefix><pid>-<random>" (owned_temp_dir).
