@@ -14,12 +14,15 @@ over the RMS, and the log-mel standard deviation over time of every
 fourth mel band (mean over every tenth recording): how the five
 microphones differ.
 
-`ensemble`: each RUN_DIR is a finished leave-SPEAKER-out run of
-`bench/speech.py` (e.g. `/tmp/sp2/n_base`, holding
+`ensemble`: each RUN_DIR is the run root of a finished leave-SPEAKER-out
+run of `bench/speech.py` (e.g. `/tmp/sp2/n_base`, holding
 `fsdd_ctc_speaker_SPEAKER/model.keras`).  Every recording of SPEAKER is
-decoded by each model alone and by the average of the models' frame
-posteriors (same frame rate), greedy and single word.  If averaging several
-seeds does not help, the errors are systematic, not seed noise.
+decoded by each model alone and by the models together, greedy and single
+word: their frame posteriors averaged (`ensemble`), their per-frame
+log-probabilities averaged (`ensemble_log_average`), and, single word only,
+their single-word CTC log-likelihoods summed
+(`sequence_level_single_word`).  If averaging several seeds does not help,
+the errors are systematic, not seed noise.
 
 `cnn`: an isolated-digit classifier with the same front end as
 `fsdd_ctc` (noise augmentation, log-mel, per-utterance normalisation,
@@ -49,37 +52,64 @@ from zoo.io import write_json  # noqa: E402
 
 
 def ensemble(args, rec, idx, labels) -> dict:
-    """Greedy / single-word accuracy of each run alone and of their averaged frame posteriors."""
+    """Greedy / single-word accuracy of each run alone and of three ways of combining them.
+
+    - `ensemble`: the members' frame posteriors (probabilities) averaged, then decoded;
+    - `ensemble_log_average`: their per-frame log-probabilities averaged, then decoded;
+    - `sequence_level_single_word`: each member's CTC log-likelihood of every single-word transcript
+      (`single_token_scores`) summed over the members, the best word wins (CTC models of different runs put
+      their one-frame spikes at different frames, so this is the fair way to combine them).
+    """
     import keras
     from keras import ops
 
     from applications.speech.data import pad_waveforms
     from applications.speech.models import output_lengths
-    from applications.speech.task import greedy_decode, single_token_decode
+    from applications.speech.task import greedy_decode, single_token_scores
 
-    posteriors = []  # per run: list of ((B, T, C) probabilities, (B,) frames) per batch of 50
+    members = []  # per run, per batch of 50: ((B, T, C) log-probabilities, (B, C - 1) single-word scores)
+    frames = []  # per batch: (B,) valid frames (the same front end in every run)
     for run in args.runs:
         model = keras.saving.load_model(pathlib.Path(run) / f"fsdd_ctc_speaker_{args.speaker}" / "model.keras",
                                         compile=False)
         batches = []
-        for s in range(0, len(idx), 50):
+        for b, s in enumerate(range(0, len(idx), 50)):
             batch = pad_waveforms([rec.wave(i) for i in idx[s:s + 50]])
-            batches.append((np.asarray(ops.softmax(model(batch, training=False), -1)),
-                            np.asarray(output_lengths(model, batch["length"]))))
-        posteriors.append(batches)
+            if len(frames) <= b:
+                frames.append(np.asarray(output_lengths(model, batch["length"])))
+            logp = np.asarray(ops.log_softmax(model(batch, training=False), -1))
+            batches.append((logp, np.asarray(single_token_scores(logp, frames[b]))))
+        members.append(batches)
 
-    def accuracy(members):
-        greedy = single = 0
-        for b, (_, frames) in enumerate(posteriors[members[0]]):
-            logp = np.log(np.mean([posteriors[m][b][0] for m in members], 0) + 1e-12)
-            ids, best = np.asarray(greedy_decode(logp, frames)), np.asarray(single_token_decode(logp, frames))[:, 0]
-            truth = labels[b * 50:b * 50 + len(ids)]
-            greedy += sum([int(t) for t in row if t >= 0] == [int(y)] for row, y in zip(ids, truth))
-            single += int((best == truth).sum())
-        return {"greedy": greedy / len(labels), "single_word": single / len(labels)}
+    def truth(b):
+        return labels[b * 50:b * 50 + len(frames[b])]
 
-    runs = {run: accuracy([m]) for m, run in enumerate(args.runs)}
-    return {"runs": runs, "ensemble": accuracy(list(range(len(args.runs)))),
+    def single_right(scores, b):
+        return int((scores.argmax(-1) == truth(b)).sum())
+
+    def right(logp, scores, b):
+        """(greedy, single word) right answers of batch `b` decoded from `logp` and scored by `scores`."""
+        ids = np.asarray(greedy_decode(logp, frames[b]))
+        return (sum([int(t) for t in row if t >= 0] == [int(y)] for row, y in zip(ids, truth(b))),
+                single_right(scores, b))
+
+    def accuracy(combine):
+        """Accuracies of the per-batch `(log-probabilities, single-word scores)` that `combine(b)` returns."""
+        counts = np.sum([right(*combine(b), b) for b in range(len(frames))], axis=0)
+        return {"greedy": counts[0] / len(labels), "single_word": counts[1] / len(labels)}
+
+    def frame_average(average):
+        def combine(b):
+            logp = average([m[b][0] for m in members])
+            return logp, np.asarray(single_token_scores(logp, frames[b]))
+        return combine
+
+    runs = {run: accuracy(lambda b, m=m: members[m][b]) for m, run in enumerate(args.runs)}
+    return {"runs": runs,
+            "ensemble": accuracy(frame_average(lambda lps: np.log(np.mean(np.exp(lps), 0) + 1e-12))),
+            "ensemble_log_average": accuracy(frame_average(lambda lps: np.mean(lps, 0))),
+            "sequence_level_single_word": sum(single_right(sum(m[b][1] for m in members), b)
+                                              for b in range(len(frames))) / len(labels),
             "mean_of_runs": {k: float(np.mean([r[k] for r in runs.values()])) for k in ("greedy", "single_word")}}
 
 
@@ -179,6 +209,13 @@ def main(argv=None):
 
     rec = load_fsdd_recordings(args.data_dir)
     idx = np.where(rec.speakers == args.speaker)[0]
+    if args.mode in ("ensemble", "cnn") and not len(idx):
+        p.error(f"unknown speaker {args.speaker!r}; speakers: {', '.join(sorted(set(rec.speakers.tolist())))}")
+    model_file = f"fsdd_ctc_speaker_{args.speaker}/model.keras"
+    missing = [r for r in args.runs if not (pathlib.Path(r) / model_file).is_file()]
+    if args.mode == "ensemble" and missing:
+        p.error(f"no {model_file} in {', '.join(missing)}; give run roots of bench/speech.py runs that held out "
+                f"{args.speaker}")
     probe = {"ensemble": ensemble, "cnn": cnn, "spectra": spectra, "durations": durations}[args.mode]
     result = probe(args, rec, idx, rec.digits[idx].astype(int))
     out = {"command": " ".join(sys.argv), "cpu": cpu_info(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
