@@ -107,7 +107,6 @@ def main(argv=None) -> int:
                       "accuracies": [row["test_accuracy"] for row in mine]}
     result = {"machine": machine, "args": vars(args), "rows": rows, "summary": summary,
               "load_average_at_end": os.getloadavg()[0], "date": time.strftime("%Y-%m-%d")}
-    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     write_json(args.out, result)
 
     ref = summary["1x2"]["images_per_s"]

@@ -183,9 +183,7 @@ def main(argv=None):
                                        "total_seconds": time.perf_counter() - t0,
                                        "val_accuracy_per_epoch": r.history.get("val_accuracy"), "settings": r.config}
 
-    out = pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(out, report)
+    write_json(args.out, report)
     lmr, b, d = report["language_model"], report["baselines"], report["decoding"]
     print(f"| perplexity (test, {lmr['test_tokens']} tokens) | imdb_gpt {lmr['test_perplexity']:.1f} | "
           f"bigram {b['bigram_interpolated']:.1f} | unigram {b['unigram_add_one']:.1f} |")

@@ -221,7 +221,6 @@ def main(argv=None) -> int:
     result = {"model": what, "cpu": cpu, "cores": os.cpu_count(), "seconds": args.seconds,
               "repeats": args.repeats, "load_average_after": os.getloadavg(), "date": time.strftime("%Y-%m-%d"),
               "rows": rows, "raw": raw}
-    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     write_json(args.out, result)
     print(f"\n{what}; {cpu}, {os.cpu_count()} cores\n")
     print("| setting | concurrency | requests/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|")

@@ -92,9 +92,7 @@ def main(argv=None):
     report = {"command": " ".join(["python", *sys.argv]), "cpu": cpu_info(), "tensorflow": tf.__version__,
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "steps": args.steps, "width": args.width,
               "summary": summary, "calls": calls}
-    out = pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(out, report)
+    write_json(args.out, report)
     print(json.dumps(summary, indent=2))
 
 

@@ -140,9 +140,7 @@ def main(argv=None):
     ids = tf.cast(data.preprocessor.encode_source(tf.constant(sources)).to_tensor(0), tf.int32).numpy()
     report["decoding"] = decode_speed(model, ids, args.tokens, args.repeats, args.batch_size)
     report["params"] = int(model.count_params())
-    out = pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(out, report)
+    write_json(args.out, report)
     d = report["decoding"]
     print(f"| decoding ({d['sentences']} sentences, {d['generated_tokens']} tokens each, batch {d['batch_size']}) "
           f"| cached {d['sentences_per_second']['cached']:.1f} sent/s | uncached {d['sentences_per_second']['uncached']:.1f} "
