@@ -67,19 +67,16 @@ def ensemble(args, rec, idx, labels) -> dict:
     from applications.speech.models import output_lengths
     from applications.speech.task import greedy_decode, single_token_scores
 
+    inputs = [pad_waveforms([rec.wave(i) for i in idx[s:s + 50]]) for s in range(0, len(idx), 50)]
     members = []  # per run, per batch of 50: ((B, T, C) log-probabilities, (B, C - 1) single-word scores)
-    frames = []  # per batch: (B,) valid frames (the same front end in every run)
+    frames = None  # per batch: (B,) valid frames (the same front end in every run: taken from the first)
     for run in args.runs:
         model = keras.saving.load_model(pathlib.Path(run) / f"fsdd_ctc_speaker_{args.speaker}" / "model.keras",
                                         compile=False)
-        batches = []
-        for b, s in enumerate(range(0, len(idx), 50)):
-            batch = pad_waveforms([rec.wave(i) for i in idx[s:s + 50]])
-            if len(frames) <= b:
-                frames.append(np.asarray(output_lengths(model, batch["length"])))
-            logp = np.asarray(ops.log_softmax(model(batch, training=False), -1))
-            batches.append((logp, np.asarray(single_token_scores(logp, frames[b]))))
-        members.append(batches)
+        if frames is None:
+            frames = [np.asarray(output_lengths(model, x["length"])) for x in inputs]
+        logps = [np.asarray(ops.log_softmax(model(x, training=False), -1)) for x in inputs]
+        members.append([(lp, np.asarray(single_token_scores(lp, n))) for lp, n in zip(logps, frames)])
 
     def truth(b):
         return labels[b * 50:b * 50 + len(frames[b])]
@@ -211,11 +208,12 @@ def main(argv=None):
     idx = np.where(rec.speakers == args.speaker)[0]
     if args.mode in ("ensemble", "cnn") and not len(idx):
         p.error(f"unknown speaker {args.speaker!r}; speakers: {', '.join(sorted(set(rec.speakers.tolist())))}")
-    model_file = f"fsdd_ctc_speaker_{args.speaker}/model.keras"
-    missing = [r for r in args.runs if not (pathlib.Path(r) / model_file).is_file()]
-    if args.mode == "ensemble" and missing:
-        p.error(f"no {model_file} in {', '.join(missing)}; give run roots of bench/speech.py runs that held out "
-                f"{args.speaker}")
+    if args.mode == "ensemble":
+        model_file = f"fsdd_ctc_speaker_{args.speaker}/model.keras"
+        missing = [r for r in args.runs if not (pathlib.Path(r) / model_file).is_file()]
+        if missing:
+            p.error(f"no {model_file} in {', '.join(missing)}; give run roots of bench/speech.py runs that held out "
+                    f"{args.speaker}")
     probe = {"ensemble": ensemble, "cnn": cnn, "spectra": spectra, "durations": durations}[args.mode]
     result = probe(args, rec, idx, rec.digits[idx].astype(int))
     out = {"command": " ".join(sys.argv), "cpu": cpu_info(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
