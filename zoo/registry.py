@@ -188,6 +188,8 @@ TRAIN_KEYS = {
     "muon_momentum": "momentum of the conv kernels under optimizer=muon",
     "label_smoothing": "label smoothing of the cross-entropy loss",
     "clipnorm": "gradient clipping by global norm (None: off)",
+    "speaker_adversary": "weight of the reversed gradient from a speaker classifier on the encoder (training only; "
+                         "speech recognition; 0 or None: off)",
     "ema": "decay of an exponential moving average of the weights, which the trained model keeps (None or 0: off)",
     "seed": "random seed for weights, shuffling and augmentation",
     "data": "keyword arguments for the dataset loader (augmentation, vocabulary size, ...)",
@@ -416,7 +418,7 @@ def check_train(owner: str, train: Mapping[str, Any]) -> None:
     for key in ("learning_rate", "muon_learning_rate"):
         if key in train:
             need(number(train[key]) and train[key] > 0, key, "a number above 0")
-    for key in ("weight_decay", "warmup"):
+    for key in ("weight_decay", "warmup", "speaker_adversary"):
         if train.get(key) is not None:
             need(number(train[key]) and train[key] >= 0, key, "a number of at least 0")
     for key in ("momentum", "label_smoothing", "muon_momentum", "ema"):

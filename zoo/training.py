@@ -264,10 +264,11 @@ class _RunLogger(keras.callbacks.Callback):
     kill during the final evaluation does not retrain.
     """
 
-    def __init__(self, run: Run, title: str):
+    def __init__(self, run: Run, title: str, saved: keras.Model | None = None):
         super().__init__()
         self.run = run
         self.title = title
+        self.saved = saved  # the model last.keras holds (the trained one when None; see Task.trainee)
         self.history: dict[str, list] = {}
         self.backup = keras.callbacks.BackupAndRestore(str(run.backup), save_freq="epoch", double_checkpoint=True,
                                                        delete_checkpoint=False)
@@ -304,7 +305,7 @@ class _RunLogger(keras.callbacks.Callback):
         for k, v in row.items():
             self.history.setdefault(k, []).append(v)
         self.run.write("history", self.history)
-        save_model(self.model, self.run.last_checkpoint)
+        save_model(self.saved if self.saved is not None else self.model, self.run.last_checkpoint)
         from zoo.plots import plot_curves
 
         plot_curves(self.history, self.run.curves, title=self.title)
@@ -563,10 +564,16 @@ def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, d
                 if hasattr(layer, "adapt_to_training_data"):
                     layer.adapt_to_training_data(data.train)
             loss, metrics = spec.task.compile(spec, train_kw)
+            trainee = model  # what model.fit trains: the model, or a training-only model around it (the task's)
+            if spec.task.trainee is not None:
+                trainee, loss, metrics, data = spec.task.trainee(spec, model, data, train_kw, loss, metrics)
+            elif train_kw.get("speaker_adversary"):
+                raise ValueError(f"{spec.name}: speaker_adversary is a setting of speech recognition; a "
+                                 f"{spec.task.name} model has no speaker labels to train against: leave it out")
             total_steps = steps * int(train_kw["epochs"])
             schedule = make_schedule(train_kw, total_steps, adjustable=budget_minutes is not None)
-            model.compile(optimizer=make_optimizer(train_kw, total_steps, schedule=schedule),
-                          loss=loss, metrics=metrics, jit_compile=jit_compile)
+            trainee.compile(optimizer=make_optimizer(train_kw, total_steps, schedule=schedule),
+                            loss=loss, metrics=metrics, jit_compile=jit_compile)
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
@@ -578,7 +585,7 @@ def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, d
 
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
-    logger = _RunLogger(run, title=spec.name)
+    logger = _RunLogger(run, title=spec.name, saved=model)
     cbs = [
         logger,  # owns BackupAndRestore (see its docstring)
         keras.callbacks.TensorBoard(str(run.logs), write_graph=False, profile_batch=0),
@@ -608,8 +615,8 @@ def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, d
             ([progbar] if progbar else [])
     cbs += list(callbacks)
     train_ds, val_ds = distribution.shard_by_data(data.train), distribution.shard_by_data(data.val)
-    model.fit(train_ds, validation_data=val_ds, epochs=int(train_kw["epochs"]), callbacks=cbs, verbose=verbose,
-              shuffle=False)  # the pipeline shuffles
+    trainee.fit(train_ds, validation_data=val_ds, epochs=int(train_kw["epochs"]), callbacks=cbs, verbose=verbose,
+                shuffle=False)  # the pipeline shuffles
     history = logger.history
     save_model(model, run.model)
 

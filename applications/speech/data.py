@@ -590,16 +590,18 @@ def pad_waveforms(waves: Sequence[np.ndarray], pad_multiple: int = 1) -> dict:
     return {"waveform": x, "length": np.array([len(w) for w in waves], np.int32)}
 
 
-def _pad_batch(waves: list, labels: list, label_width: int, pad_multiple: int):
+def _pad_batch(waves: list, labels: list, label_width: int, pad_multiple: int, speakers=None):
     y = np.full((len(waves), label_width), LABEL_PAD, np.int32)
     for i, lab in enumerate(labels):
         y[i, :len(lab)] = lab
+    if speakers is not None:
+        return pad_waveforms(waves, pad_multiple), (y, np.asarray(speakers, np.int32))
     return pad_waveforms(waves, pad_multiple), y
 
 
 def make_speech_dataset(rec: Recordings, items: Any, *, batch_size: int, training: bool, seed: int = 0,
                         label_width: int, pad_multiple: int = 1600, bucket: int = 8,
-                        connected_per_epoch=None, speed: float = 0.0):
+                        connected_per_epoch=None, speed: float = 0.0, speaker_ids=None):
     """Batched, prefetched `tf.data` pipeline over recordings and connected utterances.
 
     Args:
@@ -619,6 +621,10 @@ def make_speech_dataset(rec: Recordings, items: Any, *, batch_size: int, trainin
         speed: when training, play each example at a random speed in
             `[1 - speed, 1 + speed]` (`speed_perturb`: tempo and pitch
             change together, the usual speed perturbation); 0: off.
+        speaker_ids: optional `{speaker name: class id}`; when given, the
+            labels are `(transcript ids, speaker id)`, the speaker id of an
+            example -1 when its speaker is not in the mapping or a connected
+            utterance mixes speakers (for a speaker-adversarial head).
 
     Training epochs are planned from the examples' lengths alone (order,
     speed factors, length buckets, batch order: the same random draws as
@@ -627,7 +633,8 @@ def make_speech_dataset(rec: Recordings, items: Any, *, batch_size: int, trainin
     work and rendering overlaps training (`prefetch`).
 
     Returns:
-        tf.data.Dataset of `({"waveform": float32 (B, N), "length": int32 (B,)}, int32 (B, label_width))`.
+        tf.data.Dataset of `({"waveform": float32 (B, N), "length": int32 (B,)}, int32 (B, label_width))`;
+        with `speaker_ids`, the labels are `(int32 (B, label_width), int32 (B,))`.
     """
     import tensorflow as tf
 
@@ -648,6 +655,16 @@ def make_speech_dataset(rec: Recordings, items: Any, *, batch_size: int, trainin
 
     lengths = rec.lengths
 
+    def speaker(item):
+        members = item.recordings if isinstance(item, Utterance) else (int(item),)
+        names = set(rec.speakers[list(members)].tolist())
+        return int(speaker_ids.get(names.pop(), -1)) if len(names) == 1 else -1
+
+    def batch(chosen, rendered):
+        """`_pad_batch` of the items `chosen`, rendered as `[(waveform, labels), ...]`."""
+        who = [speaker(it) for it in chosen] if speaker_ids is not None else None
+        return _pad_batch([w for w, _ in rendered], [lab for _, lab in rendered], label_width, pad_multiple, who)
+
     def raw_length(item):
         if isinstance(item, Utterance):
             return int(sum(item.gaps) + sum(int(lengths[i]) for i in item.recordings))
@@ -662,8 +679,8 @@ def make_speech_dataset(rec: Recordings, items: Any, *, batch_size: int, trainin
     def gen():
         if not training:
             for s in range(0, total, batch_size):
-                ex = [example(i) for i in items[s:s + batch_size]]
-                yield _pad_batch([w for w, _ in ex], [lab for _, lab in ex], label_width, pad_multiple)
+                chosen = items[s:s + batch_size]
+                yield batch(chosen, [example(i) for i in chosen])
             return
         # The epoch's order, speeds and batches are planned from lengths alone (the same random draws, in the
         # same order, as rendering first would take), then each batch is rendered when it is asked for: the
@@ -682,15 +699,17 @@ def make_speech_dataset(rec: Recordings, items: Any, *, batch_size: int, trainin
         if drop:  # windows hold whole batches, so only the last one can be short
             batches = [b for b in batches if len(b) == batch_size]
         for k in rng.permutation(len(batches)):
-            waves, labels = [], []
+            rendered = []
             for j in batches[k]:
                 w, lab = example(order[j])
-                waves.append(speed_perturb(w, factors[j]) if speed else w)
-                labels.append(lab)
-            yield _pad_batch(waves, labels, label_width, pad_multiple)
+                rendered.append((speed_perturb(w, factors[j]) if speed else w, lab))
+            yield batch([order[j] for j in batches[k]], rendered)
 
+    labels = tf.TensorSpec([None, label_width], tf.int32)
+    if speaker_ids is not None:
+        labels = (labels, tf.TensorSpec([None], tf.int32))
     sig = ({"waveform": tf.TensorSpec([None, None], tf.float32), "length": tf.TensorSpec([None], tf.int32)},
-           tf.TensorSpec([None, label_width], tf.int32))
+           labels)
     ds = tf.data.Dataset.from_generator(gen, output_signature=sig)
     ds = ds.apply(tf.data.experimental.assert_cardinality(num_batches))
     return ds.prefetch(tf.data.AUTOTUNE)
@@ -706,6 +725,12 @@ class SpeechBundle(DataBundle):
         test_references: reference transcript of each isolated test example.
         connected_references: reference transcript of each connected test utterance.
         connected_members: recording names of each connected test utterance (split purity).
+        speaker_train, speaker_val: `train` and `val` whose labels are
+            `(transcript ids, speaker id)` (`make_speech_dataset(speaker_ids=...)`;
+            ids index `info["train_speakers"]`, -1 for a speaker training
+            never hears): for a speaker-adversarial head
+            (`applications.speech.task.speaker_adversarial`).  Built lazily:
+            nothing is rendered unless they are iterated.
     """
 
     test_connected: Any = None
@@ -713,6 +738,8 @@ class SpeechBundle(DataBundle):
     test_references: list = field(default_factory=list)
     connected_references: list = field(default_factory=list)
     connected_members: list = field(default_factory=list)
+    speaker_train: Any = None
+    speaker_val: Any = None
 
 
 @DATASETS.register("fsdd")
@@ -838,9 +865,13 @@ def fsdd(
             return recorded + connected_utterances(rec, synth_idx, synthetic_count, seed=seed,
                                                    stream=f"{stream}/synthetic", **conn)
     common = dict(batch_size=batch_size, label_width=label_width, pad_multiple=int(pad_multiple))
-    train = make_speech_dataset(rec, list(train_idx) if isolated else [], training=True, seed=seed,
-                                bucket=bucket, connected_per_epoch=per_epoch, speed=float(speed), **common)
+    training = dict(training=True, seed=seed, bucket=bucket, connected_per_epoch=per_epoch, speed=float(speed), **common)
+    train = make_speech_dataset(rec, list(train_idx) if isolated else [], **training)
     test = make_speech_dataset(rec, list(test_idx), training=False, **common)
+    train_speakers = sorted(set(rec.speakers[train_idx].tolist()))
+    ids = {name: k for k, name in enumerate(train_speakers)}
+    speaker_train = make_speech_dataset(rec, list(train_idx) if isolated else [], speaker_ids=ids, **training)
+    speaker_val = make_speech_dataset(rec, list(test_idx), training=False, speaker_ids=ids, **common)
     test_conn, conn_utts = None, []
     if conn and int(conn["num_test"]) > 0:
         # the test set is one speaker per utterance whatever mix_speakers is (mixing is a training augmentation)
@@ -861,6 +892,7 @@ def fsdd(
         "split": split,
         "speakers": sorted(s for s in set(rec.speakers.tolist()) if not s.startswith(SYNTHETIC_PREFIXES)),
         "test_speakers_in_split": sorted(set(rec.speakers[test_idx].tolist())),
+        "train_speakers": train_speakers,  # recorded and synthetic: the classes of a speaker-adversarial head
         "num_train": int(num_train),
         "num_train_recordings": int(len(recorded_train)),
         "num_train_synthetic": int(len(train_idx) - len(recorded_train)),
@@ -895,4 +927,5 @@ def fsdd(
         test_references=[DIGIT_WORDS[int(d)] for d in rec.digits[test_idx]],
         connected_references=[transcript(rec.digits[list(u.recordings)]) for u in conn_utts],
         connected_members=[[str(rec.names[i]) for i in u.recordings] for u in conn_utts],
+        speaker_train=speaker_train, speaker_val=speaker_val,
     )

@@ -36,12 +36,13 @@ from keras import layers, ops
 from applications.speech.data import BLANK_INDEX, DIGIT_WORDS, SAMPLE_RATE, fsdd
 from applications.speech.serving import SpeechServing
 from applications.speech.task import RECOGNITION
-from zoo.layers import SinusoidalPositionEncoding, TransformerEncoderBlock
+from zoo.layers import AttentionPooling, GradientReversal, SinusoidalPositionEncoding, TransformerEncoderBlock
 from zoo.layers.audio import (LogMelSpectrogram, SpecAugment, TimeStretch, UtteranceNormalization, WaveformAugment,
                               frame_mask)
 from zoo.registry import register_model
 
-__all__ = ["fsdd_ctc", "ConvSubsampling", "CTCBlankPadding", "LengthMaskedEncoderBlock", "output_lengths"]
+__all__ = ["fsdd_ctc", "ConvSubsampling", "CTCBlankPadding", "LengthMaskedEncoderBlock", "SpeakerAdversary",
+           "output_lengths"]
 
 _NEG = -1e4
 
@@ -365,3 +366,59 @@ class LengthMaskedEncoderBlock(TransformerEncoderBlock):
 
     def compute_output_shape(self, inputs_shape, frame_lengths_shape=None):
         return inputs_shape
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class SpeakerAdversary(keras.layers.Layer):
+    """A speaker classifier behind gradient reversal: encoder states -> speaker logits (training only).
+
+    Domain-adversarial training (Ganin & Lempitsky, 2015) with the speaker
+    as the domain, as in speaker-invariant training for ASR (Z. Meng et
+    al., "Speaker-Invariant Training via Adversarial Learning", ICASSP
+    2018): the head learns to tell the training speakers apart from the
+    encoder's states, and `GradientReversal(scale)` hands the encoder the
+    opposite of its gradient, so the encoder learns states that say the
+    words but not who says them.  The states are pooled over the valid
+    frames by `AttentionPooling`, then a hidden ReLU layer and the speaker
+    logits.  `applications.speech.task.speaker_adversarial` hangs it on a
+    trained model's final encoder states; the recogniser (and so its
+    export) never contains it.
+
+    Args:
+        num_speakers: int, speaker classes.
+        scale: float >= 0, weight of the reversed gradient the encoder gets.
+        hidden: int, units of the hidden layer.
+        **kwargs: other `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: float `(batch, frames, dim)` encoder states.
+        frame_lengths: int `(batch,)` valid frames of each row.
+
+    Returns:
+        float32 `(batch, num_speakers)` speaker logits.
+    """
+
+    def __init__(self, num_speakers, scale=0.1, hidden=128, **kwargs):
+        super().__init__(**kwargs)
+        if int(num_speakers) < 2:
+            raise ValueError(f"SpeakerAdversary: need at least 2 speakers to tell apart, got {num_speakers}")
+        self.num_speakers, self.scale, self.hidden = int(num_speakers), float(scale), int(hidden)
+        self.reverse = GradientReversal(self.scale, dtype=self.dtype_policy, name="reverse")
+        self.pool = AttentionPooling(dtype=self.dtype_policy, name="pool")
+        self.dense = layers.Dense(self.hidden, activation="relu", dtype=self.dtype_policy, name="hidden")
+        self.out = layers.Dense(self.num_speakers, dtype="float32", name="speaker_logits")
+
+    def build(self, inputs_shape, frame_lengths_shape=None):
+        self.pool.build(inputs_shape)
+        self.dense.build((inputs_shape[0], inputs_shape[-1]))
+        self.out.build((inputs_shape[0], self.hidden))
+
+    def call(self, inputs, frame_lengths):
+        mask = frame_mask(frame_lengths, ops.shape(inputs)[1])
+        return self.out(self.dense(self.pool(self.reverse(inputs), mask=mask)))
+
+    def compute_output_shape(self, inputs_shape, frame_lengths_shape=None):
+        return (inputs_shape[0], self.num_speakers)
+
+    def get_config(self):
+        return {**super().get_config(), "num_speakers": self.num_speakers, "scale": self.scale, "hidden": self.hidden}

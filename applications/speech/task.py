@@ -85,6 +85,42 @@ def recognition_task(spec, train):
     return CTCLoss(), []
 
 
+def speaker_adversarial(spec, model, data, train, loss, metrics):
+    """The model `fit` trains: `model` itself, or with `train["speaker_adversary"] > 0` a speaker-adversarial one.
+
+    The adversarial model shares every weight of `model` and adds a
+    `SpeakerAdversary` head (gradient reversal of that scale, attention
+    pooling, speaker logits `(B, S)`) on the final encoder states
+    (`final_norm`), over `data.info["train_speakers"]` (recorded and
+    synthetic voices): outputs `[CTC logits, speaker logits]`, losses
+    `[loss, sparse cross-entropy ignoring speaker id -1]`, trained on
+    `data.speaker_train` (validation: `data.speaker_val`, where a speaker
+    training never hears has id -1 and adds nothing).  `model` stays the
+    recogniser that is saved and exported, so the head changes what the
+    encoder learns, never the exported graph.
+
+    Returns:
+        `(model to fit, loss, metrics, data to fit on)`.
+    """
+    scale = float(train.get("speaker_adversary") or 0.0)
+    if scale <= 0:
+        return model, loss, metrics, data
+    if getattr(data, "speaker_train", None) is None:
+        raise ValueError(f"{spec.name}: speaker_adversary needs speaker labels, which the {spec.dataset_name} loader "
+                         "does not give; set speaker_adversary=0")
+    import dataclasses
+
+    from applications.speech.models import SpeakerAdversary
+
+    speakers = list(data.info["train_speakers"])
+    head = SpeakerAdversary(len(speakers), scale=scale, name="speaker_adversary")(
+        model.get_layer("final_norm").output, model.get_layer("subsample").output[1])
+    trainee = keras.Model(model.input, [model.output, head], name=f"{model.name}_speaker_adversarial")
+    speaker_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=-1, name="speaker")
+    return (trainee, [loss, speaker_loss], [list(metrics), []],
+            dataclasses.replace(data, train=data.speaker_train, val=data.speaker_val))
+
+
 # ---------------------------------------------------------------------------
 # Decoding
 
@@ -329,7 +365,7 @@ def evaluate_recognition(spec, model, data, run_dir=None, *, beam_width: int = 8
 
 
 RECOGNITION = register_task(
-    "recognition", compile=recognition_task, evaluate=evaluate_recognition,
+    "recognition", compile=recognition_task, evaluate=evaluate_recognition, trainee=speaker_adversarial,
     metrics=("isolated_accuracy", "isolated_accuracy_single_word", "isolated_wer", "per_speaker_accuracy"),
     description="CTC over digit words; isolated-digit accuracy (per speaker), WER on connected digits when the data has them",
 )

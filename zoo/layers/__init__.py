@@ -7,6 +7,7 @@ under the package name ``"zoo"`` so `.keras` files load without
 
 from zoo.layers.audio import LogMelSpectrogram, SpecAugment, TimeStretch, UtteranceNormalization, WaveformAugment
 from zoo.layers.conv import FastBackpropConv2D
+from zoo.layers.gradient import GradientReversal
 from zoo.layers.attention import (
     AttentionPooling,
     MultiHeadAttention,
@@ -25,6 +26,7 @@ from zoo.layers.transformer import (
 __all__ = [
     "AttentionPooling",
     "FastBackpropConv2D",
+    "GradientReversal",
     "LearnedPositionEmbedding",
     "LogMelSpectrogram",
     "MultiHeadAttention",

@@ -39,6 +39,11 @@ class Task:
             these unless it declares its own, and `zoo.evaluation.evaluate`
             refuses a result that lacks one (a bug in the evaluator).
         description: one line for docs and `zoo info`.
+        trainee: optional `(spec, model, data, train, loss, metrics) ->
+            (model to fit, loss, metrics, data)`: a training-only model
+            around `model` (sharing its weights, e.g. an adversarial head)
+            and the data it trains on; `fit` still saves, evaluates and
+            exports `model`.  None: `model` itself is trained.
 
     A task is callable as its `compile`: `task(spec, train) -> (loss, metrics)`.
     """
@@ -48,6 +53,7 @@ class Task:
     evaluate: Callable[..., dict]
     metrics: tuple[str, ...]
     description: str = ""
+    trainee: Callable | None = None
 
     def __call__(self, spec, train: Mapping[str, Any]):
         return self.compile(spec, train)
@@ -69,7 +75,8 @@ def _load_task_modules() -> None:
 TASKS = Registry("task", loader=_load_task_modules)
 
 
-def register_task(name: str, *, compile: Callable, evaluate: Callable, metrics, description: str = "") -> Task:
+def register_task(name: str, *, compile: Callable, evaluate: Callable, metrics, description: str = "",
+                  trainee: Callable | None = None) -> Task:
     """Make a `Task` and index it in `TASKS` under `name`; returns the task for specs to link.
 
     Raises:
@@ -77,5 +84,5 @@ def register_task(name: str, *, compile: Callable, evaluate: Callable, metrics, 
     """
     doc = (description or (compile.__doc__ or "")).strip().splitlines()
     task = Task(name=name, compile=compile, evaluate=evaluate, metrics=tuple(metrics),
-                description=doc[0] if doc else "")
+                description=doc[0] if doc else "", trainee=trainee)
     return TASKS.register(name, task)
