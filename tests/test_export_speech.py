@@ -2,6 +2,7 @@
 
 import json
 
+import keras
 import numpy as np
 import pytest
 
@@ -154,3 +155,33 @@ def test_pcen_front_end_serves_any_padding_like_the_model():
     again = serving.serve(tf.constant(wider), tf.constant(x["length"]))["transcript"].numpy().tolist()
     assert got == again and any(got)
     assert model.get_layer("log_mel").compression == "pcen"
+
+
+def test_speaker_adversarial_training_saves_and_exports_the_plain_recogniser(tmp_path):
+    """The speaker head trains beside the recogniser; model.keras and last.keras hold the recogniser alone."""
+    data = write_fsdd_archive(tmp_path / "fsdd", takes=4, speakers=("george", "lucas", "jackson"))
+    run = tmp_path / "run"
+    result = fit("fsdd_ctc", run_dir=run, data_dir=data, epochs=3, batch_size=8, verbose=0,
+                 overrides={**TINY, "speaker_adversary": 0.5,
+                            "data": {"split": "speaker:jackson", "synthetic": 0, "pad_multiple": 8000,
+                                     "connected": {"num_train": 8, "num_test": 4, "max_digits": 2}}},
+                 eval_options={"beam_width": 1, "verbose": False})
+    history = json.loads((run / "history.json").read_text())
+    assert len(history["speaker_adversary_loss"]) == 3 and all(v > 0 for v in history["speaker_adversary_loss"])
+    assert history["val_speaker_adversary_loss"] == [0.0] * 3  # jackson has no training class: nothing to score
+    assert history["blank_padding_loss"][-1] < history["blank_padding_loss"][0]  # the recogniser still learns
+    plain = zoo.create_model("fsdd_ctc", **TINY)
+    for path in (run / "model.keras", run / "checkpoints" / "last.keras"):
+        model = keras.saving.load_model(path)
+        assert sorted(model.input) == ["length", "waveform"] and len(model.outputs) == 1
+        assert "speaker_adversary" not in [layer.name for layer in model.layers]
+        assert [w.shape for w in model.weights] == [w.shape for w in plain.weights]
+    assert result.model.name == "fsdd_ctc" and "test" in result.metrics
+    out = export_model(run, base_dir=tmp_path / "sm", verify=False)
+    assert (out / "saved_model.pb").exists()
+
+
+def test_speaker_adversary_is_refused_where_there_are_no_speakers(tmp_path):
+    with pytest.raises(ValueError, match="speaker_adversary is a setting of speech recognition"):
+        fit("cifar10_cnn", run_dir=tmp_path / "run", epochs=1, overrides={"speaker_adversary": 0.1})
+    assert not (tmp_path / "run").exists()  # nothing left behind to block the corrected command

@@ -487,6 +487,9 @@ def fit(
         train_kw["data"] = {"preprocessor_from": str(train_kw["init_from"]), **dict(train_kw.get("data", {}))}
     check_train(spec.name, train_kw)
     check_data_settings(spec, train_kw.get("data", {}))
+    if train_kw.get("speaker_adversary") and spec.task.trainee is None:
+        raise ValueError(f"{spec.name}: speaker_adversary is a setting of speech recognition; a {spec.task.name} "
+                         "model has no speaker labels to train against: leave it out")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"{spec.name}: limit must be an integer of at least 1 (examples per split), got {limit!r}")
     distribution.check_global_batch(train_kw["batch_size"], strategy.num_replicas_in_sync)
@@ -567,9 +570,6 @@ def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, d
             trainee = model  # what model.fit trains: the model, or a training-only model around it (the task's)
             if spec.task.trainee is not None:
                 trainee, loss, metrics, data = spec.task.trainee(spec, model, data, train_kw, loss, metrics)
-            elif train_kw.get("speaker_adversary"):
-                raise ValueError(f"{spec.name}: speaker_adversary is a setting of speech recognition; a "
-                                 f"{spec.task.name} model has no speaker labels to train against: leave it out")
             total_steps = steps * int(train_kw["epochs"])
             schedule = make_schedule(train_kw, total_steps, adjustable=budget_minutes is not None)
             trainee.compile(optimizer=make_optimizer(train_kw, total_steps, schedule=schedule),

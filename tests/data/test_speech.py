@@ -206,6 +206,33 @@ def test_bundle_batches_and_info(tiny_fsdd):
     assert set(loso.test_speakers) == {"nicolas"} and loso.info["num_train"] == 30
 
 
+def test_speaker_labelled_pipelines_match_the_plain_ones_and_name_each_speaker(tiny_fsdd):
+    """speaker_train is train with a speaker id per example; a held-out speaker, or a mixed utterance, is -1."""
+    from applications.speech.data import Utterance, make_speech_dataset
+
+    conn = {"num_train": 20, "num_test": 10, "max_digits": 3}
+    b = load_dataset("fsdd", data_dir=tiny_fsdd, batch_size=8, seed=1, split="speaker:lucas", connected=conn)
+    assert b.info["train_speakers"] == ["george", "jackson", "nicolas", "yweweler"]  # lucas never reaches training
+    plain, labelled = list(b.train), list(b.speaker_train)  # first epoch of each: the same draws
+    assert len(plain) == len(labelled) == int(b.train.cardinality())
+    for (x, y), (xs, (ys, who)) in zip(plain, labelled):
+        np.testing.assert_array_equal(x["waveform"].numpy(), xs["waveform"].numpy())
+        np.testing.assert_array_equal(y.numpy(), ys.numpy())
+        assert who.dtype.name == "int32" and who.shape == (8,) and set(who.numpy()) <= {0, 1, 2, 3}
+    assert {int(k) for _, (_, who) in labelled for k in who.numpy()} == {0, 1, 2, 3}
+    assert all(set(who.numpy()) == {-1} for _, (_, who) in b.speaker_val)  # lucas: no training class
+    assert sum(len(who) for _, (_, who) in b.speaker_val) == b.info["num_test"]
+
+    rec = load_fsdd_recordings(tiny_fsdd)
+    g, j = np.flatnonzero(rec.speakers == "george")[:2], np.flatnonzero(rec.speakers == "jackson")[:1]
+    items = [int(g[0]), int(j[0]), Utterance((int(g[0]), int(g[1])), (80, 80, 80)),
+             Utterance((int(g[0]), int(j[0])), (80, 80, 80))]
+    ds = make_speech_dataset(rec, items, batch_size=4, training=False, label_width=2, speaker_ids={"george": 5})
+    (_, (labels, who)), = list(ds)
+    assert who.numpy().tolist() == [5, -1, 5, -1]  # jackson is not in the mapping; the last utterance mixes voices
+    assert labels.numpy()[2].tolist() == [int(rec.digits[g[0]]), int(rec.digits[g[1]])]
+
+
 def test_training_batches_are_rendered_as_they_are_asked_for(tiny_fsdd, monkeypatch):
     """The first batch of an epoch needs about one batch of reads, not the whole epoch's (input headroom)."""
     from applications.speech import data as speech_data

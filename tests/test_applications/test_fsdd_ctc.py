@@ -7,7 +7,8 @@ import tensorflow as tf
 
 import zoo
 from speech_fixtures import tone
-from applications.speech.models import CTCBlankPadding, ConvSubsampling, LengthMaskedEncoderBlock, output_lengths
+from applications.speech.models import (CTCBlankPadding, ConvSubsampling, LengthMaskedEncoderBlock, SpeakerAdversary,
+                                       output_lengths)
 from applications.speech.data import DIGIT_WORDS
 from applications.speech.task import CTCLoss, beam_decode, decode, greedy_decode, ids_to_text, single_token_decode, ids_to_text_tf, word_error_rate
 from applications.speech.task import single_token_scores
@@ -173,7 +174,9 @@ def test_max_freq_bounds_the_band_the_model_hears():
     lambda: CTCBlankPadding(blank_index=4),
     lambda: LengthMaskedEncoderBlock(num_heads=2, intermediate_dim=16, dropout=0.1),
     lambda: CTCLoss(normalize="label_length"),
-], ids=["ConvSubsampling", "ConvSubsamplingDeep", "CTCBlankPadding", "LengthMaskedEncoderBlock", "CTCLoss"])
+    lambda: SpeakerAdversary(num_speakers=7, scale=0.3, hidden=16),
+], ids=["ConvSubsampling", "ConvSubsamplingDeep", "CTCBlankPadding", "LengthMaskedEncoderBlock", "CTCLoss",
+        "SpeakerAdversary"])
 def test_speech_parts_round_trip_through_config(make):
     obj = make()
     config = obj.get_config()
@@ -234,3 +237,55 @@ def test_learns_isolated_synthetic_digits():
     assert accuracy > 0.4, (accuracy, hyp[:10])
     wer = word_error_rate([DIGIT_WORDS[d] for d in yt[:, 0]], hyp)["wer"]
     assert wer < 0.7
+
+
+def _speaker_states(n=96, speakers=4, frames=6, dim=8, seed=0):
+    """Encoder-like states whose mean over valid frames says the speaker; frames past each length are noise."""
+    rng = np.random.default_rng(seed)
+    who = rng.integers(0, speakers, n)
+    centres = rng.normal(size=(speakers, dim)) * 2
+    x = rng.normal(size=(n, frames, dim)).astype(np.float32) + centres[who][:, None, :].astype(np.float32)
+    lengths = rng.integers(2, frames + 1, n).astype(np.int32)
+    for i, k in enumerate(lengths):
+        x[i, k:] = rng.normal(size=(frames - k, dim)) * 10
+    return x, lengths, who.astype(np.int32)
+
+
+def test_speaker_adversary_learns_speakers_while_reversing_its_gradient(tmp_path):
+    keras.utils.set_random_seed(0)
+    x, lengths, who = _speaker_states()
+    states, frames = keras.Input((None, 8)), keras.Input((), dtype="int32")
+    head = SpeakerAdversary(num_speakers=4, scale=0.5, hidden=16, name="adv")
+    model = keras.Model([states, frames], head(states, frames))
+    model.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    before = model.evaluate([x, lengths], who, verbose=0)
+    model.fit([x, lengths], who, epochs=30, batch_size=32, verbose=0)
+    after = model.evaluate([x, lengths], who, verbose=0)
+    assert after[0] < 0.3 * before[0] and after[1] > 0.9, (before, after)  # the head itself learns
+
+    # the states get the head's gradient reversed and scaled, and none on frames past the length
+    twin = SpeakerAdversary(num_speakers=4, scale=1.0, hidden=16)
+    twin(x[:2], lengths[:2])
+    twin.set_weights(head.get_weights())
+
+    def grad(logits_of):
+        v = tf.Variable(x[:16])
+        with tf.GradientTape() as tape:
+            loss = keras.losses.sparse_categorical_crossentropy(who[:16], logits_of(v), from_logits=True)
+        return tape.gradient(loss, v).numpy()
+
+    g_half, g_one = grad(lambda v: head(v, lengths[:16])), grad(lambda v: twin(v, lengths[:16]))
+    # the same classifier without the reversal: what plain training would send the states
+    mask = tf.sequence_mask(lengths[:16], 6)
+    g_plain = grad(lambda v: head.out(head.dense(head.pool(v, mask=mask))))
+    np.testing.assert_allclose(g_one, -g_plain, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(g_half, 0.5 * g_one, rtol=1e-4, atol=1e-7)
+    past = np.arange(6)[None, :] >= lengths[:16, None]
+    assert np.abs(g_one[past]).max() == 0 and np.abs(g_one[~past]).max() > 0
+    model.save(tmp_path / "adv.keras")
+    loaded = keras.saving.load_model(tmp_path / "adv.keras")
+    np.testing.assert_allclose(loaded.predict([x, lengths], verbose=0), model.predict([x, lengths], verbose=0),
+                               atol=1e-5)
+    with pytest.raises(ValueError, match="at least 2 speakers"):
+        SpeakerAdversary(num_speakers=1)
