@@ -217,6 +217,9 @@ def output_lengths(model, length):
         # 100 voices, not 200: two-seed five-voice mean unchanged (88.7% greedy; single word 89.3% -> 89.6%),
         # held-out connected WER 15.4% -> 13.5% (8 of 10 runs lower), worst run 81.6% -> 84.0%, epochs 20% cheaper;
         # conventional 98.4% -> 98.2%, WER 1.37% -> 1.56% over the same two seeds (#15 passes 18-19)
+        # no speaker_adversary (a speaker classifier behind gradient reversal, applications.speech.task): at 0.3 the
+        # encoder hid the voices (the head stayed at the class prior) but unseen voices' five-voice mean fell 88.2% ->
+        # 87.8% at seed 0, 86.8% at 0.05 (bench/RESULTS.md, #15 twenty-first pass)
         "data": {"connected": {"num_train": 1000, "num_test": 500}, "speed": 0.1, "synthetic": 100,
                  "synthetic_connected_share": 0.25},
     },
@@ -380,9 +383,9 @@ class SpeakerAdversary(keras.layers.Layer):
     opposite of its gradient, so the encoder learns states that say the
     words but not who says them.  The states are pooled over the valid
     frames by `AttentionPooling`, then a hidden ReLU layer and the speaker
-    logits.  `applications.speech.task.speaker_adversarial` hangs it on a
-    trained model's final encoder states; the recogniser (and so its
-    export) never contains it.
+    logits.  `applications.speech.task.speaker_adversarial` hangs it on the
+    recogniser's final encoder states in a training-only model; the
+    recogniser (and so its export) never contains it.
 
     Args:
         num_speakers: int, speaker classes.
