@@ -29,7 +29,9 @@ def shared_data_dir():
     d = os.environ.get("ZOO_DATA_DIR") or (str(SHARED_DATA) if SHARED_DATA.is_dir() else "")
     if not d or not pathlib.Path(d).is_dir():
         pytest.skip("no offline data directory (set ZOO_DATA_DIR)")
-    return pathlib.Path(d)
+    # absolute: a relative ZOO_DATA_DIR (`../shared/data`, as the README types it) is the process's, while a
+    # relative path given to verify_file(path, data_dir) is taken inside data_dir
+    return pathlib.Path(d).resolve()
 
 
 def write_archive(root, filename, members):
