@@ -161,12 +161,28 @@ def test_speaker_adversarial_training_saves_and_exports_the_plain_recogniser(tmp
     """The speaker head trains beside the recogniser; model.keras and last.keras hold the recogniser alone."""
     data = write_fsdd_archive(tmp_path / "fsdd", takes=4, speakers=("george", "lucas", "jackson"))
     run = tmp_path / "run"
-    result = fit("fsdd_ctc", run_dir=run, data_dir=data, epochs=3, batch_size=8, verbose=0,
-                 overrides={**TINY, "speaker_adversary": 0.5,
-                            "data": {"split": "speaker:jackson", "synthetic": 0, "pad_multiple": 8000,
-                                     "connected": {"num_train": 8, "num_test": 4, "max_digits": 2}}},
-                 eval_options={"beam_width": 1, "verbose": False})
+
+    class Crash(keras.callbacks.Callback):  # the process dies in epoch 2; the rerun resumes the adversarial model
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch == 1 and batch == 2:
+                raise RuntimeError("simulated crash in epoch 2")
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+    def train(callbacks=()):
+        return fit("fsdd_ctc", run_dir=run, data_dir=data, epochs=3, batch_size=8, verbose=0, callbacks=list(callbacks),
+                   overrides={**TINY, "speaker_adversary": 0.5,
+                              "data": {"split": "speaker:jackson", "synthetic": 0, "pad_multiple": 8000,
+                                       "connected": {"num_train": 8, "num_test": 4, "max_digits": 2}}},
+                   eval_options={"beam_width": 1, "verbose": False})
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train([Crash()])
+    assert json.loads((run / "history.json").read_text())["epoch"] == [1]
+    result = train()
     history = json.loads((run / "history.json").read_text())
+    assert history["epoch"] == [1, 2, 3]
     assert len(history["speaker_adversary_loss"]) == 3 and all(v > 0 for v in history["speaker_adversary_loss"])
     assert history["val_speaker_adversary_loss"] == [0.0] * 3  # jackson has no training class: nothing to score
     assert history["blank_padding_loss"][-1] < history["blank_padding_loss"][0]  # the recogniser still learns
