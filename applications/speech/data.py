@@ -725,12 +725,13 @@ class SpeechBundle(DataBundle):
         test_references: reference transcript of each isolated test example.
         connected_references: reference transcript of each connected test utterance.
         connected_members: recording names of each connected test utterance (split purity).
-        speaker_train, speaker_val: `train` and `val` whose labels are
-            `(transcript ids, speaker id)` (`make_speech_dataset(speaker_ids=...)`;
-            ids index `info["train_speakers"]`, -1 for a speaker training
-            never hears): for a speaker-adversarial head
-            (`applications.speech.task.speaker_adversarial`).  Built lazily:
-            nothing is rendered unless they are iterated.
+        speaker_pipelines: `() -> (train, val)` like `train` and `val` but
+            whose labels are `(transcript ids, speaker id)`
+            (`make_speech_dataset(speaker_ids=...)`; ids index
+            `info["train_speakers"]`, -1 for a speaker training never hears):
+            for a speaker-adversarial head
+            (`applications.speech.task.speaker_adversarial`), which alone
+            builds them, so a plain load pays nothing for them.
     """
 
     test_connected: Any = None
@@ -738,8 +739,7 @@ class SpeechBundle(DataBundle):
     test_references: list = field(default_factory=list)
     connected_references: list = field(default_factory=list)
     connected_members: list = field(default_factory=list)
-    speaker_train: Any = None
-    speaker_val: Any = None
+    speaker_pipelines: Any = None
 
 
 @DATASETS.register("fsdd")
@@ -869,9 +869,11 @@ def fsdd(
     train = make_speech_dataset(rec, list(train_idx) if isolated else [], **training)
     test = make_speech_dataset(rec, list(test_idx), training=False, **common)
     train_speakers = sorted(set(rec.speakers[train_idx].tolist()))
-    ids = {name: k for k, name in enumerate(train_speakers)}
-    speaker_train = make_speech_dataset(rec, list(train_idx) if isolated else [], speaker_ids=ids, **training)
-    speaker_val = make_speech_dataset(rec, list(test_idx), training=False, speaker_ids=ids, **common)
+
+    def speaker_pipelines():
+        ids = {name: k for k, name in enumerate(train_speakers)}
+        return (make_speech_dataset(rec, list(train_idx) if isolated else [], speaker_ids=ids, **training),
+                make_speech_dataset(rec, list(test_idx), training=False, speaker_ids=ids, **common))
     test_conn, conn_utts = None, []
     if conn and int(conn["num_test"]) > 0:
         # the test set is one speaker per utterance whatever mix_speakers is (mixing is a training augmentation)
@@ -927,5 +929,5 @@ def fsdd(
         test_references=[DIGIT_WORDS[int(d)] for d in rec.digits[test_idx]],
         connected_references=[transcript(rec.digits[list(u.recordings)]) for u in conn_utts],
         connected_members=[[str(rec.names[i]) for i in u.recordings] for u in conn_utts],
-        speaker_train=speaker_train, speaker_val=speaker_val,
+        speaker_pipelines=speaker_pipelines,
     )

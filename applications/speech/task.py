@@ -94,7 +94,7 @@ def speaker_adversarial(spec, model, data, train, loss, metrics):
     (`final_norm`), over `data.info["train_speakers"]` (recorded and
     synthetic voices): outputs `[CTC logits, speaker logits]`, losses
     `[loss, sparse cross-entropy ignoring speaker id -1]`, trained on
-    `data.speaker_train` (validation: `data.speaker_val`, where a speaker
+    `data.speaker_pipelines()` (validation: its second, where a speaker
     training never hears has id -1 and adds nothing).  `model` stays the
     recogniser that is saved and exported, so the head changes what the
     encoder learns, never the exported graph.
@@ -105,20 +105,21 @@ def speaker_adversarial(spec, model, data, train, loss, metrics):
     scale = float(train.get("speaker_adversary") or 0.0)
     if scale <= 0:
         return model, loss, metrics, data
-    if getattr(data, "speaker_train", None) is None:
+    if getattr(data, "speaker_pipelines", None) is None:
         raise ValueError(f"{spec.name}: speaker_adversary needs speaker labels, which the {spec.dataset_name} loader "
                          "does not give; set speaker_adversary=0")
     import dataclasses
 
     from applications.speech.models import SpeakerAdversary
+    from zoo.data import without_autotune_thread
 
     speakers = list(data.info["train_speakers"])
     head = SpeakerAdversary(len(speakers), scale=scale, name="speaker_adversary")(
         model.get_layer("final_norm").output, model.get_layer("subsample").output[1])
     trainee = keras.Model(model.input, [model.output, head], name=f"{model.name}_speaker_adversarial")
     speaker_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=-1, name="speaker")
-    return (trainee, [loss, speaker_loss], [list(metrics), []],
-            dataclasses.replace(data, train=data.speaker_train, val=data.speaker_val))
+    train_ds, val_ds = (without_autotune_thread(ds) for ds in data.speaker_pipelines())  # as every bundle's are
+    return trainee, [loss, speaker_loss], [list(metrics), []], dataclasses.replace(data, train=train_ds, val=val_ds)
 
 
 # ---------------------------------------------------------------------------

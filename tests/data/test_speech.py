@@ -207,21 +207,22 @@ def test_bundle_batches_and_info(tiny_fsdd):
 
 
 def test_speaker_labelled_pipelines_match_the_plain_ones_and_name_each_speaker(tiny_fsdd):
-    """speaker_train is train with a speaker id per example; a held-out speaker, or a mixed utterance, is -1."""
+    """speaker_pipelines() is (train, val) with a speaker id per example; a held-out speaker, or a mixed utterance, is -1."""
     from applications.speech.data import Utterance, make_speech_dataset
 
     conn = {"num_train": 20, "num_test": 10, "max_digits": 3}
     b = load_dataset("fsdd", data_dir=tiny_fsdd, batch_size=8, seed=1, split="speaker:lucas", connected=conn)
     assert b.info["train_speakers"] == ["george", "jackson", "nicolas", "yweweler"]  # lucas never reaches training
-    plain, labelled = list(b.train), list(b.speaker_train)  # first epoch of each: the same draws
+    speaker_train, speaker_val = b.speaker_pipelines()
+    plain, labelled = list(b.train), list(speaker_train)  # first epoch of each: the same draws
     assert len(plain) == len(labelled) == int(b.train.cardinality())
     for (x, y), (xs, (ys, who)) in zip(plain, labelled):
         np.testing.assert_array_equal(x["waveform"].numpy(), xs["waveform"].numpy())
         np.testing.assert_array_equal(y.numpy(), ys.numpy())
         assert who.dtype.name == "int32" and who.shape == (8,) and set(who.numpy()) <= {0, 1, 2, 3}
     assert {int(k) for _, (_, who) in labelled for k in who.numpy()} == {0, 1, 2, 3}
-    assert all(set(who.numpy()) == {-1} for _, (_, who) in b.speaker_val)  # lucas: no training class
-    assert sum(len(who) for _, (_, who) in b.speaker_val) == b.info["num_test"]
+    assert all(set(who.numpy()) == {-1} for _, (_, who) in speaker_val)  # lucas: no training class
+    assert sum(len(who) for _, (_, who) in speaker_val) == b.info["num_test"]
 
     rec = load_fsdd_recordings(tiny_fsdd)
     g, j = np.flatnonzero(rec.speakers == "george")[:2], np.flatnonzero(rec.speakers == "jackson")[:1]
