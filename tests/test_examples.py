@@ -118,7 +118,11 @@ def test_cifar10_preset_narrows_where_training_runs_in_float32(monkeypatch):
     assert example.preset("cifar10_airbench", "mixed") == f32
     monkeypatch.setattr(zoo.training, "_cpu_has_bf16", lambda: True)
     assert example.preset("cifar10_airbench", "mixed") == bf16
-    assert example.preset("cifar10_airbench", "float32", full=True) == {}
+    full = example.preset("cifar10_airbench", "float32", full=True)  # airbench94_muon at the spec's widths, any precision
+    assert full == {"optimizer": "muon", "warmup": 0.0, "data": {"alternate_flip": True}} and "widths" not in full
+    full["data"]["alternate_flip"] = False  # a copy: --set on one run cannot change the recipe
+    assert example.FULL_RECIPES["cifar10_airbench"]["data"]["alternate_flip"] is True
+    assert example.preset("cifar10_resnet", "mixed_bfloat16", full=True) == {}  # no full recipe: the spec's own
     assert example.preset("cifar10_resnet", "float32") == example.CPU_PRESETS["cifar10_resnet"]
 
 
