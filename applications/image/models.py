@@ -438,8 +438,9 @@ def cifar10_airbench(
     of the run; `examples/train_cifar10.py` uses them.  airbench94_muon's
     optimizer is a training setting: `optimizer="muon"` (Muon on the conv
     kernels, `zoo.optimizers.MuonSGD`) with `warmup=0`, which the example's
-    CPU preset uses.  Not carried over: training the whitening bias for 3
-    epochs only.
+    CPU preset and its `--full` use (with alternating flip: 94.28% at these
+    widths on the lossless release, bench/RESULTS.md round 12).  Not carried
+    over: training the whitening bias for 3 epochs only.
 
     Args:
         num_classes: number of output logits.
