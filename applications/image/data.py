@@ -341,6 +341,36 @@ def _augmented_pixel_index(idx, seed, *, shape, pad: int, flip: bool, cutout: in
     return pixels
 
 
+def jpeg_copy(images, qualities, batch_size: int = 1024):
+    """Every image JPEG-encoded at its own quality and decoded again (`tf.image.adjust_jpeg_quality`).
+
+    Args:
+        images: uint8 `(N, H, W, 3)`.
+        qualities: int `(N,)` in [1, 100], one JPEG quality per image.
+        batch_size: images per parallel map call (memory only).
+
+    Returns:
+        uint8 `(N, H, W, 3)`: what a JPEG upload of each image decodes to
+        (4:2:0 chroma, the common default of JPEG writers).
+    """
+    import tensorflow as tf
+
+    images = np.asarray(images)
+    qualities = np.asarray(qualities, np.int32)
+    if images.ndim != 4 or images.dtype != np.uint8 or images.shape[-1] != 3:
+        raise DataError(f"jpeg_copy: expected uint8 RGB images (N, H, W, 3), got {images.dtype} {images.shape}")
+    if qualities.shape != (len(images),) or (len(qualities) and not (1 <= qualities.min() <= qualities.max() <= 100)):
+        raise DataError(f"jpeg_copy: expected one quality in [1, 100] per image ({len(images)}), got {qualities}")
+    ds = tf.data.Dataset.from_tensor_slices((images, qualities)).map(
+        lambda x, q: tf.image.adjust_jpeg_quality(x, q), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    out = np.empty_like(images)
+    at = 0
+    for chunk in ds.batch(batch_size).as_numpy_iterator():
+        out[at:at + len(chunk)] = chunk
+        at += len(chunk)
+    return out
+
+
 def make_image_dataset(
     images,
     labels,
@@ -353,6 +383,8 @@ def make_image_dataset(
     flip: bool = True,
     cutout: int = 0,
     alternate_flip: bool = False,
+    jpeg_prob: float = 0.0,
+    jpeg_quality=(60, 95),
     drop_remainder: bool | None = None,
 ):
     """Batched, prefetched `tf.data` pipeline over in-memory images.
@@ -367,7 +399,12 @@ def make_image_dataset(
     2024) the flips are not drawn anew each epoch: every image gets one
     random bit from `seed` for the first pass, and each later pass over the
     pipeline flips exactly the images the previous pass did not, so every
-    image is seen both ways in any two consecutive epochs.  Eval: plain
+    image is seen both ways in any two consecutive epochs.  With `jpeg_prob`
+    each training image comes, with that probability per use, from a
+    JPEG-re-encoded copy of the set made once (`jpeg_copy`, one quality per
+    image uniform in `jpeg_quality`), before crop and flip: a model trained
+    on lossless images (tensorflow-datasets) then also knows what JPEG
+    uploads of them look like, at no cost per epoch.  Eval: plain
     batches in order.
     `prefetch(AUTOTUNE)` comes last.
 
@@ -388,6 +425,9 @@ def make_image_dataset(
         alternate_flip: flip each image on alternate passes instead of at
             random (needs `flip`); the pass count lives in the pipeline, so
             a restarted process starts again from the first pass's flips.
+        jpeg_prob: probability that a training image is drawn from the JPEG
+            copy (0: no copy is made; needs RGB images and `augment`).
+        jpeg_quality: `(low, high)` JPEG qualities of the copy, inclusive.
         drop_remainder: drop the last partial batch; None: when training and
             N >= batch_size (fixed shapes for compiled steps), else keep it.
 
@@ -416,17 +456,33 @@ def make_image_dataset(
         raise DataError(f"make_image_dataset: cutout must be in [0, {max(h, w)}], got {cutout}")
     if alternate_flip and not (flip and augment):
         raise DataError("make_image_dataset: alternate_flip needs flip=True and augment=True")
-    if n * h * w + 1 >= 2**31:
+    jpeg_prob = float(jpeg_prob)
+    if not 0.0 <= jpeg_prob <= 1.0:
+        raise DataError(f"make_image_dataset: jpeg_prob must be in [0, 1], got {jpeg_prob}")
+    try:
+        q_low, q_high = (int(q) for q in jpeg_quality)
+    except (TypeError, ValueError):
+        raise DataError(f"make_image_dataset: jpeg_quality must be (low, high), got {jpeg_quality!r}") from None
+    if not 1 <= q_low <= q_high <= 100:
+        raise DataError(f"make_image_dataset: jpeg_quality must satisfy 1 <= low <= high <= 100, got {jpeg_quality!r}")
+    jpeg = bool(training and augment and jpeg_prob > 0)
+    if jpeg and c != 3:
+        raise DataError(f"make_image_dataset: jpeg_prob needs RGB images, got {c} channels")
+    copies = 2 if jpeg else 1
+    if copies * n * h * w + 1 >= 2**31:
         raise DataError(f"make_image_dataset: {n} images of {h}x{w} are too many for int32 pixel indices")
     batch_size = int(batch_size)
     if drop_remainder is None:
         drop_remainder = bool(training and n >= batch_size)
-    augmenting = bool(training and augment and (pad or flip or cutout))
+    augmenting = bool(training and augment and (pad or flip or cutout or jpeg))
 
     labels_t = tf.constant(labels.astype(np.int32, copy=False))
     if augmenting:
-        # One row per pixel, plus the cutout fill pixel at index n*h*w.
+        # One row per pixel (the JPEG copy's after the originals'), plus the cutout fill pixel last.
         flat = images.reshape(n * h * w, c)
+        if jpeg:
+            qualities = np.random.default_rng([int(seed), 0x1E6]).integers(q_low, q_high + 1, n)
+            flat = np.concatenate([flat, jpeg_copy(images, qualities).reshape(n * h * w, c)])
         if cutout:
             flat = np.concatenate([flat, np.full((1, c), 128, np.uint8)])
         table = tf.constant(flat)
@@ -471,8 +527,13 @@ def make_image_dataset(
     if augmenting:
 
         def load(idx, batch_seed, flip_mask=None):
+            source = idx
+            if jpeg:  # row of the JPEG copy: index + n (a seed of its own, so the other draws do not change)
+                use = tf.random.stateless_uniform(tf.shape(idx), seed=tf.random.experimental.stateless_fold_in(
+                    batch_seed, 0x1E6)) < jpeg_prob
+                source = idx + tf.cast(use, tf.int32) * n
             pixels = _augmented_pixel_index(
-                idx, batch_seed, shape=(h, w), pad=pad, flip=flip, cutout=cutout, fill_index=n * h * w,
+                source, batch_seed, shape=(h, w), pad=pad, flip=flip, cutout=cutout, fill_index=copies * n * h * w,
                 flip_mask=flip_mask,
             )
             x = tf.reshape(tf.gather(table, pixels), [-1, h, w, c])
@@ -527,6 +588,8 @@ def cifar10(
     flip: bool = True,
     cutout: int = 0,
     alternate_flip: bool = False,
+    jpeg_prob: float = 0.0,
+    jpeg_quality=(60, 95),
     val_split: float = 0.0,
 ) -> DataBundle:
     """CIFAR-10 as a `DataBundle` of uint8 image pipelines.
@@ -545,8 +608,10 @@ def cifar10(
             runs).  The archive is ordered by class, so train (and test) are
             first shuffled with `seed`, then cut; `val` is carved before the cut.
         seed: seed of the subsets, the shuffle and the augmentation.
-        augment, pad, flip, cutout, alternate_flip: training augmentation
-            (see `make_image_dataset`).
+        augment, pad, flip, cutout, alternate_flip, jpeg_prob, jpeg_quality:
+            training augmentation (see `make_image_dataset`).  `jpeg_prob`
+            is for lossless training images (tensorflow-datasets) served as
+            JPEG uploads; the offline copy is JPEG already.
         val_split: fraction of train held out for validation, in [0, 1).
 
     Returns:
@@ -586,6 +651,9 @@ def cifar10(
     aug = {"augment": bool(augment), "pad": int(pad), "flip": bool(flip), "cutout": int(cutout)}
     if alternate_flip:
         aug["alternate_flip"] = True
+    if float(jpeg_prob) > 0:
+        aug["jpeg_prob"] = float(jpeg_prob)
+        aug["jpeg_quality"] = [int(q) for q in jpeg_quality]
     train = make_image_dataset(tx, ty, batch_size=batch_size, training=True, seed=seed, **aug)
     test = make_image_dataset(ex, ey, batch_size=batch_size, training=False)
     if val_idx is not None:

@@ -311,6 +311,50 @@ def test_seeded_reproducibility_across_epochs():
     assert not _same(a1, c1)  # another seed differs
 
 
+def test_jpeg_copy_is_what_a_jpeg_file_decodes_to():
+    x = np.stack([_image(c, i) for c in range(3) for i in range(2)])
+    q = np.array([30, 60, 90, 30, 60, 90])
+    out = zi.jpeg_copy(x, q, batch_size=4)  # batches that do not divide N
+    assert out.shape == x.shape and out.dtype == np.uint8
+    for img, quality, got in zip(x, q, out):
+        want = tf.io.decode_jpeg(tf.io.encode_jpeg(img, quality=int(quality)), channels=3).numpy()
+        assert np.array_equal(got, want)
+    err = np.abs(out.astype(int) - x).mean(axis=(1, 2, 3))
+    assert err[0] > err[2] > 0  # quality 30 loses more than 90, and 90 is not lossless
+    with pytest.raises(DataError, match="quality"):
+        zi.jpeg_copy(x, np.full(len(x), 101))
+
+
+def test_jpeg_augmentation_mixes_originals_and_jpeg_copies():
+    x, _ = _arrays(64)
+    y = np.arange(64, dtype=np.int32)
+    kw = dict(batch_size=64, training=True, pad=0, flip=False, jpeg_quality=(50, 50), seed=5)
+    (xb, yb), = _epoch(make_image_dataset(x, y, jpeg_prob=0.5, **kw))
+    copy = zi.jpeg_copy(x, np.full(64, 50))
+    original = [np.array_equal(img, x[l]) for img, l in zip(xb, yb)]
+    jpeg = [np.array_equal(img, copy[l]) for img, l in zip(xb, yb)]
+    assert all(o != j for o, j in zip(original, jpeg))  # each image is one or the other, exactly
+    assert 16 < sum(jpeg) < 48
+    (all_jpeg, ly), = _epoch(make_image_dataset(x, y, jpeg_prob=1.0, **kw))
+    assert np.array_equal(all_jpeg, copy[ly])
+    (xe, ye), = _epoch(make_image_dataset(x, y, batch_size=64, training=False, jpeg_prob=1.0))
+    assert np.array_equal(xe, x)  # evaluation never sees the copy
+    # off by default, and on it leaves the crop/flip draws and the order as they were
+    plain, = _epoch(make_image_dataset(x, y, batch_size=64, training=True, seed=5))
+    mixed, = _epoch(make_image_dataset(x, y, batch_size=64, training=True, seed=5, jpeg_prob=1e-9))
+    assert _same([plain], [mixed])
+
+
+def test_bad_jpeg_settings():
+    x, y = _arrays(8)
+    with pytest.raises(DataError, match="jpeg_prob"):
+        make_image_dataset(x, y, batch_size=4, training=True, jpeg_prob=1.5)
+    with pytest.raises(DataError, match="jpeg_quality"):
+        make_image_dataset(x, y, batch_size=4, training=True, jpeg_prob=0.5, jpeg_quality=(90, 40))
+    with pytest.raises(DataError, match="jpeg_quality"):
+        make_image_dataset(x, y, batch_size=4, training=True, jpeg_prob=0.5, jpeg_quality=75)
+
+
 def test_bad_settings():
     x, y = _arrays(8)
     with pytest.raises(DataError, match="pad"):
@@ -339,6 +383,9 @@ def test_cifar10_bundle_defaults(data_dir):
     assert b.preprocessor is None
     x, yb = next(iter(b.train))
     assert x.shape == (8, 32, 32, 3) and x.dtype == tf.uint8 and yb.dtype == tf.int32
+    jpeg = load_dataset("cifar10", data_dir=data_dir, batch_size=8, jpeg_prob=0.25, jpeg_quality=(70, 80))
+    assert jpeg.info["augmentation"]["jpeg_prob"] == 0.25 and jpeg.info["augmentation"]["jpeg_quality"] == [70, 80]
+    json.dumps(jpeg.info)
 
 
 def test_cifar10_limit_mixes_classes(data_dir):
