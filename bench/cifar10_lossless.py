@@ -15,7 +15,10 @@ in their original order, labels as JSON).  This script
   difference per image; a different image differs by tens of levels);
 - `train`: runs `examples/train_cifar10.py` (any of its flags) on the zoo's
   user path with no data folder, the lossless arrays standing in for TFDS's
-  download (the only thing replaced: `applications.image.data._cifar10_from_tfds`);
+  download (the only thing replaced: `applications.image.data._cifar10_from_tfds`),
+  so the loader's defaults for that source apply (since round 13 half the
+  training images come from a JPEG re-encoding: `--set data.jpeg_prob=0`
+  gives round 12's runs);
 - `cross`: evaluates a finished run on both test sets (the run's own
   evaluation options: flip + translate TTA for airbench), so a model trained on
   one copy is also measured on the other.

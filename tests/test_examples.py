@@ -119,7 +119,7 @@ def test_cifar10_preset_narrows_where_training_runs_in_float32(monkeypatch):
     monkeypatch.setattr(zoo.training, "_cpu_has_bf16", lambda: True)
     assert example.preset("cifar10_airbench", "mixed") == bf16
     full = example.preset("cifar10_airbench", "float32", full=True)  # airbench94_muon at the spec's widths, any precision
-    assert full == {"optimizer": "muon", "warmup": 0.0, "data": {"alternate_flip": True}} and "widths" not in full
+    assert full == {"optimizer": "muon", "warmup": 0.0, "data": {"alternate_flip": True, "jpeg_prob": 0.0}} and "widths" not in full
     full["data"]["alternate_flip"] = False  # a copy: --set on one run cannot change the recipe
     assert example.FULL_RECIPES["cifar10_airbench"]["data"]["alternate_flip"] is True
     assert example.preset("cifar10_resnet", "mixed_bfloat16", full=True) == {}  # no full recipe: the spec's own

@@ -388,6 +388,20 @@ def test_cifar10_bundle_defaults(data_dir):
     json.dumps(jpeg.info)
 
 
+def test_cifar10_jpeg_copy_by_default_only_for_lossless_sources(data_dir, monkeypatch):
+    x, y = _arrays(40)
+    monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
+    monkeypatch.setattr(zi, "_cifar10_from_tfds", lambda split: (x, y))  # the lossless source
+    lossless = load_dataset("cifar10", batch_size=8)
+    assert lossless.info["source"] == "tensorflow-datasets:cifar10"
+    assert lossless.info["augmentation"]["jpeg_prob"] == zi.LOSSLESS_JPEG_PROB > 0
+    assert "jpeg_prob" not in load_dataset("cifar10", batch_size=8, jpeg_prob=0).info["augmentation"]
+    archive = load_dataset("cifar10", data_dir=data_dir, batch_size=8)  # JPEG already
+    assert "jpeg_prob" not in archive.info["augmentation"]
+    with pytest.raises(DataError, match="jpeg_prob"):
+        load_dataset("cifar10", batch_size=8, jpeg_prob="often")
+
+
 def test_cifar10_limit_mixes_classes(data_dir):
     b = load_dataset("cifar10", data_dir=data_dir, batch_size=64, limit=15, augment=False)
     assert (b.info["num_train"], b.info["num_test"]) == (15, 15)
