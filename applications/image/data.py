@@ -456,9 +456,13 @@ def make_image_dataset(
         raise DataError(f"make_image_dataset: cutout must be in [0, {max(h, w)}], got {cutout}")
     if alternate_flip and not (flip and augment):
         raise DataError("make_image_dataset: alternate_flip needs flip=True and augment=True")
-    jpeg_prob = float(jpeg_prob)
-    if not 0.0 <= jpeg_prob <= 1.0:
-        raise DataError(f"make_image_dataset: jpeg_prob must be in [0, 1], got {jpeg_prob}")
+    try:
+        prob = float(jpeg_prob)
+    except (TypeError, ValueError):
+        prob = float("nan")
+    if not 0.0 <= prob <= 1.0:
+        raise DataError(f"make_image_dataset: jpeg_prob must be a probability in [0, 1], got {jpeg_prob!r}")
+    jpeg_prob = prob
     try:
         q_low, q_high = (int(q) for q in jpeg_quality)
     except (TypeError, ValueError):
@@ -667,7 +671,7 @@ def cifar10(
         jpeg_prob = float(jpeg_prob)
     except (TypeError, ValueError):
         raise DataError(f"cifar10: jpeg_prob must be a probability in [0, 1], got {jpeg_prob!r}") from None
-    if jpeg_prob > 0:
+    if jpeg_prob != 0:  # out-of-range values are named by make_image_dataset
         aug["jpeg_prob"] = float(jpeg_prob)
         aug["jpeg_quality"] = [int(q) for q in jpeg_quality]
     train = make_image_dataset(tx, ty, batch_size=batch_size, training=True, seed=seed, **aug)

@@ -349,6 +349,8 @@ def test_bad_jpeg_settings():
     x, y = _arrays(8)
     with pytest.raises(DataError, match="jpeg_prob"):
         make_image_dataset(x, y, batch_size=4, training=True, jpeg_prob=1.5)
+    with pytest.raises(DataError, match="jpeg_prob .*'often'"):
+        make_image_dataset(x, y, batch_size=4, training=True, jpeg_prob="often")
     with pytest.raises(DataError, match="jpeg_quality"):
         make_image_dataset(x, y, batch_size=4, training=True, jpeg_prob=0.5, jpeg_quality=(90, 40))
     with pytest.raises(DataError, match="jpeg_quality"):
