@@ -404,7 +404,7 @@ def make_image_dataset(
     JPEG-re-encoded copy of the set made once (`jpeg_copy`, one quality per
     image uniform in `jpeg_quality`), before crop and flip: a model trained
     on lossless images (tensorflow-datasets) then also knows what JPEG
-    uploads of them look like, at no cost per epoch.  Eval: plain
+    uploads of them look like; nothing is encoded during the epochs.  Eval: plain
     batches in order.
     `prefetch(AUTOTUNE)` comes last.
 
