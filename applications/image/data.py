@@ -371,6 +371,23 @@ def jpeg_copy(images, qualities, batch_size: int = 1024):
     return out
 
 
+def _jpeg_settings(caller: str, jpeg_prob, jpeg_quality) -> tuple[float, tuple[int, int]]:
+    """`(probability, (low, high))` from the JPEG re-encoding settings, or a `DataError` naming the bad one."""
+    try:
+        prob = float(jpeg_prob)
+    except (TypeError, ValueError):
+        prob = float("nan")
+    if not 0.0 <= prob <= 1.0:
+        raise DataError(f"{caller}: jpeg_prob must be a probability in [0, 1], got {jpeg_prob!r}")
+    try:
+        q_low, q_high = (int(q) for q in jpeg_quality)
+    except (TypeError, ValueError):
+        raise DataError(f"{caller}: jpeg_quality must be (low, high), got {jpeg_quality!r}") from None
+    if not 1 <= q_low <= q_high <= 100:
+        raise DataError(f"{caller}: jpeg_quality must satisfy 1 <= low <= high <= 100, got {jpeg_quality!r}")
+    return prob, (q_low, q_high)
+
+
 def make_image_dataset(
     images,
     labels,
@@ -456,19 +473,7 @@ def make_image_dataset(
         raise DataError(f"make_image_dataset: cutout must be in [0, {max(h, w)}], got {cutout}")
     if alternate_flip and not (flip and augment):
         raise DataError("make_image_dataset: alternate_flip needs flip=True and augment=True")
-    try:
-        prob = float(jpeg_prob)
-    except (TypeError, ValueError):
-        prob = float("nan")
-    if not 0.0 <= prob <= 1.0:
-        raise DataError(f"make_image_dataset: jpeg_prob must be a probability in [0, 1], got {jpeg_prob!r}")
-    jpeg_prob = prob
-    try:
-        q_low, q_high = (int(q) for q in jpeg_quality)
-    except (TypeError, ValueError):
-        raise DataError(f"make_image_dataset: jpeg_quality must be (low, high), got {jpeg_quality!r}") from None
-    if not 1 <= q_low <= q_high <= 100:
-        raise DataError(f"make_image_dataset: jpeg_quality must satisfy 1 <= low <= high <= 100, got {jpeg_quality!r}")
+    jpeg_prob, (q_low, q_high) = _jpeg_settings("make_image_dataset", jpeg_prob, jpeg_quality)
     jpeg = bool(training and augment and jpeg_prob > 0)
     if jpeg and c != 3:
         raise DataError(f"make_image_dataset: jpeg_prob needs RGB images, got {c} channels")
@@ -667,13 +672,10 @@ def cifar10(
         aug["alternate_flip"] = True
     if jpeg_prob is None:
         jpeg_prob = LOSSLESS_JPEG_PROB if source["source"].startswith("tensorflow-datasets") else 0.0
-    try:
-        jpeg_prob = float(jpeg_prob)
-    except (TypeError, ValueError):
-        raise DataError(f"cifar10: jpeg_prob must be a probability in [0, 1], got {jpeg_prob!r}") from None
-    if jpeg_prob != 0:  # out-of-range values are named by make_image_dataset
-        aug["jpeg_prob"] = float(jpeg_prob)
-        aug["jpeg_quality"] = [int(q) for q in jpeg_quality]
+    jpeg_prob, jpeg_quality = _jpeg_settings("cifar10", jpeg_prob, jpeg_quality)
+    if jpeg_prob > 0:
+        aug["jpeg_prob"] = jpeg_prob
+        aug["jpeg_quality"] = list(jpeg_quality)
     train = make_image_dataset(tx, ty, batch_size=batch_size, training=True, seed=seed, **aug)
     test = make_image_dataset(ex, ey, batch_size=batch_size, training=False)
     if val_idx is not None:

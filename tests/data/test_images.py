@@ -402,6 +402,8 @@ def test_cifar10_jpeg_copy_by_default_only_for_lossless_sources(data_dir, monkey
     assert "jpeg_prob" not in archive.info["augmentation"]
     with pytest.raises(DataError, match="jpeg_prob"):
         load_dataset("cifar10", batch_size=8, jpeg_prob="often")
+    with pytest.raises(DataError, match="jpeg_quality"):
+        load_dataset("cifar10", batch_size=8, jpeg_prob=0.5, jpeg_quality=75)
 
 
 def test_cifar10_limit_mixes_classes(data_dir):
