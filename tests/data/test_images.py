@@ -406,6 +406,40 @@ def test_cifar10_jpeg_copy_by_default_only_for_lossless_sources(data_dir, monkey
         load_dataset("cifar10", batch_size=8, jpeg_prob=0.5, jpeg_quality=75)
 
 
+def test_cifar10_training_pipeline_is_built_on_first_use(data_dir, monkeypatch):
+    """The loader defers the training pipeline (and its JPEG copy) to the first `bundle.train`: an evaluation-only load
+    never builds it; once built it is the pipeline the settings describe, batch for batch, with tf.data's autotuning
+    off (as `load_dataset` sets for every pipeline); a bad training setting still fails at load time."""
+    import keras
+
+    calls = []
+    real = zi.jpeg_copy
+    monkeypatch.setattr(zi, "jpeg_copy", lambda *a, **k: calls.append(1) or real(*a, **k))
+    settings = dict(data_dir=data_dir, batch_size=16, seed=3, jpeg_prob=0.5, alternate_flip=True, cutout=4)
+    bundle = load_dataset("cifar10", **settings)
+    assert not bundle.is_built("train") and calls == []
+    _epoch(bundle.test)  # evaluating builds nothing more
+    assert not bundle.is_built("train") and calls == []
+    assert bundle.info["steps_per_epoch"] == 40 // 16  # known without building
+    keras.utils.set_random_seed(0)
+    train = bundle.train
+    assert bundle.is_built("train") and bundle.train is train and calls == [1]  # built once
+    assert train.options().autotune.enabled is False
+    assert int(train.cardinality()) == bundle.info["steps_per_epoch"]
+    tx, ty, _ = zi._cifar10_arrays("train", data_dir)
+    keras.utils.set_random_seed(0)
+    eager = make_image_dataset(tx, ty, batch_size=16, training=True, seed=3, pad=4, flip=True, cutout=4,
+                               alternate_flip=True, jpeg_prob=0.5)
+    for _ in range(2):  # two epochs: the alternating flips and the per-epoch seeds match too
+        assert _same(_epoch(train), _epoch(eager))
+    small = load_dataset("cifar10", data_dir=data_dir, batch_size=64, limit=15)
+    assert small.info["steps_per_epoch"] == int(small.train.cardinality()) == 1  # fewer images than a batch
+    for bad, match in (({"pad": 40}, "pad"), ({"cutout": 99}, "cutout"), ({"flip": False, "alternate_flip": True},
+                                                                          "alternate_flip")):
+        with pytest.raises(DataError, match=match):
+            load_dataset("cifar10", data_dir=data_dir, batch_size=8, **bad)
+
+
 def test_cifar10_limit_mixes_classes(data_dir):
     b = load_dataset("cifar10", data_dir=data_dir, batch_size=64, limit=15, augment=False)
     assert (b.info["num_train"], b.info["num_test"]) == (15, 15)

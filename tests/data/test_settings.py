@@ -230,6 +230,27 @@ def test_data_bundle_fields():
     assert b.preprocessor is None and b.val is None and b.info == {"n": 1}
 
 
+def test_data_bundle_builds_a_train_function_once_on_first_use():
+    built = []
+    b = zd.DataBundle(train=lambda: built.append(1) or "pipeline", val=None, test="te", info={})
+    assert built == [] and not b.is_built("train") and b.is_built("test")
+    b.apply("train", str.upper)  # applied when it is built
+    assert built == []
+    assert b.train == "PIPELINE" and b.train == "PIPELINE" and built == [1] and b.is_built("train")
+    b.apply("test", str.upper)  # a built field: applied now
+    assert b.test == "TE"
+    with pytest.raises(AttributeError, match="nothing"):
+        b.nothing
+
+    def broken():
+        raise zd.DataError("no data")
+
+    failing = zd.DataBundle(train=broken, val=None, test="te", info={})
+    with pytest.raises(zd.DataError):
+        failing.train
+    assert not failing.is_built("train")  # a failed build is not recorded as built
+
+
 # ---------------------------------------------------------------------------
 # load_dataset: tf.data's autotuning thread off on every pipeline of a bundle
 # ---------------------------------------------------------------------------

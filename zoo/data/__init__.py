@@ -422,7 +422,11 @@ class DataBundle:
 
     Attributes:
         train: training pipeline, shuffled and augmented per epoch, yielding
-            `(inputs, targets)` batches, already batched and prefetched.
+            `(inputs, targets)` batches, already batched and prefetched.  A
+            loader may pass a zero-argument function that builds it instead:
+            it is then built on first access of `train` (once), so a load
+            that only evaluates (`zoo evaluate`, an export's check) does not
+            pay for training-only work such as CIFAR-10's JPEG copy.
         val: validation pipeline (same element structure), or None.  Loaders
             document what it is (e.g. CIFAR-10 with `val_split=0` uses the
             test set, the convention of fast CIFAR-10 training records).
@@ -449,6 +453,31 @@ class DataBundle:
     def __post_init__(self):
         if self.preprocessor is not None and hasattr(self.preprocessor, "model_args"):
             self.model_args = {**self.preprocessor.model_args(), **self.model_args}
+        if callable(self.train) and not hasattr(self.train, "element_spec"):  # a builder, not a pipeline
+            self.__dict__["_builders"] = {"train": self.__dict__.pop("train")}
+
+    def __getattr__(self, name):
+        # Only reached for attributes not set: a field whose builder has not run yet.
+        builders = self.__dict__.get("_builders", {})
+        if name not in builders:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        value = builders[name]()
+        setattr(self, name, value)
+        del builders[name]
+        return value
+
+    def is_built(self, name: str) -> bool:
+        """False while the field `name` (given as a builder) has not been built yet; True otherwise."""
+        return name not in self.__dict__.get("_builders", {})
+
+    def apply(self, name: str, fn) -> None:
+        """Replace the field `name` by `fn(field)`: now if it is built, else as the last step of its builder."""
+        builders = self.__dict__.get("_builders", {})
+        if name in builders:
+            build = builders[name]
+            builders[name] = lambda: fn(build())
+        else:
+            setattr(self, name, fn(getattr(self, name)))
 
 
 DATASETS = Registry("dataset", loader=load_families, name_attr="dataset_name")
@@ -477,10 +506,14 @@ def bundle_without_autotune_threads(bundle: DataBundle) -> DataBundle:
     `load_dataset` and `zoo.training.load_run_data` (the two ways a loader
     is called) both pass their bundle through this.  Returns the same
     bundle, its datasets replaced (a pipeline held by two fields, such as
-    CIFAR-10's val and test, stays one object).
+    CIFAR-10's val and test, stays one object); a field still to be built
+    (a `train` given as a function) gets the option when it is built.
     """
     done: dict[int, Any] = {}  # one pipeline in two fields (CIFAR-10's val is its test) stays one
     for field in dataclasses.fields(bundle):
+        if not bundle.is_built(field.name):  # built on first use: the option is applied then
+            bundle.apply(field.name, without_autotune_thread)
+            continue
         value = getattr(bundle, field.name)
         if hasattr(value, "with_options") and hasattr(value, "element_spec"):
             if id(value) not in done:
