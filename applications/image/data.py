@@ -411,7 +411,9 @@ def _check_pipeline(images, labels, *, batch_size, training, seed=0, augment=Tru
     if alternate_flip and not (flip and augment):
         raise DataError("make_image_dataset: alternate_flip needs flip=True and augment=True")
     jpeg_prob, (q_low, q_high) = _jpeg_settings("make_image_dataset", jpeg_prob, jpeg_quality)
-    jpeg = bool(training and augment and jpeg_prob > 0)
+    if training and jpeg_prob > 0 and not augment:
+        raise DataError("make_image_dataset: jpeg_prob needs augment=True (or set jpeg_prob=0)")
+    jpeg = bool(training and jpeg_prob > 0)
     if jpeg and c != 3:
         raise DataError(f"make_image_dataset: jpeg_prob needs RGB images, got {c} channels")
     return images, labels, jpeg_prob, (q_low, q_high), jpeg
@@ -639,7 +641,8 @@ def cifar10(
             training augmentation (see `make_image_dataset`).
             `jpeg_prob=None` (the default) is `LOSSLESS_JPEG_PROB` (0.5)
             when the training images are lossless (tensorflow-datasets) and
-            0 when they are JPEG already (the offline archive): exports take
+            augmented, and 0 when they are JPEG already (the offline
+            archive) or `augment=False`: exports take
             image bytes, and a model trained only on lossless images loses 7
             points on the same images as quality-75 JPEGs (bench/RESULTS.md,
             rounds 12-13).  A number applies to either source.
@@ -682,8 +685,9 @@ def cifar10(
     aug = {"augment": bool(augment), "pad": int(pad), "flip": bool(flip), "cutout": int(cutout)}
     if alternate_flip:
         aug["alternate_flip"] = True
-    if jpeg_prob is None:
-        jpeg_prob = LOSSLESS_JPEG_PROB if source["source"].startswith("tensorflow-datasets") else 0.0
+    if jpeg_prob is None:  # a training augmentation: none without augment
+        lossless = source["source"].startswith("tensorflow-datasets")
+        jpeg_prob = LOSSLESS_JPEG_PROB if lossless and augment else 0.0
     jpeg_prob, jpeg_quality = _jpeg_settings("cifar10", jpeg_prob, jpeg_quality)
     if jpeg_prob > 0:
         aug["jpeg_prob"] = jpeg_prob

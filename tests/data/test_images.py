@@ -404,6 +404,10 @@ def test_cifar10_jpeg_copy_by_default_only_for_lossless_sources(data_dir, monkey
         load_dataset("cifar10", batch_size=8, jpeg_prob="often")
     with pytest.raises(DataError, match="jpeg_quality"):
         load_dataset("cifar10", batch_size=8, jpeg_prob=0.5, jpeg_quality=75)
+    plain = load_dataset("cifar10", batch_size=8, augment=False)  # no augmentation: no re-encoding either
+    assert "jpeg_prob" not in plain.info["augmentation"] and plain.info["source"] == "tensorflow-datasets:cifar10"
+    with pytest.raises(DataError, match="augment"):
+        load_dataset("cifar10", batch_size=8, augment=False, jpeg_prob=0.5)
 
 
 def test_cifar10_training_pipeline_is_built_on_first_use(data_dir, monkeypatch):

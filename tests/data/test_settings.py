@@ -251,6 +251,20 @@ def test_data_bundle_builds_a_train_function_once_on_first_use():
     assert not failing.is_built("train")  # a failed build is not recorded as built
 
 
+def test_an_unbuilt_train_survives_copy_repr_and_the_autotune_pass():
+    import copy
+
+    built = []
+    b = zd.DataBundle(train=lambda: built.append(1) or "pipeline", val=None, test="te", info={"n": 1})
+    assert "pipeline" not in repr(b) and b == zd.DataBundle(train="other", val=None, test="te", info={"n": 1})
+    assert built == []  # neither repr nor == builds it
+    c = copy.copy(b)
+    assert c.train == "pipeline" and built == [1]
+    assert not b.is_built("train") and b.train == "pipeline" and built == [1, 1]  # the original kept its builder
+    d = zd.bundle_without_autotune_threads(zd.DataBundle(train=lambda: "not a dataset", val=None, test="te", info={}))
+    assert d.train == "not a dataset"  # only tf.data pipelines get the option, built now or later
+
+
 # ---------------------------------------------------------------------------
 # load_dataset: tf.data's autotuning thread off on every pipeline of a bundle
 # ---------------------------------------------------------------------------

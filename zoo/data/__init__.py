@@ -425,8 +425,10 @@ class DataBundle:
             `(inputs, targets)` batches, already batched and prefetched.  A
             loader may pass a zero-argument function that builds it instead:
             it is then built on first access of `train` (once), so a load
-            that only evaluates (`zoo evaluate`, an export's check) does not
-            pay for training-only work such as CIFAR-10's JPEG copy.
+            that only evaluates (`zoo evaluate`) does not pay for
+            training-only work such as CIFAR-10's JPEG copy.  `repr` and
+            `==` leave `train` out (they do not build it);
+            `dataclasses.replace` without `train=` builds it.
         val: validation pipeline (same element structure), or None.  Loaders
             document what it is (e.g. CIFAR-10 with `val_split=0` uses the
             test set, the convention of fast CIFAR-10 training records).
@@ -443,7 +445,7 @@ class DataBundle:
             (`--set data.max_tokens=N` sizes the embedding too).
     """
 
-    train: "tf.data.Dataset"
+    train: "tf.data.Dataset" = dataclasses.field(repr=False, compare=False)
     val: "tf.data.Dataset | None"
     test: "tf.data.Dataset"
     info: dict
@@ -465,6 +467,14 @@ class DataBundle:
         setattr(self, name, value)
         del builders[name]
         return value
+
+    def __copy__(self):
+        # A copy gets its own builders: building one bundle's train must not take the other's builder away.
+        other = type(self).__new__(type(self))
+        other.__dict__.update(self.__dict__)
+        if "_builders" in self.__dict__:
+            other.__dict__["_builders"] = dict(self.__dict__["_builders"])
+        return other
 
     def is_built(self, name: str) -> bool:
         """False while the field `name` (given as a builder) has not been built yet; True otherwise."""
@@ -512,14 +522,18 @@ def bundle_without_autotune_threads(bundle: DataBundle) -> DataBundle:
     done: dict[int, Any] = {}  # one pipeline in two fields (CIFAR-10's val is its test) stays one
     for field in dataclasses.fields(bundle):
         if not bundle.is_built(field.name):  # built on first use: the option is applied then
-            bundle.apply(field.name, without_autotune_thread)
+            bundle.apply(field.name, lambda value: without_autotune_thread(value) if _is_dataset(value) else value)
             continue
         value = getattr(bundle, field.name)
-        if hasattr(value, "with_options") and hasattr(value, "element_spec"):
+        if _is_dataset(value):
             if id(value) not in done:
                 done[id(value)] = without_autotune_thread(value)
             setattr(bundle, field.name, done[id(value)])
     return bundle
+
+
+def _is_dataset(value) -> bool:
+    return hasattr(value, "with_options") and hasattr(value, "element_spec")
 
 
 def without_autotune_thread(dataset):
