@@ -391,8 +391,8 @@ def _jpeg_settings(caller: str, jpeg_prob, jpeg_quality) -> tuple[float, tuple[i
 def _check_pipeline(images, labels, *, batch_size, training, seed=0, augment=True, pad=4, flip=True, cutout=0,
                     alternate_flip=False, jpeg_prob=0.0, jpeg_quality=(60, 95)):
     """`make_image_dataset`'s checks: `(images, labels, jpeg_prob, (q_low, q_high), jpeg)` (arrays, the JPEG
-    settings normalised, whether the JPEG copy is used), or a `DataError` naming the bad setting.  Cheap: the loader runs it before it defers
-    building its training pipeline, so a bad setting still fails at load time."""
+    settings normalised, whether the JPEG copy is used), or a `DataError` naming the bad setting.  Cheap: the
+    `cifar10` loader runs it before it defers building its training pipeline, so a bad setting fails at load time."""
     images = np.asarray(images)
     labels = np.asarray(labels)
     if images.ndim != 4 or images.dtype != np.uint8:
