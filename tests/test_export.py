@@ -130,3 +130,105 @@ def test_cli_evaluate_reproduces_the_run_metrics(image_run, tiny_cifar, capsys):
     assert written["confusion_matrix"] == expected["confusion_matrix"]
     assert main(["evaluate", "cifar10_vit", "--run-dir", str(image_run)]) == 2
     assert "holds a cifar10_cnn run, not cifar10_vit" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------
+# test-time augmentation: the export serves what the run's test metrics measured
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tta_run(tiny_cifar, tmp_path_factory):
+    """A finished tiny cifar10_cnn run evaluated with flip + 1-pixel translate TTA (as the main job's airbench)."""
+    run = tmp_path_factory.mktemp("tta-run") / "run"
+    fit("cifar10_cnn", run_dir=run, data_dir=tiny_cifar, epochs=2, batch_size=20, verbose=0,
+        overrides={"filters": [8, 16, 16], "dense_units": 16, "learning_rate": 3e-3},
+        eval_options={"tta_flip": True, "tta_translate": 1})
+    return run
+
+
+def _test_jpegs(data_dir):
+    import tarfile
+
+    from applications.image.data import CIFAR10_CLASSES
+
+    blobs, labels = [], []
+    with tarfile.open(data_dir / "cifar10-jpeg.tar.gz") as tar:
+        for m in tar:
+            if m.name.startswith("cifar10/test/") and m.name.endswith(".jpg"):
+                blobs.append(tar.extractfile(m).read())
+                labels.append(CIFAR10_CLASSES.index(m.name.split("/")[2]))
+    return blobs, np.array(labels)
+
+
+def test_export_serves_the_runs_test_time_augmentation(tta_run, tiny_cifar, tmp_path):
+    """Default export of a TTA-evaluated run: the signature averages the same views as the evaluation, so the
+    SavedModel on the test JPEGs scores exactly the run's reported test accuracy; `--no-tta` serves one view."""
+    from zoo.tasks.classification import tta_logits
+
+    metrics = json.loads((tta_run / "metrics.json").read_text())["test"]
+    assert metrics["tta_flip"] is True and metrics["tta_translate"] == 1
+    out = export_model(tta_run, base_dir=tmp_path / "sm")
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["serving_options"] == {"tta_flip": True, "tta_translate": 1}
+    assert "flip + 1-pixel translate" in (out / "README.md").read_text()
+    blobs, labels = _test_jpegs(tiny_cifar)
+    served = tf.saved_model.load(str(out)).signatures["serving_default"](image_bytes=tf.constant(blobs))
+    probs = served["probabilities"].numpy()
+    assert float((probs.argmax(-1) == labels).mean()) == pytest.approx(metrics["accuracy"])
+    _, model, _ = zoo.training.load_run(tta_run)
+    images = tf.stack([tf.io.decode_jpeg(b) for b in blobs])
+    want = tf.nn.softmax(tta_logits(model, images, tta_flip=True, tta_translate=1)).numpy()
+    np.testing.assert_allclose(probs, want, atol=1e-5)
+    plain = tf.nn.softmax(model(images)).numpy()
+    assert np.abs(probs - plain).max() > 1e-3  # the views do change the output
+    # zoo predict on the run directory serves the same as its export
+    rows = predict("cifar10_cnn", [str(_jpeg(tmp_path / "x.jpg"))], run_dir=str(tta_run), top_k=10)
+    one = tf.saved_model.load(str(out)).signatures["serving_default"](
+        image_bytes=tf.constant([(tmp_path / "x.jpg").read_bytes()]))["probabilities"].numpy()[0]
+    names = card["data"]["class_names"]
+    np.testing.assert_allclose([rows[0]["top_k"][n] for n in names], one, atol=1e-5)
+    # --no-tta: one view, nothing recorded
+    assert main(["export", "cifar10_cnn", "--run-dir", str(tta_run), "--out", str(tmp_path / "sm"), "--no-tta"]) == 0
+    card2 = json.loads((out.parent / "2" / "model_card.json").read_text())
+    assert "serving_options" not in card2
+    plain_served = tf.saved_model.load(str(out.parent / "2")).signatures["serving_default"](image_bytes=tf.constant(blobs))
+    np.testing.assert_allclose(plain_served["probabilities"].numpy(), plain, atol=1e-5)
+
+
+def test_serving_options_follow_the_run_and_the_recipe():
+    from zoo.export import serving_options
+    from zoo.serving import load_serving
+
+    image, text = zoo.get_spec("cifar10_cnn"), zoo.get_spec("imdb_lstm")
+    tested = {"test": {"accuracy": 0.9, "tta_flip": True, "tta_translate": 2}}
+    assert serving_options(image, tested) == {"tta_flip": True, "tta_translate": 2}
+    assert serving_options(image, tested, tta=False) == {}
+    assert serving_options(image, {"test": {"accuracy": 0.9, "tta_flip": False}}) == {}
+    assert serving_options(image, None) == {} and serving_options(text, tested) == {}
+    with pytest.raises(ValueError, match="takes no option tta_flip"):
+        load_serving(text, None, {"class_names": ["neg", "pos"]}, None, {"tta_flip": True})
+    with pytest.raises(ValueError, match="tta_translate"):
+        load_serving(image, None, {"class_names": list("abcdefghij")}, None, {"tta_translate": -1})
+
+
+def test_tflite_conversion_failure_is_one_line_and_leaves_nothing(image_run, tmp_path, monkeypatch, capfd):
+    """A model with an op TFLite cannot run (cifar10_airbench's exact GELU in bf16 lowers to Erfc): the converter's
+    MLIR dump on stderr is silenced, the error names the op and the fix, the CLI exits 2, no version is left."""
+
+    class Converter:
+        target_spec = type("T", (), {"supported_ops": None})()
+
+        def convert(self):
+            os.write(2, b"MLIR module dump, hundreds of lines\n")
+            raise RuntimeError("Could not translate MLIR to FlatBuffer. error: 'tf.Erfc' op is neither a custom op "
+                               "nor a flex op")
+
+    monkeypatch.setattr(tf.lite.TFLiteConverter, "from_saved_model", lambda *a, **k: Converter())
+    out = tmp_path / "sm"
+    assert main(["export", "cifar10_cnn", "--run-dir", str(image_run), "--out", str(out), "--tflite"]) == 2
+    err = capfd.readouterr().err
+    assert "MLIR module dump" not in err
+    assert "no TFLite kernel for the op(s) Erfc" in err and "without --tflite" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (out / "cifar10_cnn").exists()

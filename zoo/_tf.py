@@ -15,6 +15,7 @@ still shown.  `ZOO_VERBOSE=1` (the CLI's `--verbose`) or a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -26,6 +27,30 @@ def verbose() -> bool:
     return os.environ.get(VERBOSE_ENV, "") not in ("", "0") or os.environ.get("TF_CPP_MIN_LOG_LEVEL") in ("0", "1")
 
 
+@contextlib.contextmanager
+def silenced_stderr():
+    """Send file descriptor 2 to /dev/null for the block: C++ log lines and dumps (TensorFlow's, the TFLite
+    converter's) that Python cannot catch.  Python exceptions still propagate; with `verbose()` nothing is
+    silenced, and where there is no real stderr (embedded interpreters) the block runs as it is."""
+    if verbose():
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
 def import_tensorflow():
     """Import TensorFlow (once) with its start-up lines silenced; return the module."""
     if "tensorflow" in sys.modules or verbose():
@@ -33,21 +58,8 @@ def import_tensorflow():
 
         return tf
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ ERROR lines too: a real failure raises in Python
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no real stderr (embedded interpreters)
-        import tensorflow as tf
-
-        return tf
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, 2)
+    with silenced_stderr():
         import tensorflow as tf
 
         tf.config.list_physical_devices()  # device discovery logs too (cuInit)
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
     return tf

@@ -136,7 +136,8 @@ def cmd_evaluate(args) -> int:
 def cmd_export(args) -> int:
     from zoo.export import export_model
 
-    path = export_model(args.run_dir, name=args.name, base_dir=args.out, tflite=args.tflite, verify=not args.no_verify)
+    path = export_model(args.run_dir, name=args.name, base_dir=args.out, tflite=args.tflite, verify=not args.no_verify,
+                        tta=not args.no_tta)
     print(path)
     return 0
 
@@ -262,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="saved_models", help="base directory (TF Serving layout NAME/VERSION)")
     s.add_argument("--tflite", action="store_true", help="also convert to TensorFlow Lite and check parity")
     s.add_argument("--no-verify", action="store_true", help="skip the clean-process verification (not recommended)")
+    s.add_argument("--no-tta", action="store_true",
+                   help="image models: serve one view per image, not the test-time augmentation the run was "
+                        "evaluated with (the default, so the export scores what its model card reports)")
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("predict", help="run a SavedModel or a trained model on image files, text or WAV files")

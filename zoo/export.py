@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from zoo._tf import silenced_stderr
 from zoo.io import die_with_parent, jsonable, owned_temp_dir, read_json, remove_stale_temporaries
 from zoo.registry import get_spec
 from zoo.run import Run
@@ -81,6 +83,21 @@ def _resolve(model_or_run_dir, name, info, preprocessor):
         raise ExportError("exporting a keras.Model needs name=<registered model name> (it picks the serving recipe)")
     spec = get_spec(name)
     return spec, model_or_run_dir, dict(info or {}), preprocessor, meta, name
+
+
+def serving_options(spec, metrics: Mapping[str, Any] | None, *, tta: bool = True) -> dict:
+    """The serving recipe's options for a run with these `metrics` (metrics.json).
+
+    Image classifiers (recipes taking `tta_flip`/`tta_translate`): the
+    test-time augmentation its test accuracy was measured with, so an export
+    or `zoo predict --run-dir` scores what the run reported; `{}` with
+    `tta=False`, for other recipes, or when the run used none.
+    """
+    if not tta or "tta_flip" not in getattr(spec.serving, "option_names", ()):
+        return {}
+    test = (metrics or {}).get("test") or {}
+    options = {"tta_flip": bool(test.get("tta_flip", False)), "tta_translate": int(test.get("tta_translate", 0) or 0)}
+    return options if options["tta_flip"] or options["tta_translate"] else {}
 
 
 def load_run_preprocessor(run: "Run | str | os.PathLike"):
@@ -190,7 +207,15 @@ def _convert_tflite(saved_model: pathlib.Path, serving: Serving, out: pathlib.Pa
     fn, (input_spec,) = serving.extra_endpoints()[endpoint]
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=[endpoint])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
-    out.write_bytes(converter.convert())
+    try:
+        with silenced_stderr():  # the converter dumps its whole MLIR module to stderr when it fails
+            flat = converter.convert()
+    except Exception as exc:  # tf.lite's ConverterError: ops with neither a builtin nor a select-TF kernel
+        ops = sorted(set(re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", str(exc))))
+        why = f"no TFLite kernel for the op(s) {', '.join(ops)}" if ops else str(exc).strip().splitlines()[0][:200]
+        raise ExportError(f"TensorFlow Lite cannot convert this {serving.spec.name} model ({why}); export without "
+                          "--tflite and serve the SavedModel") from exc
+    out.write_bytes(flat)
     x = np.asarray(data) if data is not None else serving.tensor_samples(64)
     ref = np.concatenate([np.asarray(fn(x[i:i + 32])["probabilities"]) for i in range(0, len(x), 32)])
     try:
@@ -232,13 +257,18 @@ def _model_card(name, version, spec, info, meta, signature, extra) -> tuple[dict
     headline = ", ".join(f"{k} {v:.4f}" for k, v in test.items() if isinstance(v, float))
     sig_in = ", ".join(f"{k}: {d} {s}" for k, (d, s) in signature.get("inputs", {}).items())
     sig_out = ", ".join(f"{k}: {d} {s}" for k, (d, s) in signature.get("outputs", {}).items())
+    tta = extra.get("serving_options") or {}
+    views = " + ".join(["flip"] * bool(tta.get("tta_flip")) + [f"{tta.get('tta_translate')}-pixel translate"]
+                       * bool(tta.get("tta_translate")))
+    tta_note = f"; the signature serves the same test-time augmentation ({views}; `zoo export --no-tta`: one view)" \
+        if views else ""
     md = f"""# {name} (version {version})
 
 {spec.description}
 
 - model: `{spec.name}` ({spec.modality}, {spec.task.name}); reference: {spec.reference or '-'}
 - data: `{spec.dataset_name}`, {info.get('source', 'see model_card.json')}
-- test metrics: {headline or 'not evaluated'}
+- test metrics: {headline or 'not evaluated'}{tta_note}
 - parameters: {metrics.get('params', '?')}; training time: {metrics.get('train_seconds', '?')} s
 
 ## Signature `serving_default`
@@ -270,6 +300,7 @@ def export_model(
     verify: bool = True,
     tflite: bool = False,
     tflite_data: np.ndarray | None = None,
+    tta: bool = True,
 ) -> pathlib.Path:
     """Export a trained model as `<base_dir>/<name>/<version>/` (TF Serving layout).
 
@@ -285,6 +316,9 @@ def export_model(
         tflite: also write `model.tflite` (image and text classifiers) with a parity check.
         tflite_data: model inputs for the TFLite parity check, e.g. uint8
             images `(N, H, W, 3)` (default: 64 synthetic inputs).
+        tta: image classifiers: serve the test-time augmentation the run's
+            test metrics were measured with (`serving_options`), so the
+            export scores what its model card reports; False: one view.
 
     Returns:
         Path of the new version directory.
@@ -295,7 +329,8 @@ def export_model(
     import keras
 
     spec, model, info, preprocessor, meta, name = _resolve(model_or_run_dir, name, info, preprocessor)
-    serving = load_serving(spec, model, info, preprocessor)
+    options = serving_options(spec, meta.get("metrics"), tta=tta)
+    serving = load_serving(spec, model, info, preprocessor, options)
     model_dir = pathlib.Path(base_dir).resolve() / name  # absolute: the verifying child runs elsewhere
     created = not model_dir.exists()
     try:
@@ -317,6 +352,8 @@ def export_model(
         archive.write_out(str(saved), verbose=False)
         signature = verify_saved_model(saved, serving, work) if verify else {}
         extra = {"verified": bool(verify), "tolerance": TOLERANCE if verify else None}
+        if options:
+            extra["serving_options"] = options
         if getattr(serving, "card_notes", None):  # what the signature's inputs mean (e.g. sampler settings)
             extra["serving_notes"] = serving.card_notes()
         if tflite:
@@ -405,7 +442,8 @@ def predict(target: str, items: Sequence[str], *, run_dir: str | None = None, to
     spec, model, config = load_run(run.path)
     if spec.name != target:
         raise ValueError(f"{run.given} holds a {spec.name} run, not {target}; pass the run dir of a {target} run")
-    serving = load_serving(spec, model, run.read("data_info", {}), load_run_preprocessor(run))
+    serving = load_serving(spec, model, run.read("data_info", {}), load_run_preprocessor(run),
+                           serving_options(spec, run.read("metrics")))  # as its export would serve
     raw, rows_in, failed = _read_each(serving, items, read_files, _options(serving, top_k, generation))
     rows = serving.rows(rows_in, _call_serving(serving, raw), top_k or 3) if rows_in else []
     return _merge_rows(items, rows, failed)

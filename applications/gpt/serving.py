@@ -52,8 +52,8 @@ class GenerationServing(Serving):
     generation = True  # zoo predict passes its generation flags to read_inputs
     reads_files = False  # the inputs are prompts, not file paths
 
-    def __init__(self, model, spec, info, preprocessor=None):
-        super().__init__(model, spec, info, preprocessor)
+    def __init__(self, model, spec, info, preprocessor=None, options=None):
+        super().__init__(model, spec, info, preprocessor, options)
         self._holder = None
 
     def _samplers(self):

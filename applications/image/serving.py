@@ -24,7 +24,15 @@ class ImageServing(Serving):
     model's input size (area interpolation); greyscale becomes RGB.  A second
     signature `serve_pixels(image: uint8 (batch, H, W, 3))` skips decoding
     (used for TensorFlow Lite).
+
+    Options: `tta_flip`, `tta_translate` bake test-time augmentation into
+    both signatures (`zoo.tasks.classification.tta_logits`: the logits of
+    the mirrored and moved views averaged, 2 or 6 forward passes per image),
+    so the export scores what the run's TTA evaluation reported; `zoo
+    export` takes them from the run's test metrics (`--no-tta`: none).
     """
+
+    option_names = ("tta_flip", "tta_translate")
 
     notes = ("An item of image_bytes that cannot be decoded (not a JPEG/PNG/GIF/BMP, truncated or corrupt) fails "
              "alone: its `valid` is false, `class_id` -1, `label` empty and `probabilities` all zero; the rest of "
@@ -33,10 +41,14 @@ class ImageServing(Serving):
     raw_inputs = {"image_bytes": {"dtype": "string", "shape": [None],
                                   "description": "encoded JPEG, PNG, GIF or BMP bytes, one image per item"}}
 
-    def __init__(self, model, spec, info, preprocessor=None):
-        super().__init__(model, spec, info, preprocessor)
+    def __init__(self, model, spec, info, preprocessor=None, options=None):
+        super().__init__(model, spec, info, preprocessor, options)
         self.shape = tuple(spec.inputs["image"]["shape"])
         self.class_names = list(info.get("class_names") or [str(i) for i in range(model.output_shape[-1])])
+        self.tta_flip = bool(self.options.get("tta_flip", False))
+        self.tta_translate = self.options.get("tta_translate", 0)
+        if isinstance(self.tta_translate, bool) or not isinstance(self.tta_translate, int) or self.tta_translate < 0:
+            raise ValueError(f"{spec.name}: tta_translate must be a number of pixels >= 0, got {self.tta_translate!r}")
 
     def _decode(self, data):
         import tensorflow as tf
@@ -53,7 +65,11 @@ class ImageServing(Serving):
     def _classify(self, images):
         import tensorflow as tf
 
-        probs = tf.nn.softmax(tf.cast(self.model(images, training=False), tf.float32), axis=-1)
+        from zoo.tasks.classification import tta_logits
+
+        logits = tta_logits(lambda x: self.model(x, training=False), images, tta_flip=self.tta_flip,
+                            tta_translate=self.tta_translate)
+        probs = tf.nn.softmax(logits, axis=-1)
         class_id = tf.argmax(probs, axis=-1)
         return {"probabilities": probs, "class_id": class_id, "label": tf.gather(tf.constant(self.class_names), class_id)}
 

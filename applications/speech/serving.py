@@ -32,8 +32,8 @@ class SpeechServing(Serving):
                                "description": "mono samples in [-1, 1] at 8 kHz, zero-padded after `length`"},
                   "length": {"dtype": "int32", "shape": [None], "description": "valid samples of each waveform"}}
 
-    def __init__(self, model, spec, info, preprocessor=None):
-        super().__init__(model, spec, info, preprocessor)
+    def __init__(self, model, spec, info, preprocessor=None, options=None):
+        super().__init__(model, spec, info, preprocessor, options)
         self.tokens = [str(t) for t in (info.get("tokens") or DIGIT_WORDS)]
         self.sample_rate = int(info.get("sample_rate", SAMPLE_RATE))
 

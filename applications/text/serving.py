@@ -35,8 +35,8 @@ class TextServing(Serving):
     #: also output the attention-pooling weights over the tokens (`AttentionTextServing`)
     explains = False
 
-    def __init__(self, model, spec, info, preprocessor=None):
-        super().__init__(model, spec, info, preprocessor)
+    def __init__(self, model, spec, info, preprocessor=None, options=None):
+        super().__init__(model, spec, info, preprocessor, options)
         self.class_names = list(info.get("class_names") or ["neg", "pos"])
         self.attention = None
         if model is not None and self.explains:

@@ -43,13 +43,25 @@ class Serving:
         spec: its registry spec.
         info: the dataset info of its run (class names, vocabulary, ...).
         preprocessor: the run's fitted preprocessor, if the modality has one.
+        options: settings of the recipe itself, named in `option_names`
+            (image classifiers: the test-time augmentation baked into the
+            export); another name is a `ValueError`.
     """
 
     #: the serving signature's inputs: name -> {"dtype": "string", "shape": [None], "description": "..."}
     raw_inputs: dict[str, dict[str, Any]] = {}
 
-    def __init__(self, model, spec: ModelSpec, info: Mapping[str, Any], preprocessor=None):
+    #: the settings this recipe takes as `options`
+    option_names: tuple[str, ...] = ()
+
+    def __init__(self, model, spec: ModelSpec, info: Mapping[str, Any], preprocessor=None,
+                 options: Mapping[str, Any] | None = None):
         self.model, self.spec, self.info, self.preprocessor = model, spec, dict(info), preprocessor
+        self.options = dict(options or {})
+        unknown = sorted(set(self.options) - set(self.option_names))
+        if unknown:
+            raise ValueError(f"{spec.name}: the {type(self).__name__} recipe takes no option {', '.join(unknown)}"
+                             + (f" (it takes: {', '.join(self.option_names)})" if self.option_names else ""))
         self.input_signature = tensor_specs(self.raw_inputs)
 
     @classmethod
@@ -118,9 +130,9 @@ def _py(v):
 
 
 
-def load_serving(spec: ModelSpec, model, info, preprocessor=None) -> Serving:
-    """The spec's `Serving` recipe (`spec.serving`) made for `model`.
+def load_serving(spec: ModelSpec, model, info, preprocessor=None, options: Mapping[str, Any] | None = None) -> Serving:
+    """The spec's `Serving` recipe (`spec.serving`) made for `model`, with the recipe's `options`.
 
     `model` may be None (SavedModel-side helpers only).
     """
-    return spec.serving(model, spec, info, preprocessor)
+    return spec.serving(model, spec, info, preprocessor, options)

@@ -14,7 +14,7 @@ import numpy as np
 from zoo.registry import ModelSpec
 from zoo.tasks import register_task
 
-__all__ = ["CLASSIFICATION", "classification_task", "predict_logits", "classification_metrics", "evaluate_classification"]
+__all__ = ["CLASSIFICATION", "classification_task", "predict_logits", "tta_logits", "classification_metrics", "evaluate_classification"]
 
 
 def classification_task(spec: ModelSpec, train: Mapping[str, Any]):
@@ -38,18 +38,47 @@ def _translated(x, shift: int):
     return padded[:, start:start + h, start:start + w, :]
 
 
+def tta_logits(predict, x, *, tta_flip: bool = False, tta_translate: int = 0):
+    """Logits of a batch of images, averaged over test-time views: the one TTA of evaluation and of image exports.
+
+    Args:
+        predict: images `(B, H, W, C)` -> logits `(B, K)` (a model or a traced call).
+        x: images `(B, H, W, C)`, a tensor (eager or inside a `tf.function`).
+        tta_flip: average the logits of each image and its horizontal mirror.
+        tta_translate: also average over the images moved by this many pixels
+            diagonally both ways (reflect-padded), airbench's TTA: half the
+            weight on the original view, half on the two moved ones (each
+            with its mirror when `tta_flip`); 0: none.
+
+    Returns:
+        float32 logits `(B, K)`; with neither option, `predict(x)` as float32.
+    """
+    import tensorflow as tf
+
+    if int(tta_translate) < 0:
+        raise ValueError(f"tta_translate must be a number of pixels >= 0, got {tta_translate}")
+
+    def views(v):
+        out = tf.cast(predict(v), tf.float32)
+        if tta_flip:
+            out = 0.5 * (out + tf.cast(predict(tf.reverse(v, axis=[2])), tf.float32))
+        return out
+
+    out = views(x)
+    if tta_translate:
+        shift = int(tta_translate)
+        out = 0.5 * out + 0.25 * (views(_translated(x, -shift)) + views(_translated(x, shift)))
+    return out
+
+
 def predict_logits(model, dataset, *, tta_flip: bool = False, tta_translate: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Run `model` over a batched `(inputs, labels)` dataset.
 
     Args:
         model: a classifier returning logits `(batch, K)`.
         dataset: tf.data of `(inputs, labels)` batches.
-        tta_flip: average the logits of each image and its horizontal mirror
-            (test-time augmentation for image classifiers).
-        tta_translate: also average over the images moved by this many pixels
-            diagonally both ways (reflect-padded), airbench's TTA: half the
-            weight on the original view, half on the two moved ones (each
-            with its mirror when `tta_flip`); 0: none.
+        tta_flip, tta_translate: test-time augmentation of image
+            classifiers (`tta_logits`); off by default.
 
     Returns:
         (labels int `(N,)`, logits float32 `(N, K)`).
@@ -59,20 +88,12 @@ def predict_logits(model, dataset, *, tta_flip: bool = False, tta_translate: int
     predict = _compiled_predict(model) if keras.backend.backend() == "tensorflow" else model
     if int(tta_translate) < 0:
         raise ValueError(f"tta_translate must be a number of pixels >= 0, got {tta_translate}")
-
-    def views(x):
-        out = np.asarray(predict(x), dtype=np.float32)
-        if tta_flip:
-            out = 0.5 * (out + np.asarray(predict(x[:, :, ::-1, :]), dtype=np.float32))
-        return out
-
     labels, logits = [], []
     for x, y in dataset:
-        out = views(x)
-        if tta_translate:
-            moved = [views(_translated(x, s)) for s in (-int(tta_translate), int(tta_translate))]
-            out = 0.5 * out + 0.25 * (moved[0] + moved[1])
-        logits.append(out)
+        if tta_flip or tta_translate:
+            logits.append(np.asarray(tta_logits(predict, x, tta_flip=tta_flip, tta_translate=tta_translate)))
+        else:
+            logits.append(np.asarray(predict(x), dtype=np.float32))
         labels.append(np.asarray(y))
     if not logits:
         raise ValueError("evaluation dataset is empty: nothing to evaluate (check --limit and the data split)")

@@ -1,0 +1,99 @@
+"""What an image export scores and costs with and without its test-time augmentation (TTA).
+
+    ZOO_DATA_DIR=../shared/data .venv/bin/python bench/export_tta.py --run-dir runs/cifar10_airbench --out OUT.json
+
+Exports the finished run twice into a temporary directory (`zoo.export_model`
+with its default, the TTA the run was evaluated with, and with `tta=False`),
+then feeds every CIFAR-10 test JPEG of the offline archive to each
+SavedModel's `serving_default` (raw bytes, batches of `--batch`, loaded with
+`tf.saved_model.load`: no zoo code in the call) and reports each export's accuracy
+against the archive's labels, beside the run's own `metrics.json` figure,
+and images/s of the signature, the two exports timed in alternation
+(`--repeats` passes each) so that load from other processes falls on both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+import tarfile
+import tempfile
+import time
+
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from cifar10 import cpu_info  # noqa: E402  (one definition of the machine report)
+
+
+def test_jpegs(data_dir: pathlib.Path) -> tuple[list[bytes], np.ndarray]:
+    """The archive's test JPEGs and their labels (class folder), in archive order."""
+    from applications.image.data import CIFAR10_CLASSES
+
+    blobs, labels = [], []
+    with tarfile.open(data_dir / "cifar10-jpeg.tar.gz") as tar:
+        for m in tar:
+            if m.name.startswith("cifar10/test/") and m.name.endswith(".jpg"):
+                blobs.append(tar.extractfile(m).read())
+                labels.append(CIFAR10_CLASSES.index(m.name.split("/")[2]))
+    return blobs, np.array(labels)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run-dir", required=True, help="a finished image-classifier run")
+    p.add_argument("--data-dir", default=os.environ.get("ZOO_DATA_DIR"), help="folder of cifar10-jpeg.tar.gz")
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--out", required=True, help="JSON file to write")
+    args = p.parse_args(argv)
+    if not args.data_dir:
+        p.error("give --data-dir or set ZOO_DATA_DIR")
+
+    import zoo  # first: it imports TensorFlow without its start-up lines
+    from zoo.io import write_json
+
+    import tensorflow as tf
+
+    blobs, labels = test_jpegs(pathlib.Path(args.data_dir))
+    run_metrics = json.loads((pathlib.Path(args.run_dir) / "metrics.json").read_text())["test"]
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        fns = {}
+        for name, tta in (("tta", True), ("one_view", False)):
+            path = zoo.export_model(args.run_dir, base_dir=pathlib.Path(tmp) / name, tta=tta)
+            card = json.loads((path / "model_card.json").read_text())
+            fns[name] = tf.saved_model.load(str(path)).signatures["serving_default"]
+            rows[name] = {"serving_options": card.get("serving_options", {}), "seconds": []}
+        batches = [tf.constant(blobs[i:i + args.batch]) for i in range(0, len(blobs), args.batch)]
+        for name, fn in fns.items():  # accuracy, and a warm-up pass
+            pred = np.concatenate([fn(image_bytes=b)["class_id"].numpy() for b in batches])
+            rows[name]["accuracy"] = float((pred == labels).mean())
+        for _ in range(args.repeats):
+            for name, fn in fns.items():
+                t0 = time.perf_counter()
+                for b in batches:
+                    fn(image_bytes=b)["class_id"].numpy()
+                rows[name]["seconds"].append(time.perf_counter() - t0)
+    for row in rows.values():
+        row["images_per_second"] = [round(len(blobs) / s, 1) for s in row["seconds"]]
+    report = {
+        "command": " ".join(sys.argv),
+        "cpu": cpu_info(),
+        "images": len(blobs),
+        "run_test_metrics": {k: v for k, v in run_metrics.items() if isinstance(v, (int, float, bool))},
+        "exports": rows,
+        "cost_ratio": round(float(np.median(rows["one_view"]["images_per_second"])
+                                  / np.median(rows["tta"]["images_per_second"])), 2),
+    }
+    write_json(pathlib.Path(args.out), report)
+    print(json.dumps({k: report[k] for k in ("run_test_metrics", "exports", "cost_ratio")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
