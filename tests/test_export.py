@@ -191,7 +191,11 @@ def test_export_serves_the_runs_test_time_augmentation(tta_run, tiny_cifar, tmp_
     # --no-tta: one view, nothing recorded
     assert main(["export", "cifar10_cnn", "--run-dir", str(tta_run), "--out", str(tmp_path / "sm"), "--no-tta"]) == 0
     card2 = json.loads((out.parent / "2" / "model_card.json").read_text())
-    assert "serving_options" not in card2
+    assert "serving_options" not in card2 and card2["serving_options_not_served"] == card["serving_options"]
+    assert "which this export does not serve" in (out.parent / "2" / "README.md").read_text()
+    tflite = json.loads((export_model(tta_run, base_dir=tmp_path / "lite", tflite=True) / "model_card.json")
+                        .read_text())["tflite"]  # the pixels endpoint carries the views too (reverse, mirror pad)
+    assert tflite["top1_agreement"] >= 0.99 and tflite["max_probability_diff"] < 1e-4
     plain_served = tf.saved_model.load(str(out.parent / "2")).signatures["serving_default"](image_bytes=tf.constant(blobs))
     np.testing.assert_allclose(plain_served["probabilities"].numpy(), plain, atol=1e-5)
 
@@ -210,6 +214,15 @@ def test_serving_options_follow_the_run_and_the_recipe():
         load_serving(text, None, {"class_names": ["neg", "pos"]}, None, {"tta_flip": True})
     with pytest.raises(ValueError, match="tta_translate"):
         load_serving(image, None, {"class_names": list("abcdefghij")}, None, {"tta_translate": -1})
+
+    class Older(type(load_serving(image, None, {"class_names": list("abcdefghij")}))):  # a plugin's recipe
+        def __init__(self, model, spec, info, preprocessor=None):  # written before recipes took options
+            super().__init__(model, spec, info, preprocessor)
+
+    import dataclasses
+
+    older = dataclasses.replace(image, serving=Older)
+    assert isinstance(load_serving(older, None, {"class_names": list("abcdefghij")}), Older)
 
 
 def test_tflite_conversion_failure_is_one_line_and_leaves_nothing(image_run, tmp_path, monkeypatch, capfd):

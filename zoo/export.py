@@ -212,7 +212,8 @@ def _convert_tflite(saved_model: pathlib.Path, serving: Serving, out: pathlib.Pa
             flat = converter.convert()
     except Exception as exc:  # tf.lite's ConverterError: ops with neither a builtin nor a select-TF kernel
         ops = sorted(set(re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", str(exc))))
-        why = f"no TFLite kernel for the op(s) {', '.join(ops)}" if ops else str(exc).strip().splitlines()[0][:200]
+        why = (f"no TFLite kernel for the op(s) {', '.join(ops)}" if ops
+               else (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200])
         raise ExportError(f"TensorFlow Lite cannot convert this {serving.spec.name} model ({why}); export without "
                           "--tflite and serve the SavedModel") from exc
     out.write_bytes(flat)
@@ -236,6 +237,13 @@ def _convert_tflite(saved_model: pathlib.Path, serving: Serving, out: pathlib.Pa
             "max_probability_diff": max_diff}
 
 
+def _views(options) -> str:
+    """The test-time views of image-serving options in words ("flip + 1-pixel translate"); "" for none."""
+    options = options or {}
+    return " + ".join(["flip"] * bool(options.get("tta_flip"))
+                      + [f"{options.get('tta_translate')}-pixel translate"] * bool(options.get("tta_translate")))
+
+
 def _model_card(name, version, spec, info, meta, signature, extra) -> tuple[dict, str]:
     metrics = meta.get("metrics", {})
     config = meta.get("config", {})
@@ -257,11 +265,10 @@ def _model_card(name, version, spec, info, meta, signature, extra) -> tuple[dict
     headline = ", ".join(f"{k} {v:.4f}" for k, v in test.items() if isinstance(v, float))
     sig_in = ", ".join(f"{k}: {d} {s}" for k, (d, s) in signature.get("inputs", {}).items())
     sig_out = ", ".join(f"{k}: {d} {s}" for k, (d, s) in signature.get("outputs", {}).items())
-    tta = extra.get("serving_options") or {}
-    views = " + ".join(["flip"] * bool(tta.get("tta_flip")) + [f"{tta.get('tta_translate')}-pixel translate"]
-                       * bool(tta.get("tta_translate")))
-    tta_note = f"; the signature serves the same test-time augmentation ({views}; `zoo export --no-tta`: one view)" \
-        if views else ""
+    served, unserved = _views(extra.get("serving_options")), _views(extra.get("serving_options_not_served"))
+    tta_note = (f"; the signature serves the same test-time augmentation ({served}; `zoo export --no-tta`: one view)"
+                if served else f" (measured with test-time augmentation, {unserved}, which this export does not "
+                "serve: expect less)" if unserved else "")
     md = f"""# {name} (version {version})
 
 {spec.description}
@@ -317,8 +324,10 @@ def export_model(
         tflite_data: model inputs for the TFLite parity check, e.g. uint8
             images `(N, H, W, 3)` (default: 64 synthetic inputs).
         tta: image classifiers: serve the test-time augmentation the run's
-            test metrics were measured with (`serving_options`), so the
-            export scores what its model card reports; False: one view.
+            test metrics (metrics.json) were measured with (`serving_options`),
+            so the export scores what its model card reports; False: one
+            view (the card then says its figure used views it does not
+            serve).  A `keras.Model` export has no run metrics: one view.
 
     Returns:
         Path of the new version directory.
@@ -354,6 +363,8 @@ def export_model(
         extra = {"verified": bool(verify), "tolerance": TOLERANCE if verify else None}
         if options:
             extra["serving_options"] = options
+        elif serving_options(spec, meta.get("metrics")):  # the run's figure used views this export does not serve
+            extra["serving_options_not_served"] = serving_options(spec, meta.get("metrics"))
         if getattr(serving, "card_notes", None):  # what the signature's inputs mean (e.g. sampler settings)
             extra["serving_notes"] = serving.card_notes()
         if tflite:

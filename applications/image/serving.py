@@ -27,7 +27,7 @@ class ImageServing(Serving):
 
     Options: `tta_flip`, `tta_translate` bake test-time augmentation into
     both signatures (`zoo.tasks.classification.tta_logits`: the logits of
-    the mirrored and moved views averaged, 2 or 6 forward passes per image),
+    the mirrored and moved views averaged, 2, 3 or 6 forward passes per image),
     so the export scores what the run's TTA evaluation reported; `zoo
     export` takes them from the run's test metrics (`--no-tta`: none).
     """

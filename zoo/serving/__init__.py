@@ -135,4 +135,5 @@ def load_serving(spec: ModelSpec, model, info, preprocessor=None, options: Mappi
 
     `model` may be None (SavedModel-side helpers only).
     """
-    return spec.serving(model, spec, info, preprocessor, options)
+    # options only when there are some: a plugin's recipe written before they existed keeps working
+    return spec.serving(model, spec, info, preprocessor, *([options] if options else []))
