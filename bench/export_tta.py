@@ -19,7 +19,6 @@ import json
 import os
 import pathlib
 import sys
-import tarfile
 import tempfile
 import time
 
@@ -28,19 +27,6 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from cifar10 import cpu_info  # noqa: E402  (one definition of the machine report)
-
-
-def test_jpegs(data_dir: pathlib.Path) -> tuple[list[bytes], np.ndarray]:
-    """The archive's test JPEGs and their labels (class folder), in archive order."""
-    from applications.image.data import CIFAR10_CLASSES
-
-    blobs, labels = [], []
-    with tarfile.open(data_dir / "cifar10-jpeg.tar.gz") as tar:
-        for m in tar:
-            if m.name.startswith("cifar10/test/") and m.name.endswith(".jpg"):
-                blobs.append(tar.extractfile(m).read())
-                labels.append(CIFAR10_CLASSES.index(m.name.split("/")[2]))
-    return blobs, np.array(labels)
 
 
 def main(argv=None) -> int:
@@ -55,11 +41,12 @@ def main(argv=None) -> int:
         p.error("give --data-dir or set ZOO_DATA_DIR")
 
     import zoo  # first: it imports TensorFlow without its start-up lines
+    from applications.image.data import load_cifar10_jpegs
     from zoo.io import write_json
 
     import tensorflow as tf
 
-    blobs, labels = test_jpegs(pathlib.Path(args.data_dir))
+    blobs, labels = load_cifar10_jpegs("test", args.data_dir)
     run_metrics = json.loads((pathlib.Path(args.run_dir) / "metrics.json").read_text())["test"]
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:

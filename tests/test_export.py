@@ -147,20 +147,6 @@ def tta_run(tiny_cifar, tmp_path_factory):
     return run
 
 
-def _test_jpegs(data_dir):
-    import tarfile
-
-    from applications.image.data import CIFAR10_CLASSES
-
-    blobs, labels = [], []
-    with tarfile.open(data_dir / "cifar10-jpeg.tar.gz") as tar:
-        for m in tar:
-            if m.name.startswith("cifar10/test/") and m.name.endswith(".jpg"):
-                blobs.append(tar.extractfile(m).read())
-                labels.append(CIFAR10_CLASSES.index(m.name.split("/")[2]))
-    return blobs, np.array(labels)
-
-
 def test_export_serves_the_runs_test_time_augmentation(tta_run, tiny_cifar, tmp_path):
     """Default export of a TTA-evaluated run: the signature averages the same views as the evaluation, so the
     SavedModel on the test JPEGs scores exactly the run's reported test accuracy; `--no-tta` serves one view."""
@@ -172,7 +158,9 @@ def test_export_serves_the_runs_test_time_augmentation(tta_run, tiny_cifar, tmp_
     card = json.loads((out / "model_card.json").read_text())
     assert card["serving_options"] == {"tta_flip": True, "tta_translate": 1}
     assert "flip + 1-pixel translate" in (out / "README.md").read_text()
-    blobs, labels = _test_jpegs(tiny_cifar)
+    from applications.image.data import load_cifar10_jpegs
+
+    blobs, labels = load_cifar10_jpegs("test", tiny_cifar)
     served = tf.saved_model.load(str(out)).signatures["serving_default"](image_bytes=tf.constant(blobs))
     probs = served["probabilities"].numpy()
     assert float((probs.argmax(-1) == labels).mean()) == pytest.approx(metrics["accuracy"])

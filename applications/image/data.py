@@ -281,6 +281,32 @@ def load_cifar10_arrays(split: str, data_dir: str | os.PathLike | None = None) -
     return images, labels
 
 
+def load_cifar10_jpegs(split: str, data_dir: str | os.PathLike | None = None) -> tuple[list[bytes], np.ndarray]:
+    """The offline archive's encoded JPEG files of one split, as an export is sent them.
+
+    Args:
+        split: "train" or "test".
+        data_dir: folder holding `cifar10-jpeg.tar.gz`; None: `$ZOO_DATA_DIR`.
+
+    Returns:
+        (jpegs, labels): a list of N JPEG byte strings and int32 labels `(N,)`
+        (indices into `CIFAR10_CLASSES`), in the order of `load_cifar10_arrays`.
+
+    Raises:
+        DataError: no data folder (the tensorflow-datasets copy holds no JPEG
+            files), a missing archive or a checksum mismatch.
+    """
+    if split not in SPLITS:
+        raise DataError(f"CIFAR-10 has no split {split!r}; expected one of {', '.join(SPLITS)}")
+    found = CIFAR10.locate(data_dir)
+    if found is None:
+        raise DataError("load_cifar10_jpegs reads the offline archive: set ZOO_DATA_DIR or pass data_dir "
+                        f"(the folder holding {CIFAR10_ARCHIVE})")
+    members = _read_archive(found[0])[split]
+    labels = [CIFAR10_CLASSES.index(_MEMBER_RE.match(name).group(2)) for name, _ in members]
+    return [data for _, data in members], np.array(labels, np.int32)
+
+
 # ---------------------------------------------------------------------------
 # Pipeline
 # ---------------------------------------------------------------------------

@@ -94,6 +94,18 @@ def test_arrays_shapes_order_and_labels(data_dir):
     assert xt.shape == (10 * N_TEST, 32, 32, 3) and np.bincount(yt).tolist() == [N_TEST] * 10
 
 
+def test_jpegs_are_the_files_the_arrays_decode(data_dir, monkeypatch):
+    jpegs, labels = zi.load_cifar10_jpegs("test", data_dir)
+    images, want = load_cifar10_arrays("test", data_dir)
+    assert len(jpegs) == len(images) and labels.tolist() == want.tolist()
+    assert all(np.array_equal(tf.io.decode_jpeg(j).numpy(), x) for j, x in zip(jpegs, images))
+    monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
+    with pytest.raises(DataError, match="ZOO_DATA_DIR"):
+        zi.load_cifar10_jpegs("test")
+    with pytest.raises(DataError, match="no split"):
+        zi.load_cifar10_jpegs("val", data_dir)
+
+
 def test_arrays_env_data_dir(data_dir, monkeypatch):
     monkeypatch.setenv("ZOO_DATA_DIR", str(data_dir))
     x, _ = load_cifar10_arrays("test")
