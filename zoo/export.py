@@ -361,10 +361,11 @@ def export_model(
         archive.write_out(str(saved), verbose=False)
         signature = verify_saved_model(saved, serving, work) if verify else {}
         extra = {"verified": bool(verify), "tolerance": TOLERANCE if verify else None}
+        measured = serving_options(spec, meta.get("metrics"))  # the views the run's test figure used
         if options:
             extra["serving_options"] = options
-        elif serving_options(spec, meta.get("metrics")):  # the run's figure used views this export does not serve
-            extra["serving_options_not_served"] = serving_options(spec, meta.get("metrics"))
+        elif measured:  # --no-tta: the card's figure used views this export does not serve
+            extra["serving_options_not_served"] = measured
         if getattr(serving, "card_notes", None):  # what the signature's inputs mean (e.g. sampler settings)
             extra["serving_notes"] = serving.card_notes()
         if tflite:
