@@ -415,34 +415,40 @@ def _jpeg_settings(caller: str, jpeg_prob, jpeg_quality) -> tuple[float, tuple[i
 
 
 def _check_pipeline(images, labels, *, batch_size, training, seed=0, augment=True, pad=4, flip=True, cutout=0,
-                    alternate_flip=False, jpeg_prob=0.0, jpeg_quality=(60, 95)):
+                    alternate_flip=False, jpeg_prob=0.0, jpeg_quality=(60, 95), caller="make_image_dataset"):
     """`make_image_dataset`'s checks: `(images, labels, jpeg_prob, (q_low, q_high), jpeg)` (arrays, the JPEG
-    settings normalised, whether the JPEG copy is used), or a `DataError` naming the bad setting.  Cheap: the
-    `cifar10` loader runs it before it defers building its training pipeline, so a bad setting fails at load time."""
+    settings normalised, whether the JPEG copy is used), or a `DataError` naming `caller` and the bad setting.
+    Cheap: the `cifar10` loader runs it before it defers building its training pipeline, so a bad setting fails
+    at load time."""
     images = np.asarray(images)
     labels = np.asarray(labels)
     if images.ndim != 4 or images.dtype != np.uint8:
-        raise DataError(f"make_image_dataset: expected uint8 images (N, H, W, C), got {images.dtype} {images.shape}")
+        raise DataError(f"{caller}: expected uint8 images (N, H, W, C), got {images.dtype} {images.shape}")
     if labels.shape != (len(images),):
-        raise DataError(f"make_image_dataset: expected labels of shape ({len(images)},), got {labels.shape}")
+        raise DataError(f"{caller}: expected labels of shape ({len(images)},), got {labels.shape}")
     n, h, w, c = images.shape
     if n == 0:
-        raise DataError("make_image_dataset: no images (N = 0)")
+        raise DataError(f"{caller}: no images (N = 0)")
     if int(batch_size) < 1:
-        raise DataError(f"make_image_dataset: batch_size must be >= 1, got {batch_size}")
+        raise DataError(f"{caller}: batch_size must be >= 1, got {batch_size}")
     if not 0 <= pad < min(h, w):
-        raise DataError(f"make_image_dataset: pad must be in [0, {min(h, w)}) for {h}x{w} images, got {pad}")
+        raise DataError(f"{caller}: pad must be in [0, {min(h, w)}) for {h}x{w} images, got {pad}")
     if not 0 <= cutout <= max(h, w):
-        raise DataError(f"make_image_dataset: cutout must be in [0, {max(h, w)}], got {cutout}")
+        raise DataError(f"{caller}: cutout must be in [0, {max(h, w)}], got {cutout}")
     if alternate_flip and not (flip and augment):
-        raise DataError("make_image_dataset: alternate_flip needs flip=True and augment=True")
-    jpeg_prob, (q_low, q_high) = _jpeg_settings("make_image_dataset", jpeg_prob, jpeg_quality)
+        raise DataError(f"{caller}: alternate_flip needs flip=True and augment=True")
+    jpeg_prob, (q_low, q_high) = _jpeg_settings(caller, jpeg_prob, jpeg_quality)
     if training and jpeg_prob > 0 and not augment:
-        raise DataError("make_image_dataset: jpeg_prob needs augment=True (or set jpeg_prob=0)")
+        raise DataError(f"{caller}: jpeg_prob needs augment=True (or set jpeg_prob=0)")
     jpeg = bool(training and jpeg_prob > 0)
     if jpeg and c != 3:
-        raise DataError(f"make_image_dataset: jpeg_prob needs RGB images, got {c} channels")
+        raise DataError(f"{caller}: jpeg_prob needs RGB images, got {c} channels")
     return images, labels, jpeg_prob, (q_low, q_high), jpeg
+
+
+def _num_batches(n: int, batch_size: int, drop_remainder: bool) -> int:
+    """Batches of `batch_size` in `n` examples: whole ones only with `drop_remainder`, else the last partial too."""
+    return n // batch_size if drop_remainder else -(-n // batch_size)
 
 
 def make_image_dataset(
@@ -545,7 +551,7 @@ def make_image_dataset(
         passes = tf.Variable(-1, dtype=tf.int64, trainable=False, name="alternate_flip_pass")
 
     if training:
-        num_batches = n // batch_size if drop_remainder else -(-n // batch_size)
+        num_batches = _num_batches(n, batch_size, drop_remainder)
 
         def epoch(epoch_seed):
             perm = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int32), seed=epoch_seed)
@@ -714,12 +720,14 @@ def cifar10(
     if jpeg_prob is None:  # a training augmentation: none without augment
         lossless = source["source"].startswith("tensorflow-datasets")
         jpeg_prob = LOSSLESS_JPEG_PROB if lossless and augment else 0.0
-    jpeg_prob, jpeg_quality = _jpeg_settings("cifar10", jpeg_prob, jpeg_quality)
+    # a bad setting fails here, not when training starts
+    _, _, jpeg_prob, jpeg_quality, _ = _check_pipeline(tx, ty, batch_size=batch_size, training=True, **aug,
+                                                       jpeg_prob=jpeg_prob, jpeg_quality=jpeg_quality, caller="cifar10")
     if jpeg_prob > 0:
         aug["jpeg_prob"] = jpeg_prob
         aug["jpeg_quality"] = list(jpeg_quality)
     train_settings = {"batch_size": batch_size, "training": True, "seed": seed, **aug}
-    _check_pipeline(tx, ty, **train_settings)  # a bad setting fails here, not when training starts
+    drop_remainder = bool(len(ty) >= int(batch_size))  # make_image_dataset's default when training
     test = make_image_dataset(ex, ey, batch_size=batch_size, training=False)
     if val_idx is not None:
         vx, vy = take(train_x, train_y, val_idx)
@@ -745,8 +753,8 @@ def cifar10(
         "limit": None if limit is None else int(limit),
         "val_split": float(val_split),
         "augmentation": aug,
-        "drop_remainder": bool(len(ty) >= batch_size),
-        "steps_per_epoch": len(ty) // int(batch_size) if len(ty) >= int(batch_size) else 1,  # as make_image_dataset
+        "drop_remainder": drop_remainder,
+        "steps_per_epoch": _num_batches(len(ty), int(batch_size), drop_remainder),  # as make_image_dataset's train
     }
     # The training pipeline is built on first use of `bundle.train`: a load that only evaluates skips its
     # table (with the JPEG copy, ~6 s and 150 MB for 50,000 images).
