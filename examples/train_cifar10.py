@@ -36,6 +36,7 @@ import sys
 
 import zoo
 from zoo.cli import parse_set, report_errors
+from zoo.tasks.classification import tta_views
 
 # What fits in 20 minutes on 2 CPU cores with bf16 (see bench/RESULTS.md, rounds 4 and 11): airbench94
 # at 3/4 of its published widths for up to 12 epochs (the budget cuts them to what fits: 12 of ~87 s on an
@@ -154,8 +155,8 @@ def main(argv=None):
         budget_minutes=budget(args.model, args.full, args.epochs, args.budget_minutes),
     )
     test = result.metrics["test"]
-    tta = " with flip" * bool(test.get("tta_flip")) + f" + {test['tta_translate']}-pixel translate" * bool(test.get("tta_translate"))
-    print(f"\n{args.model}: test accuracy {test['accuracy']:.2%}{tta and ' (TTA' + tta + ')'} on {test['num_examples']} images "
+    views = tta_views(test)
+    print(f"\n{args.model}: test accuracy {test['accuracy']:.2%}{views and f' (TTA with {views})'} on {test['num_examples']} images "
           f"after {result.metrics['epochs']} epochs, {result.metrics['train_seconds'] / 60:.1f} min of training "
           f"({result.metrics['precision']})")
     print(json.dumps(test["per_class_accuracy"], indent=2))

@@ -39,6 +39,7 @@ from zoo.io import die_with_parent, jsonable, owned_temp_dir, read_json, remove_
 from zoo.registry import get_spec
 from zoo.run import Run
 from zoo.serving import Serving, load_serving
+from zoo.tasks.classification import tta_views
 
 __all__ = ["export_model", "ExportError", "predict", "next_version", "verify_saved_model", "load_run_preprocessor"]
 
@@ -237,13 +238,6 @@ def _convert_tflite(saved_model: pathlib.Path, serving: Serving, out: pathlib.Pa
             "max_probability_diff": max_diff}
 
 
-def _views(options) -> str:
-    """The test-time views of image-serving options in words ("flip + 1-pixel translate"); "" for none."""
-    options = options or {}
-    return " + ".join(["flip"] * bool(options.get("tta_flip"))
-                      + [f"{options.get('tta_translate')}-pixel translate"] * bool(options.get("tta_translate")))
-
-
 def _model_card(name, version, spec, info, meta, signature, extra) -> tuple[dict, str]:
     metrics = meta.get("metrics", {})
     config = meta.get("config", {})
@@ -265,7 +259,7 @@ def _model_card(name, version, spec, info, meta, signature, extra) -> tuple[dict
     headline = ", ".join(f"{k} {v:.4f}" for k, v in test.items() if isinstance(v, float))
     sig_in = ", ".join(f"{k}: {d} {s}" for k, (d, s) in signature.get("inputs", {}).items())
     sig_out = ", ".join(f"{k}: {d} {s}" for k, (d, s) in signature.get("outputs", {}).items())
-    served, unserved = _views(extra.get("serving_options")), _views(extra.get("serving_options_not_served"))
+    served, unserved = tta_views(extra.get("serving_options")), tta_views(extra.get("serving_options_not_served"))
     tta_note = (f"; the signature serves the same test-time augmentation ({served}; `zoo export --no-tta`: one view)"
                 if served else f" (measured with test-time augmentation, {unserved}, which this export does not "
                 "serve: expect less)" if unserved else "")
@@ -338,7 +332,8 @@ def export_model(
     import keras
 
     spec, model, info, preprocessor, meta, name = _resolve(model_or_run_dir, name, info, preprocessor)
-    options = serving_options(spec, meta.get("metrics"), tta=tta)
+    measured = serving_options(spec, meta.get("metrics"))  # the views the run's test figure used
+    options = measured if tta else {}
     serving = load_serving(spec, model, info, preprocessor, options)
     model_dir = pathlib.Path(base_dir).resolve() / name  # absolute: the verifying child runs elsewhere
     created = not model_dir.exists()
@@ -361,7 +356,6 @@ def export_model(
         archive.write_out(str(saved), verbose=False)
         signature = verify_saved_model(saved, serving, work) if verify else {}
         extra = {"verified": bool(verify), "tolerance": TOLERANCE if verify else None}
-        measured = serving_options(spec, meta.get("metrics"))  # the views the run's test figure used
         if options:
             extra["serving_options"] = options
         elif measured:  # --no-tta: the card's figure used views this export does not serve

@@ -14,7 +14,7 @@ import numpy as np
 from zoo.registry import ModelSpec
 from zoo.tasks import register_task
 
-__all__ = ["CLASSIFICATION", "classification_task", "predict_logits", "tta_logits", "classification_metrics", "evaluate_classification"]
+__all__ = ["CLASSIFICATION", "classification_task", "predict_logits", "tta_logits", "tta_views", "classification_metrics", "evaluate_classification"]
 
 
 def classification_task(spec: ModelSpec, train: Mapping[str, Any]):
@@ -71,6 +71,14 @@ def tta_logits(predict, x, *, tta_flip: bool = False, tta_translate: int = 0):
     return out
 
 
+def tta_views(options: Mapping[str, Any] | None) -> str:
+    """The test-time views of `{"tta_flip", "tta_translate"}` settings (a run's test metrics, an image export's
+    serving options) in words, e.g. "flip + 1-pixel translate"; "" for none."""
+    options = options or {}
+    return " + ".join(["flip"] * bool(options.get("tta_flip"))
+                      + [f"{options.get('tta_translate')}-pixel translate"] * bool(options.get("tta_translate")))
+
+
 def predict_logits(model, dataset, *, tta_flip: bool = False, tta_translate: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Run `model` over a batched `(inputs, labels)` dataset.
 
@@ -86,14 +94,9 @@ def predict_logits(model, dataset, *, tta_flip: bool = False, tta_translate: int
     import keras
 
     predict = _compiled_predict(model) if keras.backend.backend() == "tensorflow" else model
-    if int(tta_translate) < 0:
-        raise ValueError(f"tta_translate must be a number of pixels >= 0, got {tta_translate}")
     labels, logits = [], []
     for x, y in dataset:
-        if tta_flip or tta_translate:
-            logits.append(np.asarray(tta_logits(predict, x, tta_flip=tta_flip, tta_translate=tta_translate)))
-        else:
-            logits.append(np.asarray(predict(x), dtype=np.float32))
+        logits.append(np.asarray(tta_logits(predict, x, tta_flip=tta_flip, tta_translate=tta_translate)))
         labels.append(np.asarray(y))
     if not logits:
         raise ValueError("evaluation dataset is empty: nothing to evaluate (check --limit and the data split)")
