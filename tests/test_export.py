@@ -233,3 +233,53 @@ def test_tflite_conversion_failure_is_one_line_and_leaves_nothing(image_run, tmp
     assert "no TFLite kernel for the op(s) Erfc" in err and "without --tflite" in err
     assert len(err.strip().splitlines()) == 1
     assert not (out / "cifar10_cnn").exists()
+
+
+def test_float32_twin_has_the_weights_and_computes_in_float32():
+    """A mixed-precision model's twin: every layer float32, the same weights, the original untouched; a float32
+    model is its own twin."""
+    import keras
+
+    from zoo.export import float32_twin
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = zoo.create_model("cifar10_airbench", widths=(8, 16, 16))
+    finally:
+        keras.config.set_dtype_policy(previous)
+    twin = float32_twin(model)
+    assert {layer.dtype_policy.name for layer in twin._flatten_layers()} == {"float32"}
+    assert "mixed_bfloat16" in {layer.dtype_policy.name for layer in model._flatten_layers()}
+    for a, b in zip(model.weights, twin.weights, strict=True):
+        assert a.path == b.path and np.array_equal(np.asarray(a), np.asarray(b))
+    x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    bf16, f32 = np.asarray(model(x), np.float32), np.asarray(twin(x))
+    assert f32.dtype == np.float32 and np.abs(bf16 - f32).max() < 0.05 * np.abs(f32).max() + 1e-3
+    plain = zoo.create_model("cifar10_cnn", filters=[8, 16, 16], dense_units=16)
+    assert float32_twin(plain) is plain
+
+
+def test_tflite_export_of_a_bf16_model_converts_its_float32_twin(tiny_cifar, tmp_path, capsys):
+    """cifar10_airbench trained in mixed_bfloat16 (the main job on bf16 CPUs): exact GELU in bf16 has no TFLite
+    kernel (Erfc), so `--tflite` converts the float32 twin; the card says so and what it agrees with."""
+    from applications.image.data import load_cifar10_jpegs
+
+    run = tmp_path / "run"
+    fit("cifar10_airbench", run_dir=run, data_dir=tiny_cifar, epochs=1, batch_size=20, verbose=0,
+        precision="mixed_bfloat16", overrides={"widths": (8, 16, 16)})
+    out = tmp_path / "sm"
+    assert main(["export", "cifar10_airbench", "--run-dir", str(run), "--out", str(out), "--tflite"]) == 0
+    version = out / "cifar10_airbench" / "1"
+    lite = json.loads((version / "model_card.json").read_text())["tflite"]
+    assert lite["model_dtype_policy"] == "mixed_bfloat16" and lite["compute_dtype"] == "float32"
+    assert lite["top1_agreement"] >= 0.99 and lite["max_probability_diff"] < 1e-4
+    assert lite["top1_agreement_with_saved_model"] >= 0.9
+    assert "its float32 copy with the same weights" in (version / "README.md").read_text()
+    assert sorted(p.name for p in (out / "cifar10_airbench").iterdir()) == ["1"]  # no float32 SavedModel left beside
+    blobs, _ = load_cifar10_jpegs("test", tiny_cifar)
+    images = np.stack([tf.io.decode_jpeg(b).numpy() for b in blobs])
+    runner = tf.lite.Interpreter(model_path=str(version / "model.tflite")).get_signature_runner("serve_pixels")
+    got = np.concatenate([runner(image=images[i:i + 1])["probabilities"] for i in range(len(images))])
+    want = tf.saved_model.load(str(version)).signatures["serve_pixels"](image=tf.constant(images))["probabilities"]
+    assert np.abs(got - want.numpy()).max() < 0.05  # bf16 rounding in the SavedModel, float32 in the file

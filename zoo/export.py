@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -41,7 +42,8 @@ from zoo.run import Run
 from zoo.serving import Serving, load_serving
 from zoo.tasks.classification import tta_views
 
-__all__ = ["export_model", "ExportError", "predict", "next_version", "verify_saved_model", "load_run_preprocessor"]
+__all__ = ["export_model", "ExportError", "float32_twin", "predict", "next_version", "verify_saved_model",
+           "load_run_preprocessor"]
 
 _TMP_PREFIX = ".tmp-export-"  # + "<pid>-<random>": a version being assembled
 TOLERANCE = 1e-4  # max |difference| between the SavedModel's and the in-memory model's numeric outputs
@@ -192,21 +194,84 @@ def verify_saved_model(path, serving: Serving, workdir: pathlib.Path) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _convert_tflite(saved_model: pathlib.Path, serving: Serving, out: pathlib.Path, data=None) -> dict:
-    """Convert the recipe's tensor-input endpoint to TensorFlow Lite and check parity with the SavedModel.
+def _dtype_policies(model) -> set[str]:
+    """The names of the dtype policies of `model` and all its layers, e.g. {"mixed_bfloat16"}."""
+    return {layer.dtype_policy.name for layer in model._flatten_layers(include_self=True, recursive=True)}
+
+
+def float32_twin(model):
+    """`model` rebuilt to compute in float32, with the same weights; `model` itself when it already does.
+
+    A mixed-precision model (`mixed_bfloat16`, `mixed_float16`) keeps float32
+    variables, so the twin's weights are exactly the model's; only its
+    arithmetic differs (float32 instead of bfloat16/float16).  TensorFlow Lite
+    converts the twin where it cannot convert the original (exact GELU in
+    bfloat16 lowers to `Erfc`, which has no TFLite kernel; in float32 it
+    becomes TFLite's GELU).  Inputs and outputs keep their shapes and dtypes
+    (e.g. uint8 images `(N, H, W, 3)` -> logits `(N, K)`).
+    """
+    import keras
+
+    if _dtype_policies(model) <= {"float32"}:
+        return model
+
+    def to_float32(node):  # every dtype policy in the serialised model -> float32
+        if isinstance(node, dict):
+            if node.get("class_name") in ("DTypePolicy", "FloatDTypePolicy") and isinstance(node.get("config"), dict):
+                return {**node, "config": {**node["config"], "name": "float32"}}
+            return {k: "float32" if k == "dtype" and isinstance(v, str) and v.startswith("mixed_") else to_float32(v)
+                    for k, v in node.items()}
+        if isinstance(node, list):
+            return [to_float32(v) for v in node]
+        return node
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")  # sublayers made without an explicit dtype follow the global policy
+    try:
+        twin = keras.saving.deserialize_keras_object(to_float32(keras.saving.serialize_keras_object(model)))
+    finally:
+        keras.config.set_dtype_policy(previous)
+    if not _dtype_policies(twin) <= {"float32"}:
+        raise ExportError(f"cannot make a float32 copy of {model.name}: layers still compute in "
+                          f"{', '.join(sorted(_dtype_policies(twin) - {'float32'}))}")
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def _convert_tflite(saved_model: pathlib.Path, serving: Serving, out: pathlib.Path, work: pathlib.Path,
+                    data=None) -> dict:
+    """Convert the recipe's tensor-input endpoint to TensorFlow Lite and check parity.
 
     String decoding cannot run on TFLite builtins, so the converted signature
     takes the model's tensors (pixels, token ids); ops without a builtin
-    kernel fall back to TF select ops.
+    kernel fall back to TF select ops.  A mixed-precision model is converted
+    from its float32 twin (`float32_twin`, written to a SavedModel under
+    `work`): the file computes in float32.  Parity: the TFLite file against
+    what it was converted from (top-1 agreement >= 0.99), and, for a twin,
+    the agreement with the exported (mixed-precision) signature, reported.
     """
+    import keras
     import tensorflow as tf
 
     endpoint = serving.tflite_endpoint
     if endpoint is None:
         raise ExportError(f"TensorFlow Lite export is available for image and text classifiers, "
                           f"not {serving.spec.modality} models")
-    fn, (input_spec,) = serving.extra_endpoints()[endpoint]
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=[endpoint])
+    served_fn = serving.extra_endpoints()[endpoint][0]
+    twin = float32_twin(serving.model)
+    source, converted = saved_model, serving
+    if twin is not serving.model:
+        converted = load_serving(serving.spec, twin, serving.info, serving.preprocessor, serving.options)
+        fn, signature = converted.extra_endpoints()[endpoint]
+        archive = keras.export.ExportArchive()
+        archive.track(twin)
+        for resource in converted.trackables():
+            archive.track(resource)
+        archive.add_endpoint(endpoint, fn, input_signature=signature)
+        source = work / "float32"
+        archive.write_out(str(source), verbose=False)
+    fn = converted.extra_endpoints()[endpoint][0]
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(source), signature_keys=[endpoint])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
     try:
         with silenced_stderr():  # the converter dumps its whole MLIR module to stderr when it fails
@@ -219,11 +284,18 @@ def _convert_tflite(saved_model: pathlib.Path, serving: Serving, out: pathlib.Pa
                           "--tflite and serve the SavedModel") from exc
     out.write_bytes(flat)
     x = np.asarray(data) if data is not None else serving.tensor_samples(64)
-    ref = np.concatenate([np.asarray(fn(x[i:i + 32])["probabilities"]) for i in range(0, len(x), 32)])
+
+    def batched(f):
+        return np.concatenate([np.asarray(f(x[i:i + 32])["probabilities"]) for i in range(0, len(x), 32)])
+
+    ref = batched(fn)
     try:
-        runner = tf.lite.Interpreter(model_path=str(out)).get_signature_runner(endpoint)
-        (name,) = runner.get_input_details()
-        lite = np.concatenate([runner(**{name: x[i:i + 1]})["probabilities"] for i in range(len(x))])
+        # TF's interpreter still runs (LiteRT is its successor); its deprecation warning and XNNPACK's line go
+        with warnings.catch_warnings(), silenced_stderr():
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+            runner = tf.lite.Interpreter(model_path=str(out)).get_signature_runner(endpoint)
+            (name,) = runner.get_input_details()
+            lite = np.concatenate([runner(**{name: x[i:i + 1]})["probabilities"] for i in range(len(x))])
     except RuntimeError as exc:
         out.unlink()
         raise ExportError(f"{serving.spec.name} converts to TensorFlow Lite only with TF select ops "
@@ -234,8 +306,15 @@ def _convert_tflite(saved_model: pathlib.Path, serving: Serving, out: pathlib.Pa
     max_diff = float(np.abs(ref - lite).max())
     if agreement < 0.99:
         raise ExportError(f"TensorFlow Lite model agrees with the SavedModel on only {agreement:.1%} of {len(x)} inputs")
-    return {"file": out.name, "signature": endpoint, "examples": len(x), "top1_agreement": agreement,
-            "max_probability_diff": max_diff}
+    report = {"file": out.name, "signature": endpoint, "examples": len(x), "top1_agreement": agreement,
+              "max_probability_diff": max_diff, "compute_dtype": "float32"}
+    if converted is not serving:  # what the float32 file gives against the mixed-precision signature it stands for
+        served = batched(served_fn)
+        report.update({"converted_from": "float32 copy of the model (same weights)",
+                       "model_dtype_policy": ", ".join(sorted(_dtype_policies(serving.model) - {"float32"})),
+                       "top1_agreement_with_saved_model": float((served.argmax(-1) == lite.argmax(-1)).mean()),
+                       "max_probability_diff_with_saved_model": float(np.abs(served - lite).max())})
+    return report
 
 
 def _model_card(name, version, spec, info, meta, signature, extra) -> tuple[dict, str]:
@@ -288,6 +367,18 @@ Hyperparameters, data split and the full metrics are in `model_card.json`.
 """
     if extra.get("serving_notes"):
         md += "\n## Using the signature\n\n" + extra["serving_notes"] + "\n"
+    lite = extra.get("tflite")
+    if lite:
+        md += (f"\n## TensorFlow Lite\n\n`{lite['file']}`: signature `{lite['signature']}` on the model's tensors "
+               f"(the same as the SavedModel's `{lite['signature']}`), computing in {lite['compute_dtype']}; "
+               f"top-1 agreement with what it was converted from {lite['top1_agreement']:.1%} of {lite['examples']} "
+               "inputs.")
+        if "model_dtype_policy" in lite:
+            md += (f" The model computes in {lite['model_dtype_policy']}; the file is its float32 copy with the "
+                   f"same weights (top-1 agreement with the SavedModel "
+                   f"{lite['top1_agreement_with_saved_model']:.1%}, probabilities within "
+                   f"{lite['max_probability_diff_with_saved_model']:.2g}).")
+        md += "\n"
     return card, md
 
 
@@ -363,7 +454,7 @@ def export_model(
         if getattr(serving, "card_notes", None):  # what the signature's inputs mean (e.g. sampler settings)
             extra["serving_notes"] = serving.card_notes()
         if tflite:
-            extra["tflite"] = _convert_tflite(saved, serving, saved / "model.tflite", tflite_data)
+            extra["tflite"] = _convert_tflite(saved, serving, saved / "model.tflite", work, tflite_data)
         shutil.rmtree(work)
         for item in saved.iterdir():  # SavedModel files at the version root, as TF Serving expects
             item.rename(tmp / item.name)
