@@ -214,7 +214,7 @@ def test_serving_options_follow_the_run_and_the_recipe():
 
 
 def test_tflite_conversion_failure_is_one_line_and_leaves_nothing(image_run, tmp_path, monkeypatch, capfd):
-    """A model with an op TFLite cannot run (cifar10_airbench's exact GELU in bf16 lowers to Erfc): the converter's
+    """A model with an op TFLite cannot run (as Erfc, exact GELU in bf16, before float32 twins): the converter's
     MLIR dump on stderr is silenced, the error names the op and the fix, the CLI exits 2, no version is left."""
 
     class Converter:

@@ -257,12 +257,12 @@ def _convert_tflite(saved_model: pathlib.Path, serving: Serving, out: pathlib.Pa
     if endpoint is None:
         raise ExportError(f"TensorFlow Lite export is available for image and text classifiers, "
                           f"not {serving.spec.modality} models")
-    served_fn = serving.extra_endpoints()[endpoint][0]
     twin = float32_twin(serving.model)
-    source, converted = saved_model, serving
-    if twin is not serving.model:
-        converted = load_serving(serving.spec, twin, serving.info, serving.preprocessor, serving.options)
-        fn, signature = converted.extra_endpoints()[endpoint]
+    converted = serving if twin is serving.model else load_serving(serving.spec, twin, serving.info,
+                                                                    serving.preprocessor, serving.options)
+    fn, signature = converted.extra_endpoints()[endpoint]
+    source = saved_model
+    if converted is not serving:  # a SavedModel of the twin's endpoint alone, in the export's scratch directory
         archive = keras.export.ExportArchive()
         archive.track(twin)
         for resource in converted.trackables():
@@ -270,7 +270,6 @@ def _convert_tflite(saved_model: pathlib.Path, serving: Serving, out: pathlib.Pa
         archive.add_endpoint(endpoint, fn, input_signature=signature)
         source = work / "float32"
         archive.write_out(str(source), verbose=False)
-    fn = converted.extra_endpoints()[endpoint][0]
     converter = tf.lite.TFLiteConverter.from_saved_model(str(source), signature_keys=[endpoint])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
     try:
@@ -305,11 +304,12 @@ def _convert_tflite(saved_model: pathlib.Path, serving: Serving, out: pathlib.Pa
     agreement = float((ref.argmax(-1) == lite.argmax(-1)).mean())
     max_diff = float(np.abs(ref - lite).max())
     if agreement < 0.99:
-        raise ExportError(f"TensorFlow Lite model agrees with the SavedModel on only {agreement:.1%} of {len(x)} inputs")
+        raise ExportError(f"TensorFlow Lite model agrees with the {'SavedModel' if converted is serving else 'float32 copy'} "
+                          f"it was converted from on only {agreement:.1%} of {len(x)} inputs")
     report = {"file": out.name, "signature": endpoint, "examples": len(x), "top1_agreement": agreement,
               "max_probability_diff": max_diff, "compute_dtype": "float32"}
     if converted is not serving:  # what the float32 file gives against the mixed-precision signature it stands for
-        served = batched(served_fn)
+        served = batched(serving.extra_endpoints()[endpoint][0])
         report.update({"converted_from": "float32 copy of the model (same weights)",
                        "model_dtype_policy": ", ".join(sorted(_dtype_policies(serving.model) - {"float32"})),
                        "top1_agreement_with_saved_model": float((served.argmax(-1) == lite.argmax(-1)).mean()),
