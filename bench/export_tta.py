@@ -37,20 +37,15 @@ from cifar10 import cpu_info  # noqa: E402  (one definition of the machine repor
 
 def score_tflite(path, blobs, labels, rows, batch, served_pred) -> dict:
     """Accuracy, agreement with the SavedModel's classes (`served_pred`) and images/s of a `model.tflite`."""
-    import warnings
-
     import tensorflow as tf
 
-    from zoo._tf import silenced_stderr
+    from zoo.export import tflite_signature
 
     images = np.stack([tf.io.decode_jpeg(b).numpy() for b in blobs])
-    with warnings.catch_warnings(), silenced_stderr():
-        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
-        runner = tf.lite.Interpreter(model_path=str(path)).get_signature_runner("serve_pixels")
-        t0 = time.perf_counter()
-        probs = np.concatenate([runner(image=images[i:i + batch])["probabilities"]
-                                for i in range(0, len(images), batch)])
-        seconds = time.perf_counter() - t0
+    runner, _ = tflite_signature(path, "serve_pixels")
+    t0 = time.perf_counter()
+    probs = np.concatenate([runner(image=images[i:i + batch])["probabilities"] for i in range(0, len(images), batch)])
+    seconds = time.perf_counter() - t0
     pred = probs.argmax(-1)
     return {"accuracy": float((pred == labels).mean()), "top1_agreement_with_saved_model": float((pred == served_pred).mean()),
             "seconds": [seconds], "batch": batch}

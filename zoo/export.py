@@ -43,7 +43,7 @@ from zoo.serving import Serving, load_serving
 from zoo.tasks.classification import tta_views
 
 __all__ = ["export_model", "ExportError", "float32_twin", "predict", "next_version", "verify_saved_model",
-           "load_run_preprocessor"]
+           "load_run_preprocessor", "tflite_signature"]
 
 _TMP_PREFIX = ".tmp-export-"  # + "<pid>-<random>": a version being assembled
 TOLERANCE = 1e-4  # max |difference| between the SavedModel's and the in-memory model's numeric outputs
@@ -238,6 +238,31 @@ def float32_twin(model):
     return twin
 
 
+def tflite_signature(path, signature: str):
+    """A signature of a `.tflite` file as a function: `(call, input_names)`.
+
+    `call(**{name: array})` -> {output name: numpy array}, e.g. for an
+    image export's `serve_pixels`: `image` uint8 `(N, H, W, 3)` ->
+    `probabilities` float32 `(N, K)`; the batch size may change between
+    calls.  TensorFlow's interpreter is used (LiteRT is its successor); its
+    deprecation warning and XNNPACK's log line are kept off the terminal.
+
+    Raises:
+        RuntimeError: the file needs ops the Python interpreter cannot run (TF select ops).
+    """
+    import tensorflow as tf
+
+    with warnings.catch_warnings(), silenced_stderr():
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+        runner = tf.lite.Interpreter(model_path=str(path)).get_signature_runner(signature)
+
+    def call(**inputs):
+        with silenced_stderr():  # XNNPACK's "Created ... delegate" line comes with the first call
+            return runner(**inputs)
+
+    return call, list(runner.get_input_details())
+
+
 def _convert_tflite(saved_model: pathlib.Path, serving: Serving, out: pathlib.Path, work: pathlib.Path,
                     data=None) -> dict:
     """Convert the recipe's tensor-input endpoint to TensorFlow Lite and check parity.
@@ -289,12 +314,8 @@ def _convert_tflite(saved_model: pathlib.Path, serving: Serving, out: pathlib.Pa
 
     ref = batched(fn)
     try:
-        # TF's interpreter still runs (LiteRT is its successor); its deprecation warning and XNNPACK's line go
-        with warnings.catch_warnings(), silenced_stderr():
-            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
-            runner = tf.lite.Interpreter(model_path=str(out)).get_signature_runner(endpoint)
-            (name,) = runner.get_input_details()
-            lite = np.concatenate([runner(**{name: x[i:i + 1]})["probabilities"] for i in range(len(x))])
+        runner, (name,) = tflite_signature(out, endpoint)
+        lite = np.concatenate([runner(**{name: x[i:i + 1]})["probabilities"] for i in range(len(x))])
     except RuntimeError as exc:
         out.unlink()
         raise ExportError(f"{serving.spec.name} converts to TensorFlow Lite only with TF select ops "
