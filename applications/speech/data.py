@@ -45,7 +45,8 @@ Synthetic voices (`synthetic=N`): N eSpeak NG voices, each saying every
 digit once (`applications.speech.synthetic`), are appended to the
 recordings as speakers `espeak<k>` and join the *training* set only
 (`with_synthetic_voices`); `synthetic_flite=M` makes M of them CMU Flite
-voices (`flite<k>`) instead; `synthetic_connected=True` lets connected
+voices (`flite<k>`) instead, `synthetic_l2=p` gives that share of the eSpeak
+ones a second-language accent; `synthetic_connected=True` lets connected
 training utterances use them too, and `synthetic_connected_share=p` has
 that share of them said by one synthetic voice each.  No test set ever
 holds one.
@@ -431,7 +432,7 @@ def load_fsdd_recordings(data_dir: str | os.PathLike | None = None) -> Recording
 SYNTHETIC_PREFIXES = ("espeak", "flite")
 
 
-def with_synthetic_voices(rec: Recordings, voices: int, *, seed: int = 0, flite: int = 0
+def with_synthetic_voices(rec: Recordings, voices: int, *, seed: int = 0, flite: int = 0, l2: float = 0.0
                           ) -> tuple[Recordings, np.ndarray]:
     """`rec` with `voices` synthetic voices' digits appended, and the appended indices (int64 `(voices * 10,)`).
 
@@ -439,14 +440,15 @@ def with_synthetic_voices(rec: Recordings, voices: int, *, seed: int = 0, flite:
     speakers `"espeak<k>"`; the last `flite` are CMU Flite voices
     (`synthetic.flite_digits`), speakers `"flite<k>"`; all take 0.
     `split_indices` never returns them (they are not FSDD speakers), so they
-    reach training only through these indices.
+    reach training only through these indices.  `l2`: the share of the
+    eSpeak voices with a second-language accent (`synthetic.l2_accent`).
     """
     from applications.speech.synthetic import SynthesisError, flite_digits, synthetic_digits
 
     flite = min(int(flite), int(voices))
     try:
         made = [(SYNTHETIC_PREFIXES[0], m) for m in
-                (synthetic_digits(voices - flite, seed=seed, sample_rate=SAMPLE_RATE) if voices > flite else [])]
+                (synthetic_digits(voices - flite, seed=seed, sample_rate=SAMPLE_RATE, l2=l2) if voices > flite else [])]
         made += [(SYNTHETIC_PREFIXES[1], m) for m in
                  (flite_digits(flite, seed=seed, sample_rate=SAMPLE_RATE) if flite else [])]
     except SynthesisError as e:
@@ -759,6 +761,7 @@ def fsdd(
     synthetic_connected: bool = False,
     synthetic_connected_share: float = 0.0,
     synthetic_flite: int = 0,
+    synthetic_l2: float = 0.0,
 ) -> SpeechBundle:
     """FSDD as a `SpeechBundle` of waveform pipelines (see the module docstring).
 
@@ -798,6 +801,10 @@ def fsdd(
             voices (`synthetic.flite_digits`: five voices learnt from real
             speakers, at random rates, pitches and vocal-tract lengths; needs
             the `flite` program), the rest eSpeak NG's (0: all eSpeak).
+        synthetic_l2: the share (in [0, 1]) of the eSpeak voices that speak
+            with a random second-language accent (`synthetic.l2_accent`:
+            theta as s/t/f, w as v, devoicing, full vowels for lax and
+            reduced ones, pure vowels for diphthongs; 0: none).
 
     Returns:
         SpeechBundle: `train` (shuffled every epoch), `val` (the isolated test
@@ -820,6 +827,8 @@ def fsdd(
     if not 0 <= int(synthetic_flite) <= int(synthetic):
         raise DataError(f"fsdd: synthetic_flite ({synthetic_flite}) counts Flite voices among the synthetic "
                         f"ones, so it must be in [0, synthetic={synthetic}]; raise data.synthetic or lower it")
+    if not 0.0 <= float(synthetic_l2) <= 1.0:
+        raise DataError(f"fsdd: synthetic_l2 is a share of the synthetic voices in [0, 1], got {synthetic_l2}")
     if not 0.0 <= float(synthetic_connected_share) <= 1.0:
         raise DataError(f"fsdd: synthetic_connected_share must be in [0, 1], got {synthetic_connected_share}")
     if synthetic_connected and synthetic_connected_share:
@@ -840,7 +849,7 @@ def fsdd(
         flite = min(flite, voices)
     synth_idx = np.zeros(0, np.int64)
     if voices:
-        rec, synth_idx = with_synthetic_voices(rec, voices, seed=seed, flite=flite)
+        rec, synth_idx = with_synthetic_voices(rec, voices, seed=seed, flite=flite, l2=float(synthetic_l2))
         train_idx = np.concatenate([train_idx, synth_idx])
     pooled = bool(synthetic_connected and voices)
     share = float(synthetic_connected_share) if voices else 0.0
@@ -900,6 +909,7 @@ def fsdd(
         "num_train_synthetic": int(len(train_idx) - len(recorded_train)),
         "synthetic_voices": voices,
         "synthetic_flite_voices": flite if voices else 0,
+        "synthetic_l2": float(synthetic_l2) if voices else 0.0,
         "synthetic_connected": pooled,
         "synthetic_connected_share": share,
         "num_val": int(len(test_idx)),

@@ -13,7 +13,11 @@ recordings, so it adds no recording of any FSDD speaker (split purity).
 Each synthetic voice is a random draw of an English accent (`ACCENTS`), a
 voice variant (`variants()`: eSpeak's ~100 timbre presets, male, female,
 whispered, Klatt), a base pitch, a pitch range and a speaking rate; it
-says each digit word once.  The draw depends only on the seed.  eSpeak's
+says each digit word once.  With `l2=p`, that share of the voices also
+speaks with a random second-language accent (`l2_accent`: substitutions of
+`L2_RULES` on the words' phonemes, spoken as eSpeak phoneme input); on
+unseen FSDD voices this did not help (bench/RESULTS.md, #15 twenty-second
+pass), so the spec leaves it off.  The draw depends only on the seed.  eSpeak's
 voicing noise is random and its generator state lives in the library for
 the life of the process, so repeated synthesis in one process drifts (a
 few samples of length, other noise); `synthetic_digits` therefore speaks
@@ -53,15 +57,36 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["ACCENTS", "FLITE_VOICES", "available", "flite_available", "variants", "speak", "synthetic_digits",
+__all__ = ["ACCENTS", "DIGIT_PHONEMES", "FLITE_VOICES", "L2_RULES", "available", "l2_accent", "l2_phonemes", "flite_available", "variants", "speak", "synthetic_digits",
            "flite_digits"]
 
 ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029",
            "en-us-nyc")
 FLITE_VOICES = ("kal", "kal16", "awb", "rms", "slt")
+
+#: eSpeak NG's English phonemes of the digit words (`espeak_TextToPhonemes`, en-us; tested against the library)
+DIGIT_PHONEMES = ("z'i@roU", "w'Vn", "t'u:", "Tr'i:", "f'o@", "f'aIv", "s'Iks", "s'Ev@n", "'eIt", "n'aIn")
+
+#: Substitutions of second-language (L2) English, on eSpeak's phoneme mnemonics: (name, phoneme, replacements).
+#: Each is among the commonest transfers from speakers' first languages (theta as s/t/f: French, German, Dutch,
+#: Spanish, Chinese...; w as v: German, Hindi, Polish...; final or initial devoicing: German, Dutch, Polish...;
+#: no lax /I/ or reduced schwa: Spanish, Italian, French, Greek...; pure vowels for diphthongs: Spanish, German...).
+L2_RULES = (
+    ("theta", "T", ("s", "t", "f")),
+    ("w-as-v", "w", ("v",)),
+    ("devoice-z", "z", ("s",)),
+    ("devoice-final-v", "v", ("f",)),
+    ("tense-I", "I", ("i:",)),
+    ("full-schwa", "@", ("E",)),
+    ("lowered-V", "V", ("a", "0")),
+    ("pure-eI", "eI", ("e:", "E")),
+    ("pure-oU", "oU", ("o:", "O")),
+    ("pure-aI", "aI", ("a:", "a")),
+)
 _SYNCHRONOUS = 2  # espeak_AUDIO_OUTPUT: AUDIO_OUTPUT_SYNCHRONOUS
 _RATE, _PITCH, _RANGE = 1, 3, 4  # espeak_PARAMETER
 _CHARS_UTF8 = 1
+_PHONEMES = 0x100  # espeakPHONEMES: read [[...]] as phoneme mnemonics
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 _lock = threading.Lock()
 _engine: dict = {}
@@ -125,7 +150,7 @@ def speak(text: str, voice: str = "en-us", *, rate: int = 175, pitch: int = 50, 
     """Synthesise `text`: `(float32 (N,) in [-1, 1], sample_rate)` at eSpeak's own rate (22,050 Hz).
 
     Args:
-        text: what to say.
+        text: what to say; `[[...]]` holds eSpeak phoneme mnemonics (e.g. "[[Tr'i:]]": "three").
         voice: an eSpeak voice name, `"<accent>"` or `"<accent>+<variant>"`.
         rate: words per minute (80-450).
         pitch, pitch_range: base pitch and its range, 0-99 (50: the voice's default).
@@ -145,7 +170,8 @@ def speak(text: str, voice: str = "en-us", *, rate: int = 175, pitch: int = 50, 
             lib.espeak_SetParameter(key, int(value), 0)
         chunks.clear()
         data = text.encode()
-        lib.espeak_Synth(data, len(data) + 1, 0, 1, 0, _CHARS_UTF8, None, None)  # position 0 in characters
+        flags = _CHARS_UTF8 | (_PHONEMES if "[[" in text else 0)
+        lib.espeak_Synth(data, len(data) + 1, 0, 1, 0, flags, None, None)  # position 0 in characters
         lib.espeak_Synchronize()
         audio = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
         chunks.clear()
@@ -190,8 +216,39 @@ def _speak_fresh(jobs: list[dict], seed: int) -> tuple[list[np.ndarray], int]:
     return [audio[a:b] for a, b in zip(offsets[:-1], offsets[1:])], rate
 
 
+def l2_accent(rng, rule_prob: float = 0.5) -> dict[str, str]:
+    """A random second-language accent: each of `L2_RULES` with probability `rule_prob`, one replacement each.
+
+    Returns `{phoneme: replacement}` (possibly empty); `l2_phonemes` applies it.
+    """
+    accent = {}
+    for _, phoneme, replacements in L2_RULES:
+        take, pick = rng.random(), int(rng.integers(len(replacements)))
+        if take < rule_prob:
+            accent[phoneme] = replacements[pick]
+    return accent
+
+
+def l2_phonemes(phonemes: str, accent: dict[str, str]) -> str:
+    """`phonemes` (eSpeak mnemonics, e.g. "Tr'i:") with `accent`'s substitutions, phoneme by phoneme.
+
+    Two-character phonemes (diphthongs, long vowels) are read as one, so
+    `l2_phonemes("'eIt", {"I": "i:"})` -> "'eIt" and `l2_phonemes("Tr'i:", {"T": "s"})` -> "sr'i:".
+    """
+    out, i = [], 0
+    while i < len(phonemes):
+        unit = phonemes[i:i + 2] if phonemes[i:i + 2] in _TWO_CHAR_PHONEMES else phonemes[i]
+        out.append(accent.get(unit, unit))
+        i += len(unit)
+    return "".join(out)
+
+
+_TWO_CHAR_PHONEMES = ("eI", "aI", "oU", "aU", "OI", "i@", "e@", "o@", "O@", "U@", "i:", "u:", "e:", "a:", "o:", "O:",
+                      "3:", "A:")
+
+
 def synthetic_digits(voices: int, *, seed: int = 0, words=None, sample_rate: int = 8000,
-                     rate=(120, 240), pitch=(10, 90), pitch_range=(10, 90)) -> list[dict]:
+                     rate=(120, 240), pitch=(10, 90), pitch_range=(10, 90), l2: float = 0.0) -> list[dict]:
     """`voices` random eSpeak NG voices saying each digit word once, resampled to `sample_rate`.
 
     Args:
@@ -202,6 +259,10 @@ def synthetic_digits(voices: int, *, seed: int = 0, words=None, sample_rate: int
         sample_rate: output rate in Hz (FSDD's 8 kHz).
         rate, pitch, pitch_range: uniform ranges of words per minute, base
             pitch and pitch range (0-99) per voice.
+        l2: share of the voices (drawn per voice) that speak with a random
+            second-language accent (`l2_accent`: substitutions of
+            `L2_RULES` applied to `DIGIT_PHONEMES`, spoken as eSpeak phoneme
+            input); digit words only.  0 leaves every other draw as it was.
 
     Returns:
         `voices * len(words)` dicts `{"digit": int, "voice": int, "name": str
@@ -217,15 +278,21 @@ def synthetic_digits(voices: int, *, seed: int = 0, words=None, sample_rate: int
     if _locate() is None:
         _init()  # raises the SynthesisError that says what to install
     words = DIGIT_WORDS if words is None else tuple(words)
+    if l2 and words != tuple(DIGIT_WORDS):
+        raise ValueError("synthetic_digits: l2 accents are defined for the digit words only")
     rng = np.random.default_rng([int(seed), 0x5EEC])
+    accent_rng = np.random.default_rng([int(seed), 0x12])  # its own stream: l2=0 draws exactly as before
     names = variants()
     jobs, meta = [], []
     for v in range(int(voices)):
         voice = f"{ACCENTS[rng.integers(len(ACCENTS))]}+{names[rng.integers(len(names))]}"
         wpm, base, spread = (int(rng.integers(lo, hi + 1)) for lo, hi in (rate, pitch, pitch_range))
+        accent = l2_accent(accent_rng) if l2 and accent_rng.random() < l2 else {}
+        tag = (" l2=" + ",".join(f"{k}>{v2}" for k, v2 in accent.items())) if accent else ""
         for digit, word in enumerate(words):
-            jobs.append({"text": word, "voice": voice, "rate": wpm, "pitch": base, "pitch_range": spread})
-            meta.append((digit, v, f"{digit}_espeak{v}_0: {voice} rate={wpm} pitch={base} range={spread}"))
+            text = f"[[{l2_phonemes(DIGIT_PHONEMES[digit], accent)}]]" if accent else word
+            jobs.append({"text": text, "voice": voice, "rate": wpm, "pitch": base, "pitch_range": spread})
+            meta.append((digit, v, f"{digit}_espeak{v}_0: {voice} rate={wpm} pitch={base} range={spread}{tag}"))
     spoken, native = _speak_fresh(jobs, seed) if jobs else ([], sample_rate)
     return [{"digit": digit, "voice": v, "name": name, "audio": _word(x, native, sample_rate, rng)}
             for (digit, v, name), x in zip(meta, spoken)]

@@ -124,3 +124,47 @@ def test_bad_synthetic_settings_are_named(tiny_fsdd, monkeypatch):
         load_dataset("fsdd", data_dir=tiny_fsdd, synthetic=1)
     rec = load_fsdd_recordings(tiny_fsdd)
     assert set(DIGIT_WORDS) and len(rec) == 350  # the recordings themselves are untouched by the failed call
+
+
+def test_digit_phonemes_say_the_digit_words():
+    """eSpeak reads `[[DIGIT_PHONEMES[d]]]` as phonemes (not letters): the audio is as long as the word's own."""
+    import numpy as np
+
+    for word, phonemes in zip(DIGIT_WORDS, synthetic.DIGIT_PHONEMES):
+        plain = synthetic._trim(*synthetic.speak(word))
+        spoken = synthetic._trim(*synthetic.speak(f"[[{phonemes}]]"))
+        assert abs(len(spoken) - len(plain)) < 0.05 * len(plain), (word, len(plain), len(spoken))
+    spelled = synthetic._trim(*synthetic.speak("[[s'i:ks]]"))  # read as phonemes, not "ess i colon kay ess"
+    assert len(spelled) < 1.5 * len(synthetic._trim(*synthetic.speak("six")))
+    assert np.isfinite(spelled).all()
+
+
+def test_l2_accents_substitute_whole_phonemes():
+    assert synthetic.l2_phonemes("Tr'i:", {"T": "s"}) == "sr'i:"
+    assert synthetic.l2_phonemes("'eIt", {"I": "i:"}) == "'eIt"  # eI is one phoneme
+    assert synthetic.l2_phonemes("s'Iks", {"I": "i:"}) == "s'i:ks"
+    assert synthetic.l2_phonemes("z'i@roU", {"oU": "o:", "@": "E"}) == "z'i@ro:"  # i@ is one phoneme too
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    accents = [synthetic.l2_accent(rng) for _ in range(200)]
+    rules = {phoneme: replacements for _, phoneme, replacements in synthetic.L2_RULES}
+    assert all(a[p] in rules[p] for a in accents for p in a)
+    share = np.mean([len(a) for a in accents]) / len(rules)
+    assert 0.4 < share < 0.6  # each rule about half the time
+
+
+def test_l2_voices_are_drawn_apart_from_the_rest():
+    """`l2=0` draws the voices exactly as before (their own stream); `l2=1` gives every voice an accent, same timbres."""
+    plain = synthetic.synthetic_digits(3, seed=5)
+    again = synthetic.synthetic_digits(3, seed=5, l2=0.0)
+    accented = synthetic.synthetic_digits(3, seed=5, l2=1.0)
+    assert [m["name"] for m in plain] == [m["name"] for m in again]
+    assert all((m["audio"] == n["audio"]).all() for m, n in zip(plain, again))
+    assert all(" l2=" in m["name"] for m in accented)
+    assert [m["name"].split(" l2=")[0] for m in accented] == [m["name"] for m in plain]
+    assert any(len(m["audio"]) != len(n["audio"]) for m, n in zip(plain, accented))
+    with pytest.raises(ValueError, match="digit words only"):
+        synthetic.synthetic_digits(1, words=["yes"], l2=0.5)
+    with pytest.raises(DataError, match="synthetic_l2 is a share"):
+        load_dataset("fsdd", data_dir=None, synthetic=2, synthetic_l2=1.5)
