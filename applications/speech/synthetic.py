@@ -57,14 +57,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["ACCENTS", "DIGIT_PHONEMES", "FLITE_VOICES", "L2_RULES", "available", "l2_accent", "l2_phonemes", "flite_available", "variants", "speak", "synthetic_digits",
-           "flite_digits"]
+__all__ = ["ACCENTS", "DIGIT_PHONEMES", "FLITE_VOICES", "L2_RULES", "available", "flite_available", "variants", "speak",
+           "synthetic_digits", "l2_accent", "l2_phonemes", "flite_digits"]
 
 ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029",
            "en-us-nyc")
 FLITE_VOICES = ("kal", "kal16", "awb", "rms", "slt")
 
-#: eSpeak NG's English phonemes of the digit words (`espeak_TextToPhonemes`, en-us; tested against the library)
+#: eSpeak NG's phonemes of the digit words (its en-us `espeak_TextToPhonemes`; a test checks each says its word).
+#: Accented voices speak these whatever their `ACCENTS` entry, which then shapes only how the phonemes sound.
 DIGIT_PHONEMES = ("z'i@roU", "w'Vn", "t'u:", "Tr'i:", "f'o@", "f'aIv", "s'Iks", "s'Ev@n", "'eIt", "n'aIn")
 
 #: Substitutions of second-language (L2) English, on eSpeak's phoneme mnemonics: (name, phoneme, replacements).
@@ -83,6 +84,8 @@ L2_RULES = (
     ("pure-oU", "oU", ("o:", "O")),
     ("pure-aI", "aI", ("a:", "a")),
 )
+_TWO_CHAR_PHONEMES = ("eI", "aI", "oU", "aU", "OI", "i@", "e@", "o@", "O@", "U@", "i:", "u:", "e:", "a:", "o:", "O:",
+                      "3:", "A:")  # read as one phoneme by `l2_phonemes`
 _SYNCHRONOUS = 2  # espeak_AUDIO_OUTPUT: AUDIO_OUTPUT_SYNCHRONOUS
 _RATE, _PITCH, _RANGE = 1, 3, 4  # espeak_PARAMETER
 _CHARS_UTF8 = 1
@@ -241,10 +244,6 @@ def l2_phonemes(phonemes: str, accent: dict[str, str]) -> str:
         out.append(accent.get(unit, unit))
         i += len(unit)
     return "".join(out)
-
-
-_TWO_CHAR_PHONEMES = ("eI", "aI", "oU", "aU", "OI", "i@", "e@", "o@", "O@", "U@", "i:", "u:", "e:", "a:", "o:", "O:",
-                      "3:", "A:")
 
 
 def synthetic_digits(voices: int, *, seed: int = 0, words=None, sample_rate: int = 8000,
