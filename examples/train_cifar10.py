@@ -45,9 +45,14 @@ from zoo.tasks.classification import tta_views
 # zero (airbench trains it for 3 epochs), which spares the first conv group's input gradient: epochs
 # 1.18x faster on a 2-core AVX2 EPYC, so the budget took 8 epochs where it took 7, and 88.38% with TTA
 # against 88.13% (bench/RESULTS.md, round 10).
+# whiten_epsilon 0.05 (the spec's, airbench's, is 5e-4): the patch whitening fitted on JPEG images divides their
+# weakest directions (high-frequency colour, which JPEG removes) by almost nothing, so pixel noise came out 13x the
+# signal there; at 0.05 the export scores 47.5% instead of 26.7% on test images with Gaussian noise (sigma 0.08)
+# and the same on clean ones (90.34% against 90.27%; bench/image_shift.py, bench/RESULTS.md round 16).
 CPU_PRESETS = {
     "cifar10_airbench": {"widths": [48, 192, 192], "epochs": 12, "batch_size": 1024, "learning_rate": 1.5,
-                         "optimizer": "muon", "warmup": 0.0, "whiten_bias": False, "data": {"alternate_flip": True}},
+                         "optimizer": "muon", "warmup": 0.0, "whiten_bias": False, "whiten_epsilon": 0.05,
+                         "data": {"alternate_flip": True}},
     "cifar10_resnet": {"width": 16, "epochs": 5, "batch_size": 256, "learning_rate": 0.2, "data": {"cutout": 0}},
     "cifar10_vit": {"dim": 96, "depth": 4, "epochs": 10},
 }
