@@ -260,7 +260,7 @@ def test_float32_twin_has_the_weights_and_computes_in_float32():
     assert float32_twin(plain) is plain
 
 
-def test_tflite_export_of_a_bf16_model_converts_its_float32_twin(tiny_cifar, tmp_path, capsys):
+def test_tflite_export_of_a_bf16_model_converts_its_float32_twin(tiny_cifar, tmp_path, capsys, monkeypatch):
     """cifar10_airbench trained in mixed_bfloat16 (the main job on bf16 CPUs): exact GELU in bf16 has no TFLite
     kernel (Erfc), so `--tflite` converts the float32 twin; the card says so and what it agrees with."""
     from applications.image.data import load_cifar10_jpegs
@@ -275,7 +275,13 @@ def test_tflite_export_of_a_bf16_model_converts_its_float32_twin(tiny_cifar, tmp
     assert lite["model_dtype_policy"] == "mixed_bfloat16" and lite["compute_dtype"] == "float32"
     assert lite["top1_agreement"] >= 0.99 and lite["max_probability_diff"] < 1e-4
     assert lite["top1_agreement_with_saved_model"] >= 0.9
-    assert "its float32 copy with the same weights" in (version / "README.md").read_text()
+    readme = (version / "README.md").read_text()
+    assert "its float32 copy with the same weights" in readme
+    snippet = readme.split("## TensorFlow Lite")[1].split("```python\n")[1].split("```")[0]
+    monkeypatch.chdir(out)  # the README's paths are relative to the export root, as TF Serving's layout
+    space = {}
+    exec(snippet.replace("\nrun(", "\nresult = run("), space)  # the README's code as a user pastes it
+    assert np.asarray(space["result"]).shape == (1, 10)
     assert sorted(p.name for p in (out / "cifar10_airbench").iterdir()) == ["1"]  # no float32 SavedModel left beside
     blobs, _ = load_cifar10_jpegs("test", tiny_cifar)
     images = np.stack([tf.io.decode_jpeg(b).numpy() for b in blobs])

@@ -327,8 +327,10 @@ def _convert_tflite(saved_model: pathlib.Path, serving: Serving, out: pathlib.Pa
     if agreement < 0.99:
         raise ExportError(f"TensorFlow Lite model agrees with the {'SavedModel' if converted is serving else 'float32 copy'} "
                           f"it was converted from on only {agreement:.1%} of {len(x)} inputs")
+    spec = signature[0]
     report = {"file": out.name, "signature": endpoint, "examples": len(x), "top1_agreement": agreement,
-              "max_probability_diff": max_diff, "compute_dtype": "float32"}
+              "max_probability_diff": max_diff, "compute_dtype": "float32",
+              "input": {"name": name, "dtype": spec.dtype.name, "shape": spec.shape.as_list()}}
     if converted is not serving:  # what the float32 file gives against the mixed-precision signature it stands for
         served = batched(serving.extra_endpoints()[endpoint][0])
         report.update({"converted_from": "float32 copy of the model (same weights)",
@@ -399,8 +401,23 @@ Hyperparameters, data split and the full metrics are in `model_card.json`.
                    f"same weights (top-1 agreement with the SavedModel "
                    f"{lite['top1_agreement_with_saved_model']:.1%}, probabilities within "
                    f"{lite['max_probability_diff_with_saved_model']:.2g}).")
-        md += "\n"
+        md += "\n" + _tflite_usage(name, version, lite)
     return card, md
+
+
+def _tflite_usage(name: str, version: int, lite: Mapping[str, Any]) -> str:
+    """A README snippet that calls the card's `model.tflite` (its input as recorded by `_convert_tflite`)."""
+    inp = lite.get("input")
+    if not inp:  # cards written before the input was recorded
+        return ""
+    dims = ["batch" if d is None and i == 0 else "n" if d is None else str(d) for i, d in enumerate(inp["shape"])]
+    example = ", ".join("1" if d in ("batch", "n") else d for d in dims)
+    return (f"\n```python\nimport numpy as np\nimport tensorflow as tf  # or the Interpreter of ai_edge_litert\n"
+            f"run = tf.lite.Interpreter(model_path=\"{name}/{version}/{lite['file']}\")"
+            f".get_signature_runner(\"{lite['signature']}\")\n"
+            f"run({inp['name']}=np.zeros(({example}{',' if len(dims) == 1 else ''}), np.{inp['dtype']}))[\"probabilities\"]"
+            f"  # {inp['name']}: {inp['dtype']} ({', '.join(dims)}), as the SavedModel's {lite['signature']} takes it\n"
+            "```\n")
 
 
 def export_model(
