@@ -194,6 +194,20 @@ def verify_saved_model(path, serving: Serving, workdir: pathlib.Path) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _write_archive(path: pathlib.Path, serving: Serving, endpoints: Mapping[str, tuple]) -> None:
+    """Write `serving.model`, the recipe's resources and `endpoints` ({name: (fn, input_signature)}, in that
+    order) as a SavedModel at `path`."""
+    import keras
+
+    archive = keras.export.ExportArchive()
+    archive.track(serving.model)
+    for resource in serving.trackables():
+        archive.track(resource)
+    for endpoint, (fn, signature) in endpoints.items():
+        archive.add_endpoint(endpoint, fn, input_signature=signature)
+    archive.write_out(str(path), verbose=False)
+
+
 def _dtype_policies(model) -> set[str]:
     """The names of the dtype policies of `model` and all its layers, e.g. {"mixed_bfloat16"}."""
     return {layer.dtype_policy.name for layer in model._flatten_layers(include_self=True, recursive=True)}
@@ -275,7 +289,6 @@ def _convert_tflite(saved_model: pathlib.Path, serving: Serving, out: pathlib.Pa
     what it was converted from (top-1 agreement >= 0.99), and, for a twin,
     the agreement with the exported (mixed-precision) signature, reported.
     """
-    import keras
     import tensorflow as tf
 
     endpoint = serving.tflite_endpoint
@@ -288,13 +301,8 @@ def _convert_tflite(saved_model: pathlib.Path, serving: Serving, out: pathlib.Pa
     fn, signature = converted.extra_endpoints()[endpoint]
     source = saved_model
     if converted is not serving:  # a SavedModel of the twin's endpoint alone, in the export's scratch directory
-        archive = keras.export.ExportArchive()
-        archive.track(twin)
-        for resource in converted.trackables():
-            archive.track(resource)
-        archive.add_endpoint(endpoint, fn, input_signature=signature)
         source = work / "float32"
-        archive.write_out(str(source), verbose=False)
+        _write_archive(source, converted, {endpoint: (fn, signature)})
     converter = tf.lite.TFLiteConverter.from_saved_model(str(source), signature_keys=[endpoint])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
     try:
@@ -458,8 +466,6 @@ def export_model(
     Raises:
         ExportError: missing/unfinished run, unwritable output, failed verification.
     """
-    import keras
-
     spec, model, info, preprocessor, meta, name = _resolve(model_or_run_dir, name, info, preprocessor)
     measured = serving_options(spec, meta.get("metrics"))  # the views the run's test figure used
     options = measured if tta else {}
@@ -474,15 +480,9 @@ def export_model(
     work = tmp / ".verify"  # inside the temporary: removed with it, whatever happens
     work.mkdir()
     try:
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        for resource in serving.trackables():
-            archive.track(resource)
-        archive.add_endpoint("serving_default", serving.serve, input_signature=serving.input_signature)
-        for endpoint, (fn, signature) in serving.extra_endpoints().items():
-            archive.add_endpoint(endpoint, fn, input_signature=signature)
         saved = tmp / "model"
-        archive.write_out(str(saved), verbose=False)
+        _write_archive(saved, serving, {"serving_default": (serving.serve, serving.input_signature),
+                                        **serving.extra_endpoints()})
         signature = verify_saved_model(saved, serving, work) if verify else {}
         extra = {"verified": bool(verify), "tolerance": TOLERANCE if verify else None}
         if options:
