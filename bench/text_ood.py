@@ -63,12 +63,11 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="JSON file to write")
     args = p.parse_args(argv)
 
-    from zoo._tf import import_tensorflow
+    from zoo._tf import import_tensorflow, silenced_stderr
 
     tf = import_tensorflow()  # before Keras: TensorFlow's start-up lines silenced, as the CLI does
 
     from applications.text.data import load_imdb_texts
-    from zoo._tf import silenced_stderr
     from zoo.io import write_json
 
     texts, labels, _ = load_imdb_texts("test", args.data_dir)

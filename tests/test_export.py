@@ -263,7 +263,7 @@ def test_float32_twin_has_the_weights_and_computes_in_float32():
 def test_tflite_export_of_a_bf16_model_converts_its_float32_twin(tiny_cifar, tmp_path, capsys, monkeypatch):
     """cifar10_airbench trained in mixed_bfloat16 (the main job on bf16 CPUs): exact GELU in bf16 has no TFLite
     kernel (Erfc), so `--tflite` converts the float32 twin; the card says so and what it agrees with."""
-    from applications.image.data import load_cifar10_jpegs
+    from applications.image.data import load_cifar10_arrays
 
     run = tmp_path / "run"
     fit("cifar10_airbench", run_dir=run, data_dir=tiny_cifar, epochs=1, batch_size=20, verbose=0,
@@ -283,8 +283,7 @@ def test_tflite_export_of_a_bf16_model_converts_its_float32_twin(tiny_cifar, tmp
     exec(snippet.replace("\nrun(", "\nresult = run("), space)  # the README's code as a user pastes it
     assert np.asarray(space["result"]).shape == (1, 10)
     assert sorted(p.name for p in (out / "cifar10_airbench").iterdir()) == ["1"]  # no float32 SavedModel left beside
-    blobs, _ = load_cifar10_jpegs("test", tiny_cifar)
-    images = np.stack([tf.io.decode_jpeg(b).numpy() for b in blobs])
+    images, _ = load_cifar10_arrays("test", tiny_cifar)
     runner = tf.lite.Interpreter(model_path=str(version / "model.tflite")).get_signature_runner("serve_pixels")
     got = np.concatenate([runner(image=images[i:i + 1])["probabilities"] for i in range(len(images))])
     want = tf.saved_model.load(str(version)).signatures["serve_pixels"](image=tf.constant(images))["probabilities"]
