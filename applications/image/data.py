@@ -397,6 +397,59 @@ def jpeg_copy(images, qualities, batch_size: int = 1024):
     return out
 
 
+def lowres_copy(images, sizes, nearest, batch_size: int = 1024):
+    """Every image shrunk to its own size and enlarged back: what a low-resolution or upscaled photo looks like.
+
+    Args:
+        images: uint8 `(N, H, W, C)`.
+        sizes: int `(N,)` in [1, min(H, W)]: each image is resized to `size x size` (area averaging) ...
+        nearest: bool `(N,)`: ... and back to `(H, W)` by nearest neighbour (blocky, like a pixelated
+            thumbnail) where True, else bilinear (blurred, like an enlarged small photo).
+        batch_size: images per resize call (memory only).
+
+    Returns:
+        uint8 `(N, H, W, C)`, rounded and clipped.
+    """
+    import tensorflow as tf
+
+    images = np.asarray(images)
+    sizes = np.asarray(sizes, np.int64)
+    nearest = np.asarray(nearest, bool)
+    if images.ndim != 4 or images.dtype != np.uint8:
+        raise DataError(f"lowres_copy: expected uint8 images (N, H, W, C), got {images.dtype} {images.shape}")
+    n, h, w, _ = images.shape
+    if sizes.shape != (n,) or nearest.shape != (n,) or (n and not 1 <= sizes.min() <= sizes.max() <= min(h, w)):
+        raise DataError(f"lowres_copy: expected one size in [1, {min(h, w)}] and one nearest flag per image ({n})")
+    out = np.empty_like(images)
+    for size in np.unique(sizes):
+        for near in (False, True):
+            rows = np.flatnonzero((sizes == size) & (nearest == near))
+            for at in range(0, len(rows), batch_size):
+                chunk = rows[at:at + batch_size]
+                small = tf.image.resize(images[chunk], [int(size), int(size)], method="area")
+                big = tf.image.resize(small, [h, w], method="nearest" if near else "bilinear")
+                out[chunk] = tf.cast(tf.clip_by_value(tf.round(big), 0, 255), tf.uint8).numpy()
+    return out
+
+
+def _lowres_settings(caller: str, lowres_prob, lowres_sizes, side: int) -> tuple[float, tuple[int, int]]:
+    """`(probability, (low, high))` from the low-resolution settings, or a `DataError` naming the bad one."""
+    try:
+        prob = float(lowres_prob)
+    except (TypeError, ValueError):
+        prob = float("nan")
+    if not 0.0 <= prob <= 1.0:
+        raise DataError(f"{caller}: lowres_prob must be a probability in [0, 1], got {lowres_prob!r}")
+    try:
+        low, high = (int(v) for v in lowres_sizes)
+    except (TypeError, ValueError):
+        raise DataError(f"{caller}: lowres_sizes must be (low, high) in pixels, got {lowres_sizes!r}") from None
+    if not 1 <= low <= high <= side:
+        raise DataError(f"{caller}: lowres_sizes must satisfy 1 <= low <= high <= {side} (the image side), "
+                        f"got {lowres_sizes!r}")
+    return prob, (low, high)
+
+
 def _jpeg_settings(caller: str, jpeg_prob, jpeg_quality) -> tuple[float, tuple[int, int]]:
     """`(probability, (low, high))` from the JPEG re-encoding settings, or a `DataError` naming the bad one."""
     try:
@@ -415,11 +468,13 @@ def _jpeg_settings(caller: str, jpeg_prob, jpeg_quality) -> tuple[float, tuple[i
 
 
 def _check_pipeline(images, labels, *, batch_size, training, seed=0, augment=True, pad=4, flip=True, cutout=0,
-                    alternate_flip=False, jpeg_prob=0.0, jpeg_quality=(60, 95), caller="make_image_dataset"):
-    """`make_image_dataset`'s checks: `(images, labels, jpeg_prob, (q_low, q_high), jpeg)` (arrays, the JPEG
-    settings normalised, whether the JPEG copy is used), or a `DataError` naming `caller` and the bad setting.
-    Cheap: the `cifar10` loader runs it before it defers building its training pipeline, so a bad setting fails
-    at load time."""
+                    alternate_flip=False, jpeg_prob=0.0, jpeg_quality=(60, 95), lowres_prob=0.0, lowres_sizes=(12, 24),
+                    caller="make_image_dataset"):
+    """`make_image_dataset`'s checks: `(images, labels, copies)` (arrays, and the copies' settings normalised:
+    {"jpeg_prob", "jpeg_quality": (low, high), "jpeg": whether the JPEG copy is used, "lowres_prob",
+    "lowres_sizes": (low, high), "lowres": whether the low-resolution copy is used}), or a `DataError` naming
+    `caller` and the bad setting.  Cheap: the `cifar10` loader runs it before it defers building its training
+    pipeline, so a bad setting fails at load time."""
     images = np.asarray(images)
     labels = np.asarray(labels)
     if images.ndim != 4 or images.dtype != np.uint8:
@@ -437,13 +492,17 @@ def _check_pipeline(images, labels, *, batch_size, training, seed=0, augment=Tru
         raise DataError(f"{caller}: cutout must be in [0, {max(h, w)}], got {cutout}")
     if alternate_flip and not (flip and augment):
         raise DataError(f"{caller}: alternate_flip needs flip=True and augment=True")
-    jpeg_prob, (q_low, q_high) = _jpeg_settings(caller, jpeg_prob, jpeg_quality)
-    if training and jpeg_prob > 0 and not augment:
-        raise DataError(f"{caller}: jpeg_prob needs augment=True (or set jpeg_prob=0)")
+    jpeg_prob, jpeg_quality = _jpeg_settings(caller, jpeg_prob, jpeg_quality)
+    lowres_prob, lowres_sizes = _lowres_settings(caller, lowres_prob, lowres_sizes, min(h, w))
+    for name, prob in (("jpeg_prob", jpeg_prob), ("lowres_prob", lowres_prob)):
+        if training and prob > 0 and not augment:
+            raise DataError(f"{caller}: {name} needs augment=True (or set {name}=0)")
     jpeg = bool(training and jpeg_prob > 0)
     if jpeg and c != 3:
         raise DataError(f"{caller}: jpeg_prob needs RGB images, got {c} channels")
-    return images, labels, jpeg_prob, (q_low, q_high), jpeg
+    return images, labels, {"jpeg_prob": jpeg_prob, "jpeg_quality": jpeg_quality, "jpeg": jpeg,
+                            "lowres_prob": lowres_prob, "lowres_sizes": lowres_sizes,
+                            "lowres": bool(training and lowres_prob > 0)}
 
 
 def _num_batches(n: int, batch_size: int, drop_remainder: bool) -> int:
@@ -465,6 +524,8 @@ def make_image_dataset(
     alternate_flip: bool = False,
     jpeg_prob: float = 0.0,
     jpeg_quality=(60, 95),
+    lowres_prob: float = 0.0,
+    lowres_sizes=(12, 24),
     drop_remainder: bool | None = None,
 ):
     """Batched, prefetched `tf.data` pipeline over in-memory images.
@@ -484,8 +545,13 @@ def make_image_dataset(
     JPEG-re-encoded copy of the set made once (`jpeg_copy`, one quality per
     image uniform in `jpeg_quality`), before crop and flip: a model trained
     on lossless images (tensorflow-datasets) then also knows what JPEG
-    uploads of them look like; nothing is encoded during the epochs.  Eval: plain
-    batches in order.
+    uploads of them look like; nothing is encoded during the epochs.  With
+    `lowres_prob` each training image comes, with that probability per use
+    (drawn apart from, and taking precedence over, the JPEG draw), from a
+    low-resolution copy made once (`lowres_copy`: each image shrunk to a
+    size uniform in `lowres_sizes` and enlarged back, bilinear or nearest
+    at even odds): blurred and pixelated pictures, which a model trained
+    on sharp 32x32 images misreads.  Eval: plain batches in order.
     `prefetch(AUTOTUNE)` comes last.
 
     Two pipelines built with the same `seed` (under the same TensorFlow global
@@ -508,6 +574,10 @@ def make_image_dataset(
         jpeg_prob: probability that a training image is drawn from the JPEG
             copy (0: no copy is made; needs RGB images and `augment`).
         jpeg_quality: `(low, high)` JPEG qualities of the copy, inclusive.
+        lowres_prob: probability that a training image is drawn from the
+            low-resolution copy (0: no copy is made; needs `augment`).
+        lowres_sizes: `(low, high)` sides, in pixels, the copy's images are
+            shrunk to, inclusive (at most the image side).
         drop_remainder: drop the last partial batch; None: when training and
             N >= batch_size (fixed shapes for compiled steps), else keep it.
 
@@ -519,25 +589,32 @@ def make_image_dataset(
     """
     import tensorflow as tf
 
-    images, labels, jpeg_prob, (q_low, q_high), jpeg = _check_pipeline(
+    images, labels, settings = _check_pipeline(
         images, labels, batch_size=batch_size, training=training, augment=augment, pad=pad, flip=flip, cutout=cutout,
-        alternate_flip=alternate_flip, jpeg_prob=jpeg_prob, jpeg_quality=jpeg_quality)
+        alternate_flip=alternate_flip, jpeg_prob=jpeg_prob, jpeg_quality=jpeg_quality, lowres_prob=lowres_prob,
+        lowres_sizes=lowres_sizes)
+    jpeg, jpeg_prob, (q_low, q_high) = settings["jpeg"], settings["jpeg_prob"], settings["jpeg_quality"]
+    lowres, lowres_prob, (s_low, s_high) = settings["lowres"], settings["lowres_prob"], settings["lowres_sizes"]
     n, h, w, c = images.shape
-    copies = 2 if jpeg else 1
+    copies = 1 + jpeg + lowres  # the originals, then the JPEG copy, then the low-resolution copy
     if copies * n * h * w + 1 >= 2**31:
         raise DataError(f"make_image_dataset: {n} images of {h}x{w} are too many for int32 pixel indices")
     batch_size = int(batch_size)
     if drop_remainder is None:
         drop_remainder = bool(training and n >= batch_size)
-    augmenting = bool(training and augment and (pad or flip or cutout or jpeg))
+    augmenting = bool(training and augment and (pad or flip or cutout or jpeg or lowres))
 
     labels_t = tf.constant(labels.astype(np.int32, copy=False))
     if augmenting:
-        # One row per pixel (the JPEG copy's after the originals'), plus the cutout fill pixel last.
+        # One row per pixel (the copies' after the originals'), plus the cutout fill pixel last.
         flat = images.reshape(n * h * w, c)
         if jpeg:
             qualities = np.random.default_rng([int(seed), 0x1E6]).integers(q_low, q_high + 1, n)
             flat = np.concatenate([flat, jpeg_copy(images, qualities).reshape(n * h * w, c)])
+        if lowres:
+            draws = np.random.default_rng([int(seed), 0x10E5])
+            sizes, nearest = draws.integers(s_low, s_high + 1, n), draws.random(n) < 0.5
+            flat = np.concatenate([flat, lowres_copy(images, sizes, nearest).reshape(n * h * w, c)])
         if cutout:
             flat = np.concatenate([flat, np.full((1, c), 128, np.uint8)])
         table = tf.constant(flat)
@@ -587,6 +664,10 @@ def make_image_dataset(
                 use = tf.random.stateless_uniform(tf.shape(idx), seed=tf.random.experimental.stateless_fold_in(
                     batch_seed, 0x1E6)) < jpeg_prob
                 source = idx + tf.cast(use, tf.int32) * n
+            if lowres:  # row of the low-resolution copy, the last one: index + (copies - 1) n; its own seed too
+                use = tf.random.stateless_uniform(tf.shape(idx), seed=tf.random.experimental.stateless_fold_in(
+                    batch_seed, 0x10E5)) < lowres_prob
+                source = tf.where(use, idx + (copies - 1) * n, source)
             pixels = _augmented_pixel_index(
                 source, batch_seed, shape=(h, w), pad=pad, flip=flip, cutout=cutout, fill_index=copies * n * h * w,
                 flip_mask=flip_mask,
@@ -651,6 +732,8 @@ def cifar10(
     alternate_flip: bool = False,
     jpeg_prob: float | None = None,
     jpeg_quality=(60, 95),
+    lowres_prob: float = 0.0,
+    lowres_sizes=(12, 24),
     val_split: float = 0.0,
 ) -> DataBundle:
     """CIFAR-10 as a `DataBundle` of uint8 image pipelines.
@@ -669,7 +752,7 @@ def cifar10(
             runs).  The archive is ordered by class, so train (and test) are
             first shuffled with `seed`, then cut; `val` is carved before the cut.
         seed: seed of the subsets, the shuffle and the augmentation.
-        augment, pad, flip, cutout, alternate_flip, jpeg_prob, jpeg_quality:
+        augment, pad, flip, cutout, alternate_flip, jpeg_prob, jpeg_quality, lowres_prob, lowres_sizes:
             training augmentation (see `make_image_dataset`).
             `jpeg_prob=None` (the default) is `LOSSLESS_JPEG_PROB` (0.5)
             when the training images are lossless (tensorflow-datasets) and
@@ -721,11 +804,13 @@ def cifar10(
         lossless = source["source"].startswith("tensorflow-datasets")
         jpeg_prob = LOSSLESS_JPEG_PROB if lossless and augment else 0.0
     # a bad setting fails here, not when training starts
-    _, _, jpeg_prob, jpeg_quality, _ = _check_pipeline(tx, ty, batch_size=batch_size, training=True, **aug,
-                                                       jpeg_prob=jpeg_prob, jpeg_quality=jpeg_quality, caller="cifar10")
-    if jpeg_prob > 0:
-        aug["jpeg_prob"] = jpeg_prob
-        aug["jpeg_quality"] = list(jpeg_quality)
+    _, _, copies = _check_pipeline(tx, ty, batch_size=batch_size, training=True, **aug, jpeg_prob=jpeg_prob,
+                                   jpeg_quality=jpeg_quality, lowres_prob=lowres_prob, lowres_sizes=lowres_sizes,
+                                   caller="cifar10")
+    for prob, setting in (("jpeg_prob", "jpeg_quality"), ("lowres_prob", "lowres_sizes")):
+        if copies[prob] > 0:
+            aug[prob] = copies[prob]
+            aug[setting] = list(copies[setting])
     train_settings = {"batch_size": batch_size, "training": True, "seed": seed, **aug}
     drop_remainder = bool(len(ty) >= int(batch_size))  # make_image_dataset's default when training
     test = make_image_dataset(ex, ey, batch_size=batch_size, training=False)

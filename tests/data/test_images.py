@@ -369,6 +369,72 @@ def test_bad_jpeg_settings():
         make_image_dataset(x, y, batch_size=4, training=True, jpeg_prob=0.5, jpeg_quality=75)
 
 
+def test_lowres_copy_shrinks_each_image_to_its_size_and_back():
+    x = np.stack([_image(c, i) for c in range(3) for i in range(2)])
+    x[:, ::2, ::2] = 255  # fine detail that shrinking removes
+    sizes = np.array([8, 16, 32, 8, 16, 8])
+    nearest = np.array([True, True, False, False, False, True])
+    out = zi.lowres_copy(x, sizes, nearest, batch_size=1)  # batches that split each group
+    assert out.shape == x.shape and out.dtype == np.uint8
+    for img, s, near, got in zip(x, sizes, nearest, out):
+        small = tf.image.resize(img[None], [s, s], method="area")
+        want = tf.image.resize(small, [32, 32], method="nearest" if near else "bilinear")[0]
+        assert np.array_equal(got, np.clip(np.round(want.numpy()), 0, 255).astype(np.uint8))
+    blocks = out[0].reshape(8, 4, 8, 4, 3)
+    assert (blocks == blocks[:, :1, :, :1]).all()  # nearest from 8x8: constant 4x4 blocks
+    assert not (out[3].reshape(8, 4, 8, 4, 3) == out[3].reshape(8, 4, 8, 4, 3)[:, :1, :, :1]).all()  # bilinear: not
+    detail = lambda im: np.abs(np.diff(im.astype(int), axis=1)).mean()  # noqa: E731
+    assert detail(out[0]) < detail(x[0]) / 2 and detail(out[1]) < detail(x[1]) / 2
+    assert np.array_equal(out[2], x[2])  # full size, bilinear back to itself: unchanged
+    with pytest.raises(DataError, match="size"):
+        zi.lowres_copy(x, np.full(len(x), 33), nearest)
+
+
+def test_lowres_augmentation_mixes_originals_and_low_resolution_copies():
+    x, _ = _arrays(64)
+    x = x.copy()
+    x[:, ::2, ::2] = 255
+    y = np.arange(64, dtype=np.int32)
+    kw = dict(batch_size=64, training=True, pad=0, flip=False, lowres_sizes=(8, 16), seed=5)
+    (xb, yb), = _epoch(make_image_dataset(x, y, lowres_prob=0.5, **kw))
+    original = [np.array_equal(img, x[l]) for img, l in zip(xb, yb)]
+    assert 16 < 64 - sum(original) < 48
+    (all_low, ly), = _epoch(make_image_dataset(x, y, lowres_prob=1.0, **kw))
+    draws = np.random.default_rng([5, 0x10E5])
+    copy = zi.lowres_copy(x, draws.integers(8, 17, 64), draws.random(64) < 0.5)
+    assert np.array_equal(all_low, copy[ly])  # the copy the pipeline documents, seeded
+    assert all(not np.array_equal(img, x[l]) for img, l in zip(all_low, ly))
+    (xe, _), = _epoch(make_image_dataset(x, y, batch_size=64, training=False, lowres_prob=1.0))
+    assert np.array_equal(xe, x)  # evaluation never sees the copy
+    # with the JPEG copy too: each image is exactly one of the three
+    jk = dict(kw, jpeg_prob=0.5, jpeg_quality=(50, 50))
+    (xm, ym), = _epoch(make_image_dataset(x, y, lowres_prob=0.4, **jk))
+    jpeg = zi.jpeg_copy(x, np.full(64, 50))
+    kinds = [[np.array_equal(img, src[l]) for src in (x, jpeg, copy)] for img, l in zip(xm, ym)]
+    assert all(sum(k) == 1 for k in kinds) and all(sum(k[i] for k in kinds) > 4 for i in range(3))
+    # off by default, and a tiny probability leaves the crop/flip draws and the order as they were
+    plain, = _epoch(make_image_dataset(x, y, batch_size=64, training=True, seed=5))
+    mixed, = _epoch(make_image_dataset(x, y, batch_size=64, training=True, seed=5, lowres_prob=1e-9))
+    assert _same([plain], [mixed])
+
+
+def test_bad_lowres_settings(data_dir):
+    x, y = _arrays(8)
+    with pytest.raises(DataError, match="lowres_prob"):
+        make_image_dataset(x, y, batch_size=4, training=True, lowres_prob=-0.1)
+    with pytest.raises(DataError, match="lowres_sizes .*<= 32"):
+        make_image_dataset(x, y, batch_size=4, training=True, lowres_prob=0.5, lowres_sizes=(8, 40))
+    with pytest.raises(DataError, match="lowres_sizes"):
+        make_image_dataset(x, y, batch_size=4, training=True, lowres_prob=0.5, lowres_sizes=16)
+    with pytest.raises(DataError, match="lowres_prob needs augment"):
+        make_image_dataset(x, y, batch_size=4, training=True, augment=False, lowres_prob=0.5)
+    low = load_dataset("cifar10", data_dir=data_dir, batch_size=8, lowres_prob=0.25, lowres_sizes=(10, 20))
+    assert low.info["augmentation"]["lowres_prob"] == 0.25 and low.info["augmentation"]["lowres_sizes"] == [10, 20]
+    assert "lowres_prob" not in load_dataset("cifar10", data_dir=data_dir, batch_size=8).info["augmentation"]
+    with pytest.raises(DataError, match="lowres_sizes"):
+        load_dataset("cifar10", data_dir=data_dir, batch_size=8, lowres_prob=0.5, lowres_sizes=(20, 10))
+
+
 def test_bad_settings():
     x, y = _arrays(8)
     with pytest.raises(DataError, match="pad"):
