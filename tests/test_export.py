@@ -288,3 +288,27 @@ def test_tflite_export_of_a_bf16_model_converts_its_float32_twin(tiny_cifar, tmp
     got = np.concatenate([runner(image=images[i:i + 1])["probabilities"] for i in range(len(images))])
     want = tf.saved_model.load(str(version)).signatures["serve_pixels"](image=tf.constant(images))["probabilities"]
     assert np.abs(got - want.numpy()).max() < 0.05  # bf16 rounding in the SavedModel, float32 in the file
+    # `zoo predict` on the file: image bytes decoded here as the SavedModel decodes them, then the file runs
+    monkeypatch.chdir(tmp_path)
+    jpegs = []
+    for i in range(3):
+        jpegs.append(tmp_path / f"{i}.jpg")
+        jpegs[-1].write_bytes(tf.io.encode_jpeg(images[i]).numpy())
+    capsys.readouterr()
+    lite_file = "sm/cifar10_airbench/1/model.tflite"  # relative, as typed
+    assert main(["predict", lite_file, *map(str, jpegs), "--json", "--top-k", "2"]) == 0
+    lite_rows = json.loads(capsys.readouterr().out)
+    assert main(["predict", "sm/cifar10_airbench/1", *map(str, jpegs), "--json", "--top-k", "2"]) == 0
+    saved_rows = json.loads(capsys.readouterr().out)
+    assert [r["input"] for r in lite_rows] == [str(j) for j in jpegs] and all(len(r["top_k"]) == 2 for r in lite_rows)
+    for a, b in zip(lite_rows, saved_rows):
+        assert a["probability"] == pytest.approx(b["probability"], abs=0.05) and set(a) == set(b)
+    decoded = np.stack([tf.io.decode_jpeg(j.read_bytes()).numpy() for j in jpegs])
+    direct = np.concatenate([runner(image=decoded[i:i + 1])["probabilities"] for i in range(3)])
+    assert [r["probability"] for r in lite_rows] == pytest.approx(direct.max(-1).tolist(), abs=1e-6)
+    # bad targets: one line each, the fix named
+    assert main(["predict", "sm/cifar10_airbench/1/other.tflite", str(jpegs[0])]) == 2
+    assert "no such file" in capsys.readouterr().err
+    (tmp_path / "stray.tflite").write_bytes(b"x")
+    assert main(["predict", "stray.tflite", str(jpegs[0])]) == 2
+    assert "not a TensorFlow Lite file written by `zoo export --tflite`" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -79,6 +80,17 @@ def test_tflite_export_of_the_token_signature_matches(tiny_imdb, tmp_path, capsy
     card = json.loads(open(os.path.join(version, "model_card.json")).read())
     assert card["tflite"]["signature"] == "serve_tokens" and card["tflite"]["top1_agreement"] >= 0.99
     assert card["tflite"]["max_probability_diff"] < 1e-3
+    # the file takes token ids: the tokenizer is written beside it, and `zoo predict` on the file uses it
+    assert card["tflite"]["preprocessor"] == "preprocessor"
+    assert (pathlib.Path(version) / "preprocessor" / "vocabulary.txt").exists()
+    assert "vocabulary.txt" in (pathlib.Path(version) / "README.md").read_text()
+    reviews = ["A wonderful, moving film. Loved it!", "Dull and far too long; I left early."]
+    assert main(["predict", os.path.join(version, "model.tflite"), *reviews, "--json"]) == 0
+    lite = json.loads(capsys.readouterr().out)
+    assert main(["predict", version, *reviews, "--json"]) == 0
+    saved = json.loads(capsys.readouterr().out)
+    assert [r["label"] for r in lite] == [r["label"] for r in saved]
+    assert [r["probability_pos"] for r in lite] == pytest.approx([r["probability_pos"] for r in saved], abs=1e-3)
 
 
 @pytest.mark.slow  # a full export and a failed conversion: ~30 s on 2 cores

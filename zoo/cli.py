@@ -269,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("predict", help="run a SavedModel or a trained model on image files, text or WAV files")
-    s.add_argument("target", help="a SavedModel directory, or a registered model name (with --run-dir)")
+    s.add_argument("target", help="a SavedModel directory, its model.tflite (zoo export --tflite), or a registered "
+                                  "model name (with --run-dir)")
     s.add_argument("inputs", nargs="+")
     s.add_argument("--run-dir", help="run directory when TARGET is a model name (default: runs/NAME)")
     s.add_argument("--top-k", type=positive_int,

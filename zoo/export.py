@@ -413,6 +413,10 @@ Hyperparameters, data split and the full metrics are in `model_card.json`.
     return card, md
 
 
+# The folder of a TFLite file's tokenizer (text models), beside it in the version directory.
+TFLITE_PREPROCESSOR = "preprocessor"
+
+
 def _tflite_usage(name: str, version: int, lite: Mapping[str, Any]) -> str:
     """A README snippet that calls the card's `model.tflite` (its input as recorded by `_convert_tflite`)."""
     inp = lite.get("input")
@@ -420,7 +424,11 @@ def _tflite_usage(name: str, version: int, lite: Mapping[str, Any]) -> str:
         return ""
     dims = ["batch" if d is None and i == 0 else "n" if d is None else str(d) for i, d in enumerate(inp["shape"])]
     example = ", ".join("1" if d in ("batch", "n") else d for d in dims)
-    return (f"\n```python\nimport numpy as np\nimport tensorflow as tf  # or the Interpreter of ai_edge_litert\n"
+    tokens = (f"\nThe token ids come from the tokenizer in `{lite['preprocessor']}/` (`vocabulary.txt`: id = line "
+              "number + 2; 0 is padding, 1 an unknown word; `preprocessor.json` says how text is standardised); "
+              f"`zoo predict {name}/{version}/{lite['file']} TEXT` tokenises and runs the file.\n"
+              if lite.get("preprocessor") else "")
+    return tokens + (f"\n```python\nimport numpy as np\nimport tensorflow as tf  # or the Interpreter of ai_edge_litert\n"
             f"run = tf.lite.Interpreter(model_path=\"{name}/{version}/{lite['file']}\")"
             f".get_signature_runner(\"{lite['signature']}\")\n"
             f"run({inp['name']}=np.zeros(({example}{',' if len(dims) == 1 else ''}), np.{inp['dtype']}))[\"probabilities\"]"
@@ -493,6 +501,9 @@ def export_model(
             extra["serving_notes"] = serving.card_notes()
         if tflite:
             extra["tflite"] = _convert_tflite(saved, serving, saved / "model.tflite", work, tflite_data)
+            if serving.preprocessor is not None:  # the file takes token ids: its tokenizer goes beside it
+                serving.preprocessor.save(saved / TFLITE_PREPROCESSOR)
+                extra["tflite"]["preprocessor"] = TFLITE_PREPROCESSOR
         shutil.rmtree(work)
         for item in saved.iterdir():  # SavedModel files at the version root, as TF Serving expects
             item.rename(tmp / item.name)
@@ -523,11 +534,14 @@ def export_model(
 
 def predict(target: str, items: Sequence[str], *, run_dir: str | None = None, top_k: int | None = None,
             read_files: bool = False, generation: Mapping[str, Any] | None = None) -> list[dict]:
-    """Run a SavedModel directory or a registered model's trained run on raw inputs.
+    """Run a SavedModel directory, its TensorFlow Lite file or a registered model's trained run on raw inputs.
 
     Args:
         target: a SavedModel version directory (with its `model_card.json`),
-            or a registered model name (its run: `run_dir`, default `runs/NAME`).
+            the `model.tflite` in one (`zoo export --tflite`; inputs are
+            decoded or tokenised here as the SavedModel would, then the file
+            runs), or a registered model name (its run: `run_dir`, default
+            `runs/NAME`).
         items: image/WAV file paths, or text strings, as the model's modality needs.
         top_k: how many classes to list for classifiers (default 3); for
             text generation, the k of the top_k sampler.
@@ -546,6 +560,8 @@ def predict(target: str, items: Sequence[str], *, run_dir: str | None = None, to
     if top_k is not None and int(top_k) < 1:
         raise ValueError(f"--top-k must be at least 1 (got {top_k}): how many classes to list per input")
     path = pathlib.Path(target)
+    if path.suffix == ".tflite":
+        return _predict_tflite(path, items, top_k, read_files, generation)
     if path.is_dir():
         card_path = path / "model_card.json"
         if not card_path.exists():
@@ -582,6 +598,45 @@ def predict(target: str, items: Sequence[str], *, run_dir: str | None = None, to
     raw, rows_in, failed = _read_each(serving, items, read_files, _options(serving, top_k, generation))
     rows = serving.rows(rows_in, _call_serving(serving, raw), top_k or 3) if rows_in else []
     return _merge_rows(items, rows, failed)
+
+
+def _predict_tflite(path: pathlib.Path, items, top_k, read_files, generation) -> list[dict]:
+    """`predict` on a `model.tflite` beside its `model_card.json`: inputs made into tensors here, one call per input."""
+    card_path = path.parent / "model_card.json"
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file; pass the model.tflite of a version directory written by "
+                         "`zoo export --tflite`")
+    card = read_json(card_path, "model card") if card_path.exists() else {}
+    lite = card.get("tflite")
+    if not lite or lite.get("file") != path.name or card.get("model") not in _names():
+        raise ValueError(f"{path}: not a TensorFlow Lite file written by `zoo export --tflite` (its version "
+                         "directory's model_card.json does not list it); predict with the SavedModel directory")
+    spec = get_spec(card["model"])
+    preprocessor = None
+    if lite.get("preprocessor"):
+        from zoo.data import load_preprocessor
+
+        preprocessor = load_preprocessor(path.parent / lite["preprocessor"])
+    elif spec.preprocessor:
+        raise ValueError(f"{path}: this {spec.name} file takes token ids and its export has no tokenizer beside it "
+                         "(exported before zoo wrote one); re-export with `zoo export --tflite`, or predict with "
+                         "the SavedModel directory")
+    serving = load_serving(spec, None, card.get("data", {}), preprocessor)
+    raw, rows_in, failed = _read_each(serving, items, read_files, _options(serving, top_k, generation))
+    if not rows_in:
+        return _merge_rows(items, [], failed)
+    x = serving.tensor_inputs(raw)
+    try:
+        run, (name,) = tflite_signature(path, lite["signature"])
+    except (RuntimeError, ValueError) as exc:  # not a flatbuffer, or truncated
+        raise ValueError(f"{path} is not a loadable TensorFlow Lite file ({str(exc).splitlines()[0][:160]}); "
+                         "re-export it with `zoo export --tflite`") from exc
+    probs = np.concatenate([run(**{name: x[i:i + 1]})["probabilities"] for i in range(len(x))])
+    ids = probs.argmax(-1)
+    names = [n.decode() if isinstance(n, bytes) else str(n) for n in serving.class_names]
+    outputs = {"probabilities": probs, "probability": probs[:, -1], "class_id": ids,
+               "label": np.array([names[i].encode() for i in ids], dtype=object)}  # what the SavedModel returns
+    return _merge_rows(items, serving.rows(rows_in, outputs, top_k or 3), failed)
 
 
 def _options(serving: Serving, top_k, generation) -> dict:

@@ -112,6 +112,10 @@ class ImageServing(Serving):
     def tensor_samples(self, n):
         return np.random.default_rng(0).integers(0, 256, (n, *self.shape), dtype=np.uint8)
 
+    def tensor_inputs(self, raw):
+        """`{"image_bytes": (N,)}` -> uint8 `(N, H, W, C)`, decoded and resized as `serve` does."""
+        return np.stack([self._decode(data).numpy() for data in raw["image_bytes"]])
+
     def samples(self):
         import tensorflow as tf
 

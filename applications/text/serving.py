@@ -85,6 +85,12 @@ class TextServing(Serving):
         ids[np.arange(length)[None, :] >= rng.integers(1, length + 1, (n, 1))] = 0  # varied lengths, post-padded
         return ids
 
+    def tensor_inputs(self, raw):
+        """`{"text": (N,)}` -> int32 token ids `(N, sequence_length)`, 0-padded, as `serve` tokenises."""
+        import tensorflow as tf
+
+        return self.preprocessor(tf.constant(list(raw["text"])), pad=True).numpy()
+
     def samples(self):
         return {"text": np.array([b"A wonderful, moving film.<br /><br />Loved it!", b"Dull and far too long; I left early.",
                                   b"", "Caf\u00e9 scenes \u2014 tr\u00e8s bien \U0001f600".encode("utf-8")], dtype=object)}

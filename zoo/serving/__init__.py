@@ -88,6 +88,10 @@ class Serving:
         """`n` model inputs for the `tflite_endpoint` parity check."""
         raise NotImplementedError
 
+    def tensor_inputs(self, raw: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The `tflite_endpoint`'s input for raw inputs as `read_inputs` gives them (what `serve` computes first)."""
+        raise NotImplementedError
+
     def trackables(self) -> list:
         """Resources (lookup tables, tokenizers) the serving function uses besides the model."""
         return []
