@@ -432,39 +432,23 @@ def lowres_copy(images, sizes, nearest, batch_size: int = 1024):
     return out
 
 
-def _lowres_settings(caller: str, lowres_prob, lowres_sizes, side: int) -> tuple[float, tuple[int, int]]:
-    """`(probability, (low, high))` from the low-resolution settings, or a `DataError` naming the bad one."""
+def _copy_settings(caller: str, name: str, prob, range_name: str, value, highest: int, what: str = ""):
+    """`(probability, (low, high))` of a training-image copy (`name` its probability setting, `range_name` its
+    `(low, high)` setting, inclusive, in [1, `highest`]), or a `DataError` naming the bad setting."""
     try:
-        prob = float(lowres_prob)
+        p = float(prob)
     except (TypeError, ValueError):
-        prob = float("nan")
-    if not 0.0 <= prob <= 1.0:
-        raise DataError(f"{caller}: lowres_prob must be a probability in [0, 1], got {lowres_prob!r}")
+        p = float("nan")
+    if not 0.0 <= p <= 1.0:
+        raise DataError(f"{caller}: {name} must be a probability in [0, 1], got {prob!r}")
     try:
-        low, high = (int(v) for v in lowres_sizes)
+        low, high = (int(v) for v in value)
     except (TypeError, ValueError):
-        raise DataError(f"{caller}: lowres_sizes must be (low, high) in pixels, got {lowres_sizes!r}") from None
-    if not 1 <= low <= high <= side:
-        raise DataError(f"{caller}: lowres_sizes must satisfy 1 <= low <= high <= {side} (the image side), "
-                        f"got {lowres_sizes!r}")
-    return prob, (low, high)
-
-
-def _jpeg_settings(caller: str, jpeg_prob, jpeg_quality) -> tuple[float, tuple[int, int]]:
-    """`(probability, (low, high))` from the JPEG re-encoding settings, or a `DataError` naming the bad one."""
-    try:
-        prob = float(jpeg_prob)
-    except (TypeError, ValueError):
-        prob = float("nan")
-    if not 0.0 <= prob <= 1.0:
-        raise DataError(f"{caller}: jpeg_prob must be a probability in [0, 1], got {jpeg_prob!r}")
-    try:
-        q_low, q_high = (int(q) for q in jpeg_quality)
-    except (TypeError, ValueError):
-        raise DataError(f"{caller}: jpeg_quality must be (low, high), got {jpeg_quality!r}") from None
-    if not 1 <= q_low <= q_high <= 100:
-        raise DataError(f"{caller}: jpeg_quality must satisfy 1 <= low <= high <= 100, got {jpeg_quality!r}")
-    return prob, (q_low, q_high)
+        raise DataError(f"{caller}: {range_name} must be (low, high){what and ' in ' + what}, got {value!r}") from None
+    if not 1 <= low <= high <= highest:
+        raise DataError(f"{caller}: {range_name} must satisfy 1 <= low <= high <= {highest}"
+                        f"{what and ' (' + what + ')'}, got {value!r}")
+    return p, (low, high)
 
 
 def _check_pipeline(images, labels, *, batch_size, training, seed=0, augment=True, pad=4, flip=True, cutout=0,
@@ -492,8 +476,9 @@ def _check_pipeline(images, labels, *, batch_size, training, seed=0, augment=Tru
         raise DataError(f"{caller}: cutout must be in [0, {max(h, w)}], got {cutout}")
     if alternate_flip and not (flip and augment):
         raise DataError(f"{caller}: alternate_flip needs flip=True and augment=True")
-    jpeg_prob, jpeg_quality = _jpeg_settings(caller, jpeg_prob, jpeg_quality)
-    lowres_prob, lowres_sizes = _lowres_settings(caller, lowres_prob, lowres_sizes, min(h, w))
+    jpeg_prob, jpeg_quality = _copy_settings(caller, "jpeg_prob", jpeg_prob, "jpeg_quality", jpeg_quality, 100)
+    lowres_prob, lowres_sizes = _copy_settings(caller, "lowres_prob", lowres_prob, "lowres_sizes", lowres_sizes,
+                                               min(h, w), "pixels, at most the image side")
     for name, prob in (("jpeg_prob", jpeg_prob), ("lowres_prob", lowres_prob)):
         if training and prob > 0 and not augment:
             raise DataError(f"{caller}: {name} needs augment=True (or set {name}=0)")
