@@ -424,8 +424,8 @@ def _tflite_usage(name: str, version: int, lite: Mapping[str, Any]) -> str:
         return ""
     dims = ["batch" if d is None and i == 0 else "n" if d is None else str(d) for i, d in enumerate(inp["shape"])]
     example = ", ".join("1" if d in ("batch", "n") else d for d in dims)
-    tokens = (f"\nThe token ids come from the tokenizer in `{lite['preprocessor']}/` (`vocabulary.txt`: id = line "
-              "number + 2; 0 is padding, 1 an unknown word; `preprocessor.json` says how text is standardised); "
+    tokens = (f"\nThe token ids come from the tokenizer in `{lite['preprocessor']}/` (`vocabulary.txt`: the word on "
+              "line k, counting from 0, has id k + 2; 0 is padding, 1 an unknown word; `preprocessor.json` says how text is standardised); "
               f"`zoo predict {name}/{version}/{lite['file']} TEXT` tokenises and runs the file.\n"
               if lite.get("preprocessor") else "")
     return tokens + (f"\n```python\nimport numpy as np\nimport tensorflow as tf  # or the Interpreter of ai_edge_litert\n"
