@@ -6,6 +6,7 @@ import pathlib
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from conftest import run_without_zoo
 from zoo.cli import main
@@ -83,7 +84,12 @@ def test_tflite_export_of_the_token_signature_matches(tiny_imdb, tmp_path, capsy
     # the file takes token ids: the tokenizer is written beside it, and `zoo predict` on the file uses it
     assert card["tflite"]["preprocessor"] == "preprocessor"
     assert (pathlib.Path(version) / "preprocessor" / "vocabulary.txt").exists()
-    assert "vocabulary.txt" in (pathlib.Path(version) / "README.md").read_text()
+    assert "line k, counting from 0, has id k + 2" in (pathlib.Path(version) / "README.md").read_text()
+    from zoo.data import load_preprocessor  # the README's rule, checked against the tokenizer itself
+
+    words = (pathlib.Path(version) / "preprocessor" / "vocabulary.txt").read_text(encoding="utf-8").split("\n")
+    ids = load_preprocessor(pathlib.Path(version) / "preprocessor")(tf.constant([f"{words[0]} {words[5]} qqqzx"]))
+    assert ids.numpy()[0].tolist() == [2, 7, 1]
     reviews = ["A wonderful, moving film. Loved it!", "Dull and far too long; I left early."]
     assert main(["predict", os.path.join(version, "model.tflite"), *reviews, "--json"]) == 0
     lite = json.loads(capsys.readouterr().out)
