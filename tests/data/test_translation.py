@@ -17,6 +17,7 @@ from applications.translation.data import (
     TranslationTokenizers,
     learn_vocabulary,
     load_pairs,
+    sentence_case,
 )
 
 EN = ["A man is riding a bike.", "Two dogs play in the snow.", "A woman, wearing a red hat, sings.",
@@ -87,6 +88,20 @@ def test_round_trip_and_core_tokenizer_on_real_sentences(shared_data_dir):
     assert truncated.numpy().tolist() == [False] * 54 + [True]
     assert UNK_ID in want[51] and UNK_ID in want[53]
 
+
+
+def test_sentence_case_puts_english_in_the_form_multi30k_writes_it():
+    texts = ["A DOG RUNS ON THE BEACH.", "a dog runs.", "A dog runs.", "\u00dcBER DEN FLUSS.", "", "  two MEN talk",
+             "I", "USA!", "3 DOGS.", "\u00e9t\u00e9 caf\u00e9"]
+    got = [t.decode() for t in sentence_case(tf.constant(texts)).numpy()]
+    assert got == ["A dog runs on the beach.", "A dog runs.", "A dog runs.", "\u00dcber den fluss.", "", "Two MEN talk",
+                   "I", "Usa!", "3 dogs.", "\u00c9t\u00e9 caf\u00e9"]
+    # both tokenizers (training's and the export's) read shouted and lower-case English as the sentence-cased text
+    tok = TranslationTokenizers(learn_vocabulary(EN, 120), learn_vocabulary(DE, 120), max_length=32)
+    variants = ["A man is riding a bike.", "A MAN IS RIDING A BIKE.", "a man is riding a bike."]
+    training = tok.encode_source(tf.constant(variants)).to_tensor(0).numpy()
+    exported = tok.encode_source_core(tf.constant(variants))[0].numpy()
+    assert (training == training[0]).all() and (exported == training[0]).all() and UNK_ID not in training[0]
 
 def test_bad_data_fails_with_the_path(tmp_path):
     with pytest.raises(DataError, match="test_2016_flickr.en.gz"):
