@@ -17,7 +17,9 @@ class TranslationServing(Serving):
     and was cut to its first `max_length`).  Tokenisation uses core
     TensorFlow ops only (a lookup table; the same ids as the keras-hub
     WordPiece tokenizer used in training), so the SavedModel loads with
-    TensorFlow alone.  An empty or whitespace-only string translates to ""
+    TensorFlow alone.  English is read in the form the training
+    sources have (`sentence_case`: text in capitals is lower-cased, the
+    first letter made a capital).  An empty or whitespace-only string translates to ""
     (`zoo predict` refuses it); characters never seen in training turn
     their word into `[UNK]`, which the decoder never emits.
     """
