@@ -425,15 +425,16 @@ def _tflite_usage(name: str, version: int, lite: Mapping[str, Any]) -> str:
     dims = ["batch" if d is None and i == 0 else "n" if d is None else str(d) for i, d in enumerate(inp["shape"])]
     example = ", ".join("1" if d in ("batch", "n") else d for d in dims)
     tokens = (f"\nThe token ids come from the tokenizer in `{lite['preprocessor']}/` (`vocabulary.txt`: the word on "
-              "line k, counting from 0, has id k + 2; 0 is padding, 1 an unknown word; `preprocessor.json` says how text is standardised); "
-              f"`zoo predict {name}/{version}/{lite['file']} TEXT` tokenises and runs the file.\n"
+              "line k, counting from 0, has id k + 2; 0 is padding, 1 an unknown word; `preprocessor.json` says how "
+              f"text is standardised); `zoo predict {name}/{version}/{lite['file']} TEXT` tokenises and runs the file.\n"
               if lite.get("preprocessor") else "")
-    return tokens + (f"\n```python\nimport numpy as np\nimport tensorflow as tf  # or the Interpreter of ai_edge_litert\n"
-            f"run = tf.lite.Interpreter(model_path=\"{name}/{version}/{lite['file']}\")"
-            f".get_signature_runner(\"{lite['signature']}\")\n"
-            f"run({inp['name']}=np.zeros(({example}{',' if len(dims) == 1 else ''}), np.{inp['dtype']}))[\"probabilities\"]"
-            f"  # {inp['name']}: {inp['dtype']} ({', '.join(dims)}), as the SavedModel's {lite['signature']} takes it\n"
-            "```\n")
+    return tokens + (
+        f"\n```python\nimport numpy as np\nimport tensorflow as tf  # or the Interpreter of ai_edge_litert\n"
+        f"run = tf.lite.Interpreter(model_path=\"{name}/{version}/{lite['file']}\")"
+        f".get_signature_runner(\"{lite['signature']}\")\n"
+        f"run({inp['name']}=np.zeros(({example}{',' if len(dims) == 1 else ''}), np.{inp['dtype']}))[\"probabilities\"]"
+        f"  # {inp['name']}: {inp['dtype']} ({', '.join(dims)}), as the SavedModel's {lite['signature']} takes it\n"
+        "```\n")
 
 
 def export_model(
