@@ -277,6 +277,11 @@ def tflite_signature(path, signature: str):
     return call, list(runner.get_input_details())
 
 
+def _tflite_probabilities(call, name: str, x: np.ndarray) -> np.ndarray:
+    """`probabilities` of a `tflite_signature` call for each row of `x`, one input at a time: float32 (N, K)."""
+    return np.concatenate([call(**{name: x[i:i + 1]})["probabilities"] for i in range(len(x))])
+
+
 def _convert_tflite(saved_model: pathlib.Path, serving: Serving, out: pathlib.Path, work: pathlib.Path,
                     data=None) -> dict:
     """Convert the recipe's tensor-input endpoint to TensorFlow Lite and check parity.
@@ -323,7 +328,7 @@ def _convert_tflite(saved_model: pathlib.Path, serving: Serving, out: pathlib.Pa
     ref = batched(fn)
     try:
         runner, (name,) = tflite_signature(out, endpoint)
-        lite = np.concatenate([runner(**{name: x[i:i + 1]})["probabilities"] for i in range(len(x))])
+        lite = _tflite_probabilities(runner, name, x)
     except RuntimeError as exc:
         out.unlink()
         raise ExportError(f"{serving.spec.name} converts to TensorFlow Lite only with TF select ops "
@@ -632,7 +637,7 @@ def _predict_tflite(path: pathlib.Path, items, top_k, read_files, generation) ->
     except (RuntimeError, ValueError) as exc:  # not a flatbuffer, or truncated
         raise ValueError(f"{path} is not a loadable TensorFlow Lite file ({str(exc).splitlines()[0][:160]}); "
                          "re-export it with `zoo export --tflite`") from exc
-    probs = np.concatenate([run(**{name: x[i:i + 1]})["probabilities"] for i in range(len(x))])
+    probs = _tflite_probabilities(run, name, x)
     ids = probs.argmax(-1)
     names = [n.decode() if isinstance(n, bytes) else str(n) for n in serving.class_names]
     outputs = {"probabilities": probs, "probability": probs[:, -1], "class_id": ids,
