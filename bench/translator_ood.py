@@ -108,24 +108,22 @@ def main(argv=None) -> int:
     names = sorted(set(domains), key=domains.index)
     sets = {"test_2016_flickr": (test_en, test_de)}
     sets.update({f"test_2016_flickr, {k}": (v, test_de) for k, v in variants(test_en).items()})
-    sets.update({d: ([e for e, x in zip(ood_en, domains) if x == d], [g for g, x in zip(ood_de, domains) if x == d])
-                 for d in names})
-    sets["ood_all"] = (ood_en, ood_de)
+    groups = {d: [i for i, x in enumerate(domains) if x == d] for d in names}  # rows of the OOD file per domain
+
+    def entry(en, de, hyps):
+        return {**scores(hyps, de), "word_coverage": round(coverage(en, known), 4), "translations": hyps}
+
     rows = {}
     for export in args.exports:
         card = json.loads((pathlib.Path(export) / "model_card.json").read_text())
         with silenced_stderr():  # TensorFlow's first-use log lines (CUDA probe, oneDNN notes)
             fn = tf.saved_model.load(export).signatures["serving_default"]
             translate(fn, ["A dog runs."])
-        done = {}
-        for name, (en, de) in sets.items():
-            if name == "ood_all":
-                hyps = [h for d in names for h in done[d]["translations"]]
-                en = [e for d in names for e in sets[d][0]]
-                de = [g for d in names for g in sets[d][1]]
-            else:
-                hyps = translate(fn, en)
-            done[name] = {**scores(hyps, de), "word_coverage": round(coverage(en, known), 4), "translations": hyps}
+        done = {name: entry(en, de, translate(fn, en)) for name, (en, de) in sets.items()}
+        ood = translate(fn, ood_en)  # once: each domain's figures come from its rows
+        for d, idx in groups.items():
+            done[d] = entry([ood_en[i] for i in idx], [ood_de[i] for i in idx], [ood[i] for i in idx])
+        done["ood_all"] = entry(ood_en, ood_de, ood)
         rows[card["model"]] = {"export": export, "model": card["model"], "card_test": card["metrics"].get("test", {}),
                                "sets": done}
     report = {"command": " ".join(sys.argv), "cpu": cpu_info(), "ood_file": str(OOD.relative_to(REPO)),
@@ -139,7 +137,8 @@ def main(argv=None) -> int:
             print(f"| {s} | {v['sentences']} | {v['bleu']:.1f} | {v['chrf']:.1f} | {v['word_coverage']:.1%} |")
         for d in names:
             print(f"\n{d}:")
-            for e, h, g in list(zip(sets[d][0], r["sets"][d]["translations"], sets[d][1]))[:args.examples]:
+            for i, h in list(zip(groups[d], r["sets"][d]["translations"]))[:args.examples]:
+                e, g = ood_en[i], ood_de[i]
                 print(f"  {e}\n    -> {h}\n    (reference: {g})")
         print()
     return 0
