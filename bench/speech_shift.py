@@ -1,0 +1,182 @@
+"""A speech export on recordings it never heard in this form: silence, noise, level, band, room, tempo.
+
+    ZOO_DATA_DIR=../shared/data .venv/bin/python bench/speech_shift.py saved_models/fsdd_ctc/1 --out OUT.json
+    ZOO_DATA_DIR=../shared/data .venv/bin/python bench/speech_shift.py EXPORT --speaker george --out OUT.json
+
+A caller's recording is rarely cut as tightly, levelled as evenly or
+recorded as quietly as FSDD's.  Each test recording is changed in one way
+(deterministic, seed 0) and fed to the export's `serving_default`
+(`tf.saved_model.load`: no zoo code in the call, waveform and length in,
+transcript out); a recording counts as right when the transcript is its
+digit word and nothing else (greedy, as the model card's figure):
+
+- `clean`: the recording as it is;
+- `silence_0.5s`: 0.5 s of digital silence before and after (an
+  untrimmed clip, a push-to-talk button);
+- `room_tone_0.5s`: the same 0.5 s filled with a quiet noise floor,
+  50 dB below the speech's RMS, which also lies under the speech;
+- `white_noise_20db`, `white_noise_10db`: white noise at that SNR;
+- `quiet_-30db`: the whole clip 30 dB quieter (a far microphone);
+- `clipped_+12db`: 12 dB louder, clipped at +-1 (an overdriven input);
+- `telephone`: band-limited to 300-3400 Hz (a fourth-order Butterworth's
+  magnitude, zero phase);
+- `reverb_0.4s`: convolved with a synthetic room (exponentially decaying
+  noise, RT60 0.4 s; the direct sound kept);
+- `hum_50hz`: 50 Hz mains hum with its harmonics, 20 dB below the speech;
+- `tempo_0.85`, `tempo_1.15`: played 15% slower and faster (pitch with it).
+
+Which recordings: `--speaker S` scores all of S's recordings (for a
+model that held S out, `bench/speech.py`'s leave-one-speaker-out runs);
+the default is the conventional test split (takes 0-4 of every speaker,
+the model card's set).  Writes accuracy per change to `--out` and prints a
+Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+from cifar10 import cpu_info  # noqa: E402  (one definition of the machine report)
+
+RATE = 8000
+
+
+def _rms(x):
+    return float(np.sqrt(np.mean(np.square(x)) + 1e-12))
+
+
+def _room(rt60, rng):
+    """A synthetic room impulse response: a unit direct path, then noise decaying 60 dB in `rt60` s."""
+    n = int(rt60 * RATE)
+    t = np.arange(n) / RATE
+    tail = rng.standard_normal(n) * np.exp(-6.9078 * t / rt60)
+    tail[:int(0.005 * RATE)] = 0.0  # 5 ms to the first reflection
+    h = 0.5 * tail / np.sqrt(np.sum(tail ** 2))
+    h[0] = 1.0
+    return h
+
+
+def _band(x, low, high):
+    """`x` band-limited to `low`-`high` Hz: the spectrum times a fourth-order Butterworth band-pass's magnitude."""
+    f = np.fft.rfftfreq(len(x), 1 / RATE)
+    gain = 1 / np.sqrt(1 + (low / np.maximum(f, 1e-3)) ** 8) / np.sqrt(1 + (f / high) ** 8)
+    return np.fft.irfft(np.fft.rfft(x) * gain, len(x))
+
+
+def _convolve(x, h):
+    """Full linear convolution of `x` with `h` (FFT): `(len(x) + len(h) - 1,)`."""
+    n = len(x) + len(h) - 1
+    return np.fft.irfft(np.fft.rfft(x, n) * np.fft.rfft(h, n), n)
+
+
+def changes():
+    """name -> function (waveform float32 (n,), numpy Generator) -> changed waveform (m,)."""
+    half = int(0.5 * RATE)
+
+    def noise_at(x, rng, snr_db):
+        return x + rng.standard_normal(len(x)) * _rms(x) / 10 ** (snr_db / 20)
+
+    def room_tone(x, rng):
+        padded = np.concatenate([np.zeros(half), x, np.zeros(half)])
+        return noise_at(padded, rng, 50.0 + 10 * np.log10(len(padded) / len(x)))  # 50 dB below the speech's RMS
+
+    def hum(x, rng):
+        t = np.arange(len(x)) / RATE
+        phase = rng.uniform(0, 2 * np.pi)
+        h = sum(np.sin(2 * np.pi * 50 * k * t + phase * k) / k for k in (1, 2, 3))
+        return x + h * _rms(x) / _rms(h) / 10.0
+
+    def tempo(factor):
+        from applications.speech.data import speed_perturb
+
+        return lambda x, rng: speed_perturb(x.astype(np.float32), factor)
+
+    return {
+        "silence_0.5s": lambda x, rng: np.concatenate([np.zeros(half), x, np.zeros(half)]),
+        "room_tone_0.5s": room_tone,
+        "white_noise_20db": lambda x, rng: noise_at(x, rng, 20.0),
+        "white_noise_10db": lambda x, rng: noise_at(x, rng, 10.0),
+        "quiet_-30db": lambda x, rng: x * 10 ** (-30 / 20),
+        "clipped_+12db": lambda x, rng: np.clip(x * 10 ** (12 / 20), -1.0, 1.0),
+        "telephone": lambda x, rng: _band(x, 300.0, 3400.0),
+        "reverb_0.4s": lambda x, rng: _convolve(x, _room(0.4, rng)),
+        "hum_50hz": hum,
+        "tempo_0.85": tempo(0.85),
+        "tempo_1.15": tempo(1.15),
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("export", help="a SavedModel version directory of a speech recognizer (fsdd_ctc)")
+    p.add_argument("--speaker", help="score all of this speaker's recordings (default: the conventional test split)")
+    p.add_argument("--data-dir", default=os.environ.get("ZOO_DATA_DIR"), help="folder of fsdd-recordings.tar.gz")
+    p.add_argument("--limit", type=int, help="first N recordings only (smoke runs)")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--out", required=True, help="JSON file to write")
+    args = p.parse_args(argv)
+
+    from zoo._tf import import_tensorflow, silenced_stderr
+
+    tf = import_tensorflow()
+    from applications.speech.data import DIGIT_WORDS, load_fsdd_recordings, pad_waveforms, split_indices
+    from zoo.io import write_json
+
+    rec = load_fsdd_recordings(args.data_dir)
+    if args.speaker:
+        if args.speaker not in set(rec.speakers):
+            p.error(f"no recordings of speaker {args.speaker!r}; the speakers are {sorted(set(rec.speakers))}")
+        index = np.flatnonzero(rec.speakers == args.speaker)
+    else:
+        index = split_indices(rec, "conventional")[1]
+    index = index[:args.limit]
+    waves = [rec.wave(i).astype(np.float64) for i in index]
+    words = [DIGIT_WORDS[d] for d in rec.digits[index]]
+    card = json.loads((pathlib.Path(args.export) / "model_card.json").read_text())
+    with silenced_stderr():  # TensorFlow's first-use log lines
+        fn = tf.saved_model.load(args.export).signatures["serving_default"]
+
+    def accuracy(data):
+        said = []
+        for i in range(0, len(data), args.batch):
+            batch = pad_waveforms([w.astype(np.float32) for w in data[i:i + args.batch]])
+            out = fn(waveform=tf.constant(batch["waveform"]), length=tf.constant(batch["length"]))["transcript"]
+            said += [s.decode() for s in out.numpy()]
+        right = [s == w for s, w in zip(said, words)]
+        wrong = {}
+        for s, w, ok in zip(said, words, right):
+            if not ok:
+                wrong[f"{w} -> {s or '(nothing)'}"] = wrong.get(f"{w} -> {s or '(nothing)'}", 0) + 1
+        top = dict(sorted(wrong.items(), key=lambda kv: -kv[1])[:5])
+        return {"accuracy": float(np.mean(right)), "top_errors": top}
+
+    rows = {"clean": accuracy(waves)}
+    print(f"clean: {rows['clean']['accuracy']:.2%}", flush=True)
+    for name, change in changes().items():
+        t0 = time.perf_counter()
+        rng = np.random.default_rng(0)
+        rows[name] = {**accuracy([change(w, rng) for w in waves]), "seconds": round(time.perf_counter() - t0, 1)}
+        print(f"{name}: {rows[name]['accuracy']:.2%}", flush=True)
+    report = {"command": " ".join(sys.argv), "cpu": cpu_info(), "export": args.export, "model": card["model"],
+              "recordings": len(index), "speaker": args.speaker or "conventional test split",
+              "card_split": (card.get("train") or {}).get("data", {}).get("split"), "changes": rows}
+    write_json(pathlib.Path(args.out), report)
+    print("| change | accuracy | vs clean | most frequent errors |\n|---|---|---|---|")
+    for name, row in rows.items():
+        top = ", ".join(f"{k} {v}" for k, v in list(row["top_errors"].items())[:3])
+        print(f"| {name} | {row['accuracy']:.2%} | {row['accuracy'] - rows['clean']['accuracy']:+.2%} | {top} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
