@@ -168,6 +168,26 @@ def test_corrupt_model_keras_is_named_as_corrupt(cnn_run, tmp_path, capsys):
     assert "corrupt" in err[0] and "File not found" not in err[0]
 
 
+def test_model_from_a_newer_zoo_names_the_missing_layer(cnn_run, tmp_path, capsys):
+    import re
+    import zipfile
+
+    run = _copy_run(cnn_run, tmp_path / "run")
+    src = zipfile.ZipFile(cnn_run / "model.keras")
+    config = src.read("config.json").decode()
+    # a layer class that a later zoo registers and this one does not
+    config, n = re.subn(r'"class_name": "Dense", "config"', '"class_name": "FutureDense", "config"', config, count=1)
+    config = config.replace('"registered_name": null', '"registered_name": "zoo>FutureDense"', 1)
+    assert n == 1 and "zoo>FutureDense" in config
+    with zipfile.ZipFile(run / "model.keras", "w") as dst:
+        for item in src.infolist():
+            dst.writestr(item, config if item.filename == "config.json" else src.read(item.filename))
+    assert main(["evaluate", "cifar10_cnn", "--run-dir", str(run)]) == 2
+    err = _err(capsys)
+    assert err[0].startswith(f"zoo evaluate: error: {run / 'model.keras'} was saved by a newer zoo"), err
+    assert "FutureDense" in err[0] and "update zoo" in err[0] and len(err) <= 2
+
+
 def test_non_utf8_checksum_list_is_named(tmp_path):
     from zoo.data import DataError, verify_file
 

@@ -401,10 +401,29 @@ def load_run(run_dir, *, compile: bool = False) -> tuple[ModelSpec, keras.Model,
     try:
         model = keras.saving.load_model(candidate, compile=compile)
     except Exception as exc:  # a truncated or foreign file: Keras says "File not found" or worse
+        missing = _unregistered_classes(candidate)
+        if missing:
+            raise RunDirError(f"{candidate} was saved by a newer zoo: it uses {', '.join(missing)}, which this zoo does "
+                              "not have; update zoo (git pull, then `make setup`) or load it with the zoo that trained "
+                              "it") from None
         raise RunDirError(f"{candidate} cannot be loaded: the file is truncated or corrupt (Keras raised "
                           f"{type(exc).__name__}); delete it to fall back to checkpoints/last.keras (the last finished "
                           "epoch), or train again in a new --run-dir") from None
     return spec, model, config
+
+
+def _unregistered_classes(path) -> list[str]:
+    """The `zoo>...` classes a `.keras` file's config names that Keras cannot find here (sorted; [] when unreadable)."""
+    import re
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            text = archive.read("config.json").decode("utf-8")
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return []
+    names = set(re.findall(r'"registered_name":\s*"(zoo>[A-Za-z_0-9]+)"', text))
+    return sorted(n.split(">", 1)[1] for n in names if keras.saving.get_registered_object(n) is None)
 
 
 def _init_from(model: keras.Model, spec: ModelSpec, source_dir) -> None:

@@ -603,7 +603,8 @@ def _pad_batch(waves: list, labels: list, label_width: int, pad_multiple: int, s
 
 def make_speech_dataset(rec: Recordings, items: Any, *, batch_size: int, training: bool, seed: int = 0,
                         label_width: int, pad_multiple: int = 1600, bucket: int = 8,
-                        connected_per_epoch=None, speed: float = 0.0, speaker_ids=None):
+                        connected_per_epoch=None, speed: float = 0.0, speaker_ids=None, edge_prob: float = 0.0,
+                        edge_max: float = 1.0):
     """Batched, prefetched `tf.data` pipeline over recordings and connected utterances.
 
     Args:
@@ -627,6 +628,12 @@ def make_speech_dataset(rec: Recordings, items: Any, *, batch_size: int, trainin
             labels are `(transcript ids, speaker id)`, the speaker id of an
             example -1 when its speaker is not in the mapping or a connected
             utterance mixes speakers (for a speaker-adversarial head).
+        edge_prob, edge_max: when training, `edge_prob` of the examples get
+            silence (zeros) before and after, each uniform in `[0, edge_max]`
+            seconds (after the speed perturbation; the model's training
+            noise then lies under it too), drawn from a random stream of
+            their own, so 0 (off) leaves every other draw as it was.  A
+            caller's clip is rarely cut as tightly as FSDD's.
 
     Training epochs are planned from the examples' lengths alone (order,
     speed factors, length buckets, batch order: the same random draws as
@@ -693,6 +700,13 @@ def make_speech_dataset(rec: Recordings, items: Any, *, batch_size: int, trainin
         order = [pool[i] for i in rng.permutation(len(pool))]
         factors = rng.uniform(1.0 - speed, 1.0 + speed, len(order)) if speed else np.ones(len(order))
         sizes = [perturbed_length(raw_length(it), f) for it, f in zip(order, factors)]
+        edges = np.zeros((len(order), 2), np.int64)
+        if edge_prob:
+            edge_rng = np.random.default_rng([int(seed), epoch, zlib.crc32(b"edges")])
+            padded = edge_rng.random(len(order)) < float(edge_prob)
+            edges = np.round(edge_rng.uniform(0.0, float(edge_max) * SAMPLE_RATE, (len(order), 2))).astype(np.int64)
+            edges[~padded] = 0
+            sizes = [n + int(e.sum()) for n, e in zip(sizes, edges)]
         window = batch_size * max(1, int(bucket))
         batches = []
         for s in range(0, len(order), window):
@@ -704,7 +718,10 @@ def make_speech_dataset(rec: Recordings, items: Any, *, batch_size: int, trainin
             rendered = []
             for j in batches[k]:
                 w, lab = example(order[j])
-                rendered.append((speed_perturb(w, factors[j]) if speed else w, lab))
+                w = speed_perturb(w, factors[j]) if speed else w
+                if edges[j].any():
+                    w = np.concatenate([np.zeros(edges[j, 0], np.float32), w, np.zeros(edges[j, 1], np.float32)])
+                rendered.append((w, lab))
             yield batch([order[j] for j in batches[k]], rendered)
 
     labels = tf.TensorSpec([None, label_width], tf.int32)
@@ -762,6 +779,8 @@ def fsdd(
     synthetic_connected_share: float = 0.0,
     synthetic_flite: int = 0,
     synthetic_l2: float = 0.0,
+    edge_prob: float = 0.0,
+    edge_max: float = 1.0,
 ) -> SpeechBundle:
     """FSDD as a `SpeechBundle` of waveform pipelines (see the module docstring).
 
@@ -805,6 +824,9 @@ def fsdd(
             with a random second-language accent (`synthetic.l2_accent`:
             theta as s/t/f, w as v, devoicing, full vowels for lax and
             reduced ones, pure vowels for diphthongs; 0: none).
+        edge_prob, edge_max: this share of the training examples (isolated
+            and connected) get 0-`edge_max` seconds of silence before and
+            after, each drawn apart (`make_speech_dataset`; 0: off).
 
     Returns:
         SpeechBundle: `train` (shuffled every epoch), `val` (the isolated test
@@ -831,6 +853,8 @@ def fsdd(
         raise DataError(f"fsdd: synthetic_l2 is a share of the synthetic voices in [0, 1], got {synthetic_l2}")
     if not 0.0 <= float(synthetic_connected_share) <= 1.0:
         raise DataError(f"fsdd: synthetic_connected_share must be in [0, 1], got {synthetic_connected_share}")
+    if not 0.0 <= float(edge_prob) <= 1.0 or float(edge_max) < 0:
+        raise DataError(f"fsdd: edge_prob is a share in [0, 1] and edge_max seconds >= 0, got {edge_prob}, {edge_max}")
     if synthetic_connected and synthetic_connected_share:
         raise DataError("fsdd: set synthetic_connected (pool voices and speakers) or synthetic_connected_share, not both; "
                         "with synthetic_connected, pass synthetic_connected_share=0 "
@@ -874,7 +898,8 @@ def fsdd(
             return recorded + connected_utterances(rec, synth_idx, synthetic_count, seed=seed,
                                                    stream=f"{stream}/synthetic", **conn)
     common = dict(batch_size=batch_size, label_width=label_width, pad_multiple=int(pad_multiple))
-    training = dict(training=True, seed=seed, bucket=bucket, connected_per_epoch=per_epoch, speed=float(speed), **common)
+    training = dict(training=True, seed=seed, bucket=bucket, connected_per_epoch=per_epoch, speed=float(speed),
+                    edge_prob=float(edge_prob), edge_max=float(edge_max), **common)
     train = make_speech_dataset(rec, list(train_idx) if isolated else [], **training)
     test = make_speech_dataset(rec, list(test_idx), training=False, **common)
     train_speakers = sorted(set(rec.speakers[train_idx].tolist()))
@@ -926,6 +951,8 @@ def fsdd(
         "pad_multiple": int(pad_multiple),
         "bucket": int(bucket),
         "speed": float(speed),
+        "edge_prob": float(edge_prob),
+        "edge_max": float(edge_max),
         "seconds": {"min": float(lengths.min() / SAMPLE_RATE), "max": float(lengths.max() / SAMPLE_RATE),
                     "mean": float(lengths.mean() / SAMPLE_RATE)},
         "skipped_silent": list(rec.skipped_silent),

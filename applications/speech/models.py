@@ -37,8 +37,8 @@ from applications.speech.data import BLANK_INDEX, DIGIT_WORDS, SAMPLE_RATE, fsdd
 from applications.speech.serving import SpeechServing
 from applications.speech.task import RECOGNITION
 from zoo.layers import AttentionPooling, GradientReversal, SinusoidalPositionEncoding, TransformerEncoderBlock
-from zoo.layers.audio import (LogMelSpectrogram, SpecAugment, TimeStretch, UtteranceNormalization, WaveformAugment,
-                              frame_mask)
+from zoo.layers.audio import (LogMelSpectrogram, SpecAugment, TimeStretch, TrimSilence, UtteranceNormalization,
+                              WaveformAugment, frame_mask)
 from zoo.registry import register_model
 
 __all__ = ["fsdd_ctc", "ConvSubsampling", "CTCBlankPadding", "LengthMaskedEncoderBlock", "SpeakerAdversary",
@@ -172,7 +172,12 @@ class CTCBlankPadding(keras.layers.Layer):
 
 
 def output_lengths(model, length):
-    """Valid output frames of `model` for waveforms of `length` samples: int32 `(batch,)`."""
+    """Valid output frames of `model` for waveforms of `length` samples: int32 `(batch,)`.
+
+    With `TrimSilence` in the model (`trim_db`) the count is an upper
+    bound: frames past the trimmed utterance are forced to blank, so
+    decoding this many frames gives what decoding the real ones would.
+    """
     frames = model.get_layer("log_mel").frame_lengths(ops.convert_to_tensor(length, "int32"))
     return model.get_layer("subsample").frame_lengths(frames)
 
@@ -235,7 +240,7 @@ def fsdd_ctc(*, num_tokens: int = len(DIGIT_WORDS), sample_rate: int = SAMPLE_RA
              band_prob: float = 0.0, band_low=(0.0, 300.0), band_high=(2000.0, 4000.0), pitch_shift: float = 0.0,
              top_db=None, cepstra=None, remove_dc: bool = False, normalize_variance: str = "global",
              compression: str = "log", time_stretch: float = 1.0, time_stretch_per: str = "utterance",
-             seed: int = 0):
+             trim_db=None, trim_margin: int = 10, seed: int = 0):
     """FSDD digit recognizer: log-mel -> conv subsampling -> Transformer encoder -> CTC over digit words.
 
     Args:
@@ -299,6 +304,10 @@ def fsdd_ctc(*, num_tokens: int = len(DIGIT_WORDS), sample_rate: int = SAMPLE_RA
             greedy, connected WER 48.8% -> 43.6% (reduced protocol, five
             speakers); conventional split 98.0% -> 98.4%, WER 2.91% ->
             2.22% (bench/RESULTS.md, fourth pass).
+        trim_db, trim_margin: drop the frames before the first and after
+            the last frame within `trim_db` dB of the loudest, keeping
+            `trim_margin` frames either side (`TrimSilence`; part of the
+            model; None: off).
         seed: seed of the augmentation layers' random streams.
 
     Returns:
@@ -318,6 +327,8 @@ def fsdd_ctc(*, num_tokens: int = len(DIGIT_WORDS), sample_rate: int = SAMPLE_RA
                                       pitch_shift=pitch_shift, top_db=top_db, cepstra=cepstra, remove_dc=remove_dc,
                                       compression=compression, seed=seed + 2,
                                       name="log_mel")(augmented, length)
+    if trim_db is not None:
+        feats, frames = TrimSilence(trim_db, trim_margin, name="trim")(feats, frames)
     feats = UtteranceNormalization(variance=normalize_variance, name="normalize")(feats, frames)
     feats, frames = TimeStretch(time_stretch, per=time_stretch_per, seed=seed + 3, name="time_stretch")(feats, frames)
     feats = SpecAugment(freq_masks=freq_masks, freq_mask_width=freq_mask_width, time_masks=time_masks,

@@ -123,6 +123,37 @@ def test_speed_perturbation_applies_to_training_only(tiny_fsdd):
         load_dataset("fsdd", data_dir=tiny_fsdd, speed=0.6)
 
 
+def test_edge_silence_pads_training_examples_only(tiny_fsdd):
+    def batches(ds):
+        return [(x["waveform"].numpy(), x["length"].numpy(), y.numpy()) for x, y in ds]
+
+    plain = load_dataset("fsdd", data_dir=tiny_fsdd, batch_size=8, seed=1, speed=0.1)
+    off = load_dataset("fsdd", data_dir=tiny_fsdd, batch_size=8, seed=1, speed=0.1, edge_prob=0.0, edge_max=0.5)
+    for (xa, la, ya), (xb, lb, yb) in zip(batches(plain.train), batches(off.train)):  # 0: the batches as before
+        np.testing.assert_array_equal(xa, xb), np.testing.assert_array_equal(la, lb), np.testing.assert_array_equal(ya, yb)
+    padded = load_dataset("fsdd", data_dir=tiny_fsdd, batch_size=8, seed=1, edge_prob=1.0, edge_max=0.5)
+    nopad = load_dataset("fsdd", data_dir=tiny_fsdd, batch_size=8, seed=1)
+    assert padded.info["edge_prob"] == 1.0 and padded.info["edge_max"] == 0.5
+    rec = load_fsdd_recordings(tiny_fsdd)
+    clips = {(int(rec.digits[i]), rec.wave(i).tobytes()): len(rec.wave(i)) for i in range(len(rec))}
+    found = 0
+    for x, n, y in batches(padded.train):
+        for row, length, label in zip(x, n, y):
+            w = row[:length]
+            nz = np.flatnonzero(w)
+            core = w[nz[0]:nz[-1] + 1]  # the tone fixtures start and end away from zero
+            lead, tail = nz[0], length - 1 - nz[-1]
+            assert 0 <= lead <= 4000 and 0 <= tail <= 4000
+            found += (int(label[0]), core.tobytes()) in clips
+            assert lead + tail > 0 or len(core) == length
+    assert found >= 0.9 * sum(len(b[1]) for b in batches(padded.train))  # the recordings themselves, with zeros around
+    total = lambda ds: sum(int(b[1].sum()) for b in batches(ds))  # noqa: E731
+    assert total(padded.train) > total(nopad.train) + 0.2 * 8000 * sum(len(b[1]) for b in batches(padded.train))
+    assert [b[1].tolist() for b in batches(padded.test)] == [b[1].tolist() for b in batches(nopad.test)]
+    with pytest.raises(DataError, match="edge_prob"):
+        load_dataset("fsdd", data_dir=tiny_fsdd, edge_prob=1.5)
+
+
 def test_archive_recordings_cache_and_splits(tiny_fsdd):
     rec = load_fsdd_recordings(tiny_fsdd)
     assert len(rec) == 5 * 10 * 7 and rec.audio.dtype == np.float32

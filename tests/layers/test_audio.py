@@ -4,7 +4,8 @@ import numpy as np
 import keras
 import pytest
 
-from zoo.layers import LogMelSpectrogram, SpecAugment, TimeStretch, UtteranceNormalization, WaveformAugment
+from zoo.layers import (LogMelSpectrogram, SpecAugment, TimeStretch, TrimSilence, UtteranceNormalization,
+                        WaveformAugment)
 from zoo.layers.audio import scale_frequencies, vtlp_warp
 
 
@@ -100,6 +101,36 @@ def test_global_variance_keeps_a_quiet_channel_quiet():
     assert again.variance == "global"
 
 
+def test_trim_silence_reads_a_loose_clip_as_the_tight_one():
+    rng = np.random.default_rng(1)
+    t = np.arange(3200) / 8000
+    word = (0.3 * np.sin(2 * np.pi * 400 * t) * np.hanning(3200) ** 0.3).astype(np.float32)
+    word += 0.003 * rng.standard_normal(3200).astype(np.float32)
+    lead, tail = np.zeros(4000, np.float32), np.zeros(2400, np.float32)
+    loose = np.concatenate([lead, word, tail])
+    toned = loose + 1e-5 * rng.standard_normal(len(loose)).astype(np.float32)  # room tone about 70 dB down
+    gap = np.concatenate([word, np.zeros(2400, np.float32), word])  # silence between two words stays
+    waves = [word, loose, toned, gap, np.zeros(800, np.float32)]
+    x = np.zeros((len(waves), len(loose)), np.float32)
+    for i, w in enumerate(waves):
+        x[i, :len(w)] = w
+    feats, frames = LogMelSpectrogram()(x, np.array([len(w) for w in waves], np.int32))
+    out, kept = TrimSilence(threshold_db=50.0, margin=2)(feats, frames)
+    out, kept, feats, frames = (np.asarray(v) for v in (out, kept, feats, frames))
+    n = int(frames[0])
+    assert kept[0] == n  # a tight clip is left as it is
+    np.testing.assert_array_equal(out[0, :n], feats[0, :n])
+    for row in (1, 2):  # 50 frames of lead and 30 of tail go, but for the 2-frame margins
+        assert n <= kept[row] <= n + 2 * 2 + 1
+        start = 4000 // 80 - 2
+        np.testing.assert_allclose(out[row, :kept[row]], feats[row, start:start + kept[row]], atol=1e-6)
+        assert np.all(out[row, kept[row]:] == 0)
+    assert kept[3] >= int(frames[3]) - 1  # the gap inside the utterance is kept
+    assert kept[4] == frames[4]  # digital silence only: nothing to trim to, every frame kept
+    with pytest.raises(ValueError, match="threshold_db"):
+        TrimSilence(threshold_db=0)
+
+
 def test_spec_augment_training_only_and_inside_lengths():
     x = np.ones((4, 50, 16), np.float32)
     lengths = np.array([50, 30, 10, 1], np.int32)
@@ -118,7 +149,8 @@ def test_spec_augment_training_only_and_inside_lengths():
     assert again.get_config() == aug.get_config()
 
 
-@pytest.mark.parametrize("cls", [LogMelSpectrogram, UtteranceNormalization, SpecAugment, WaveformAugment, TimeStretch])
+@pytest.mark.parametrize("cls", [LogMelSpectrogram, UtteranceNormalization, SpecAugment, WaveformAugment, TimeStretch,
+                                 TrimSilence])
 def test_configs_round_trip(cls):
     layer = cls()
     assert cls.from_config(layer.get_config()).get_config() == layer.get_config()

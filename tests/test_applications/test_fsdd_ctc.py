@@ -149,6 +149,35 @@ def test_model_shapes_blank_padding_lengths_and_reload(tmp_path):
     assert zoo.create_model("fsdd_ctc", **TINY).get_layer("log_mel").max_freq is None  # up to Nyquist (fifth pass)
 
 
+def test_trimmed_model_ignores_silence_beyond_its_margin(tmp_path):
+    word = tone(3, seconds=0.4)  # trim_margin is 10 frames of 80 samples
+
+    def padded(lead_frames, tail_frames):
+        return np.concatenate([np.zeros(lead_frames * 80, np.float32), word, np.zeros(tail_frames * 80, np.float32)])
+
+    near, far = padded(12, 12), padded(100, 60)  # a little more than the margin, and a second or so
+    waves = np.zeros((2, len(far)), np.float32)
+    waves[0, :len(near)], waves[1] = near, far
+    lengths = np.array([len(near), len(far)], np.int32)
+    keras.utils.set_random_seed(0)
+    trimmed = zoo.create_model("fsdd_ctc", trim_db=50.0, **TINY)
+    keras.utils.set_random_seed(0)
+    plain = zoo.create_model("fsdd_ctc", **TINY)
+    out = np.asarray(trimmed({"waveform": waves, "length": lengths}))
+    kept = np.asarray(trimmed.get_layer("trim")(*trimmed.get_layer("log_mel")(waves, lengths))[1])
+    assert kept[0] == kept[1] < len(word) // 80 + 2 * 10 + 4  # the word and its margins, from either clip
+    n = (kept[0] + 3) // 4
+    np.testing.assert_allclose(out[0, :n], out[1, :n], atol=1e-4)  # the extra second of silence changes nothing
+    assert (out[1, n:].argmax(-1) == 10).all()  # frames past the trimmed word are blank
+    base = np.asarray(plain({"waveform": waves, "length": lengths}))
+    assert np.abs(base[0, :n] - base[1, :n]).max() > 1e-2  # without trimming the silence does change the logits
+    assert trimmed.get_layer("trim").margin == 10
+    path = tmp_path / "trimmed.keras"
+    trimmed.save(path)
+    again = keras.saving.load_model(path)
+    np.testing.assert_allclose(np.asarray(again({"waveform": waves, "length": lengths})), out, atol=1e-6)
+
+
 def test_max_freq_bounds_the_band_the_model_hears():
     rate, n = 8000, 4000
     t = np.arange(n) / rate

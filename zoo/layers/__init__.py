@@ -5,7 +5,8 @@ under the package name ``"zoo"`` so `.keras` files load without
 `custom_objects` once `zoo.layers` is imported.
 """
 
-from zoo.layers.audio import LogMelSpectrogram, SpecAugment, TimeStretch, UtteranceNormalization, WaveformAugment
+from zoo.layers.audio import (LogMelSpectrogram, SpecAugment, TimeStretch, TrimSilence, UtteranceNormalization,
+                              WaveformAugment)
 from zoo.layers.conv import FastBackpropConv2D
 from zoo.layers.gradient import GradientReversal
 from zoo.layers.attention import (
@@ -36,6 +37,7 @@ __all__ = [
     "TokenAndPositionEmbedding",
     "TransformerDecoderBlock",
     "TransformerEncoderBlock",
+    "TrimSilence",
     "UtteranceNormalization",
     "WaveformAugment",
     "compute_causal_mask",

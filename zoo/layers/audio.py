@@ -34,7 +34,7 @@ import keras
 from keras import ops
 
 __all__ = ["LogMelSpectrogram", "UtteranceNormalization", "SpecAugment", "WaveformAugment", "frame_mask", "vtlp_warp",
-           "scale_frequencies", "pcen", "TimeStretch"]
+           "scale_frequencies", "pcen", "TimeStretch", "TrimSilence"]
 
 
 def frame_mask(frame_lengths, num_frames):
@@ -411,6 +411,70 @@ class UtteranceNormalization(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon, "variance": self.variance}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class TrimSilence(keras.layers.Layer):
+    """Drop the frames before an utterance's first sound and after its last: a loose clip read as a tight one.
+
+    A frame is sound when its energy (log of the summed mel power; the
+    inputs are log mel powers) lies within `threshold_db` dB of the
+    utterance's loudest valid frame.  Row `b` keeps its frames from the
+    first sound frame minus `margin` to the last plus `margin` (inside its
+    length), moved to the front; its length becomes their count and the
+    frames after it are 0.  Silence between words stays.  A row with
+    nothing but one level (digital silence) keeps every frame.  Training
+    and inference alike (it is part of the model): half a second of
+    silence or quiet room tone around a word then reaches the rest of the
+    model as the tightly cut word, which FSDD's recordings are.
+
+    Args:
+        threshold_db: float > 0, how far below the loudest frame a frame still counts as sound.
+        margin: int >= 0, frames kept on either side of the sound.
+        **kwargs: other `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: float `(batch, frames, channels)` log mel powers.
+        frame_lengths: int `(batch,)`, valid frames.
+
+    Returns:
+        `(outputs float32 (batch, frames, channels), lengths int32 (batch,))`,
+        `lengths <= frame_lengths`.
+    """
+
+    def __init__(self, threshold_db=50.0, margin=10, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        if not float(threshold_db) > 0 or int(margin) < 0:
+            raise ValueError(f"TrimSilence: threshold_db must be > 0 and margin >= 0, got {threshold_db}, {margin}")
+        self.threshold_db, self.margin = float(threshold_db), int(margin)
+        self.built = True
+
+    def call(self, inputs, frame_lengths):
+        x = ops.cast(inputs, "float32")
+        frames = ops.shape(x)[1]
+        lengths = ops.cast(frame_lengths, "int32")
+        valid = frame_mask(lengths, frames)
+        energy = ops.logsumexp(x, axis=2)  # (B, T)
+        loudest = ops.max(ops.where(valid, energy, -1e30), axis=1, keepdims=True)
+        sound = ops.logical_and(valid, energy >= loudest - self.threshold_db * 0.23025851)  # dB -> nepers (power)
+        position = ops.arange(frames, dtype="int32")[None, :]
+        first = ops.min(ops.where(sound, position, frames), axis=1)
+        last = ops.max(ops.where(sound, position, -1), axis=1)
+        found = last >= first
+        start = ops.where(found, ops.maximum(first - self.margin, 0), 0)
+        end = ops.where(found, ops.minimum(last + self.margin, lengths - 1), lengths - 1)
+        kept = ops.maximum(end - start + 1, 0)
+        index = ops.minimum(start[:, None] + position, frames - 1)  # (B, T)
+        index = ops.broadcast_to(index[:, :, None], ops.shape(x))
+        out = ops.take_along_axis(x, index, axis=1)
+        return out * ops.cast(frame_mask(kept, frames), "float32")[:, :, None], kept
+
+    def compute_output_shape(self, inputs_shape, frame_lengths_shape=None):
+        return inputs_shape, frame_lengths_shape
+
+    def get_config(self):
+        return {**super().get_config(), "threshold_db": self.threshold_db, "margin": self.margin}
 
 
 @keras.saving.register_keras_serializable(package="zoo")
