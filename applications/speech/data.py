@@ -628,12 +628,14 @@ def make_speech_dataset(rec: Recordings, items: Any, *, batch_size: int, trainin
             labels are `(transcript ids, speaker id)`, the speaker id of an
             example -1 when its speaker is not in the mapping or a connected
             utterance mixes speakers (for a speaker-adversarial head).
-        edge_prob, edge_max: when training, `edge_prob` of the examples get
-            silence (zeros) before and after, each uniform in `[0, edge_max]`
-            seconds (after the speed perturbation; the model's training
-            noise then lies under it too), drawn from a random stream of
-            their own, so 0 (off) leaves every other draw as it was.  A
-            caller's clip is rarely cut as tightly as FSDD's.
+        edge_prob, edge_max: when training, `edge_prob` of the isolated
+            recordings get silence (zeros) before and after, each uniform in
+            `[0, edge_max]` seconds (after the speed perturbation; the
+            model's training noise then lies under it too), drawn from a
+            random stream of their own, so 0 (off) leaves every other draw
+            as it was.  A caller's clip is rarely cut as tightly as FSDD's.
+            Connected utterances have edges of their own (`connected_utterances`'
+            `edge`).
 
     Training epochs are planned from the examples' lengths alone (order,
     speed factors, length buckets, batch order: the same random draws as
@@ -703,7 +705,8 @@ def make_speech_dataset(rec: Recordings, items: Any, *, batch_size: int, trainin
         edges = np.zeros((len(order), 2), np.int64)
         if edge_prob:
             edge_rng = np.random.default_rng([int(seed), epoch, zlib.crc32(b"edges")])
-            padded = edge_rng.random(len(order)) < float(edge_prob)
+            padded = (edge_rng.random(len(order)) < float(edge_prob)) & np.array(
+                [not isinstance(it, Utterance) for it in order], bool)
             edges = np.round(edge_rng.uniform(0.0, float(edge_max) * SAMPLE_RATE, (len(order), 2))).astype(np.int64)
             edges[~padded] = 0
             sizes = [n + int(e.sum()) for n, e in zip(sizes, edges)]
@@ -824,9 +827,10 @@ def fsdd(
             with a random second-language accent (`synthetic.l2_accent`:
             theta as s/t/f, w as v, devoicing, full vowels for lax and
             reduced ones, pure vowels for diphthongs; 0: none).
-        edge_prob, edge_max: this share of the training examples (isolated
-            and connected) get 0-`edge_max` seconds of silence before and
-            after, each drawn apart (`make_speech_dataset`; 0: off).
+        edge_prob, edge_max: this share of the isolated training recordings
+            get 0-`edge_max` seconds of silence before and after, each drawn
+            apart (`make_speech_dataset`; 0: off; connected utterances have
+            `connected`'s `edge`).
 
     Returns:
         SpeechBundle: `train` (shuffled every epoch), `val` (the isolated test

@@ -150,6 +150,13 @@ def test_edge_silence_pads_training_examples_only(tiny_fsdd):
     total = lambda ds: sum(int(b[1].sum()) for b in batches(ds))  # noqa: E731
     assert total(padded.train) > total(nopad.train) + 0.2 * 8000 * sum(len(b[1]) for b in batches(padded.train))
     assert [b[1].tolist() for b in batches(padded.test)] == [b[1].tolist() for b in batches(nopad.test)]
+    # connected utterances keep their own edges (`connected`'s `edge`): the same lengths with and without padding
+    conn = {"num_train": 16, "num_test": 0, "min_digits": 2, "max_digits": 3}
+    rows = lambda ds: sorted(int(n) for _, ns, ys in batches(ds) for n, y in zip(ns, ys) if (y >= 0).sum() > 1)  # noqa: E731
+    with_pad = load_dataset("fsdd", data_dir=tiny_fsdd, batch_size=4, seed=1, connected=conn, edge_prob=1.0)
+    without = load_dataset("fsdd", data_dir=tiny_fsdd, batch_size=4, seed=1, connected=conn)  # 116 examples: no batch dropped
+    first, plain_first = rows(with_pad.train), rows(without.train)  # each pass is a new epoch: one pass each
+    assert len(first) == 16 and first == plain_first
     with pytest.raises(DataError, match="edge_prob"):
         load_dataset("fsdd", data_dir=tiny_fsdd, edge_prob=1.5)
 
