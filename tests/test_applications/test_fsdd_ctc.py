@@ -160,9 +160,9 @@ def test_trimmed_model_ignores_silence_beyond_its_margin(tmp_path):
     waves[0, :len(near)], waves[1] = near, far
     lengths = np.array([len(near), len(far)], np.int32)
     keras.utils.set_random_seed(0)
-    trimmed = zoo.create_model("fsdd_ctc", trim_db=50.0, **TINY)
+    trimmed = zoo.create_model("fsdd_ctc", **TINY)  # the default: 50 dB (#15 twenty-third pass)
     keras.utils.set_random_seed(0)
-    plain = zoo.create_model("fsdd_ctc", **TINY)
+    plain = zoo.create_model("fsdd_ctc", trim_db=0.0, **TINY)  # --set trim_db=0: off
     out = np.asarray(trimmed({"waveform": waves, "length": lengths}))
     kept = np.asarray(trimmed.get_layer("trim")(*trimmed.get_layer("log_mel")(waves, lengths))[1])
     assert kept[0] == kept[1] < len(word) // 80 + 2 * 10 + 4  # the word and its margins, from either clip
@@ -171,7 +171,8 @@ def test_trimmed_model_ignores_silence_beyond_its_margin(tmp_path):
     assert (out[1, n:].argmax(-1) == 10).all()  # frames past the trimmed word are blank
     base = np.asarray(plain({"waveform": waves, "length": lengths}))
     assert np.abs(base[0, :n] - base[1, :n]).max() > 1e-2  # without trimming the silence does change the logits
-    assert trimmed.get_layer("trim").margin == 10
+    assert trimmed.get_layer("trim").margin == 10 and trimmed.get_layer("trim").threshold_db == 50.0
+    assert "trim" not in [layer.name for layer in plain.layers]
     path = tmp_path / "trimmed.keras"
     trimmed.save(path)
     again = keras.saving.load_model(path)
