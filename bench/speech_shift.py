@@ -15,6 +15,7 @@ digit word and nothing else (greedy, as the model card's figure):
   untrimmed clip, a push-to-talk button);
 - `room_tone_0.5s`: the same 0.5 s filled with a quiet noise floor,
   50 dB below the speech's RMS, which also lies under the speech;
+  `room_tone_30db_0.5s` the same with a floor 30 dB below (a noisy room);
 - `white_noise_20db`, `white_noise_10db`: white noise at that SNR;
 - `quiet_-30db`: the whole clip 30 dB quieter (a far microphone);
 - `clipped_+12db`: 12 dB louder, clipped at +-1 (an overdriven input);
@@ -86,9 +87,11 @@ def changes():
     def noise_at(x, rng, snr_db):
         return x + rng.standard_normal(len(x)) * _rms(x) / 10 ** (snr_db / 20)
 
-    def room_tone(x, rng):
-        padded = np.concatenate([np.zeros(half), x, np.zeros(half)])
-        return noise_at(padded, rng, 50.0 + 10 * np.log10(len(padded) / len(x)))  # 50 dB below the speech's RMS
+    def room_tone(db):
+        def change(x, rng):
+            padded = np.concatenate([np.zeros(half), x, np.zeros(half)])
+            return padded + rng.standard_normal(len(padded)) * _rms(x) / 10 ** (db / 20)  # db below the speech's RMS
+        return change
 
     def hum(x, rng):
         t = np.arange(len(x)) / RATE
@@ -103,7 +106,8 @@ def changes():
 
     return {
         "silence_0.5s": lambda x, rng: np.concatenate([np.zeros(half), x, np.zeros(half)]),
-        "room_tone_0.5s": room_tone,
+        "room_tone_0.5s": room_tone(50.0),
+        "room_tone_30db_0.5s": room_tone(30.0),
         "white_noise_20db": lambda x, rng: noise_at(x, rng, 20.0),
         "white_noise_10db": lambda x, rng: noise_at(x, rng, 10.0),
         "quiet_-30db": lambda x, rng: x * 10 ** (-30 / 20),
