@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from cifar10 import cpu_info  # noqa: E402  (stdlib only at import: no TensorFlow in this venv)
+from common import cpu_info  # noqa: E402  (stdlib only at import: no TensorFlow in this venv)
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)

@@ -40,8 +40,6 @@ import itertools
 import json
 import os
 import pathlib
-import platform
-import subprocess
 import sys
 import time
 
@@ -49,18 +47,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
 from zoo.io import write_json  # noqa: E402
 
-
-def cpu_info() -> dict:
-    model = platform.processor()
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), model)
-    except OSError:
-        pass
-    flags = pathlib.Path("/proc/cpuinfo").read_text() if pathlib.Path("/proc/cpuinfo").exists() else ""
-    return {"model": model, "cores": os.cpu_count(), "avx512f": "avx512f" in flags,
-            "avx512_bf16": "avx512_bf16" in flags, "amx_bf16": "amx_bf16" in flags, "avx2": "avx2" in flags,
-            "load_average_at_start": os.getloadavg()[0]}
+sys.path.insert(0, str(ROOT / "bench"))
+from common import cpu_info  # noqa: E402  (one definition of the machine report, bench/common.py)
 
 
 def _compiled(width, policy="float32", jit=False):

@@ -160,7 +160,7 @@ def main(argv=None) -> int:
     p.add_argument("--profile", action="store_true", help="only the op-type shares of two profiled training steps")
     p.add_argument("--out", type=pathlib.Path, default=None)
     args = p.parse_args(argv)
-    from cifar10 import cpu_info
+    from common import cpu_info
 
     if args.profile:
         report = {"cpu": cpu_info(), "busy_time_share_by_op_type": profile()}

@@ -36,7 +36,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from cifar10 import cpu_info  # noqa: E402
+from common import cpu_info  # noqa: E402
 from zoo.distribute import free_local_ports  # noqa: E402
 from zoo.run import Run  # noqa: E402
 from zoo.io import write_json  # noqa: E402

@@ -32,7 +32,7 @@ import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from cifar10 import cpu_info  # noqa: E402  (one definition of the machine report)
+from common import cpu_info  # noqa: E402  (one definition of the machine report)
 
 
 def score_tflite(path, images, labels, batch, served_pred) -> dict:

@@ -31,7 +31,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]  # this checkout's zoo and applications first
 
-from cifar10 import cpu_info  # noqa: E402  (one definition of the machine report)
+from common import cpu_info  # noqa: E402  (one definition of the machine report)
 from translator import _TimeBudget  # noqa: E402
 from zoo.io import write_json  # noqa: E402
 

@@ -26,7 +26,6 @@ Writes accuracy per change to `--out` and prints a Markdown table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
 import sys
@@ -37,7 +36,7 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
-from cifar10 import cpu_info  # noqa: E402  (one definition of the machine report)
+from common import cpu_info, load_export  # noqa: E402  (one definition of the machine report)
 
 
 def _blur(x, tf):
@@ -83,7 +82,7 @@ def main(argv=None) -> int:
     if not args.data_dir:
         p.error("give --data-dir or set ZOO_DATA_DIR")
 
-    from zoo._tf import import_tensorflow, silenced_stderr
+    from zoo._tf import import_tensorflow
 
     tf = import_tensorflow()
     from applications.image.data import load_cifar10_arrays, load_cifar10_jpegs
@@ -91,10 +90,7 @@ def main(argv=None) -> int:
 
     blobs, labels = load_cifar10_jpegs("test", args.data_dir)
     blobs, labels = blobs[:args.limit], labels[:args.limit]
-    card = json.loads((pathlib.Path(args.export) / "model_card.json").read_text())
-    with silenced_stderr():  # TensorFlow's first-use log lines
-        fn = tf.saved_model.load(args.export).signatures["serving_default"]
-        fn(image_bytes=tf.constant(blobs[:1]))
+    card, fn = load_export(args.export, warm_up=lambda f: f(image_bytes=tf.constant(blobs[:1])))
 
     def accuracy(data):
         pred = np.concatenate([fn(image_bytes=tf.constant(data[i:i + args.batch]))["class_id"].numpy()
@@ -110,7 +106,7 @@ def main(argv=None) -> int:
         rows[name] = {"accuracy": accuracy(data), "seconds": round(time.perf_counter() - t0, 1)}
         print(f"{name}: {rows[name]['accuracy']:.2%}", flush=True)
     report = {"command": " ".join(sys.argv), "cpu": cpu_info(), "export": args.export, "model": card["model"],
-              "serving_options": card.get("serving_options", {}), "card_test": card["metrics"].get("test", {}),
+              "serving_options": card.get("serving_options", {}), "card_test": card.get("metrics", {}).get("test", {}),
               "images": len(labels), "changes": rows}
     write_json(pathlib.Path(args.out), report)
     print("| change | accuracy | vs clean |\n|---|---|---|")

@@ -37,7 +37,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))  # this checkout's zoo, not an installed one (worktrees)
 
-from cifar10 import cpu_info  # noqa: E402  (one definition of the machine report)
+from common import cpu_info  # noqa: E402  (one definition of the machine report)
 from zoo.io import write_json, write_text  # noqa: E402
 
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "yweweler")

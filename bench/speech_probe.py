@@ -47,7 +47,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
-from cifar10 import cpu_info  # noqa: E402
+from common import cpu_info  # noqa: E402
 from zoo.io import write_json  # noqa: E402
 
 

@@ -36,7 +36,6 @@ Markdown table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
 import sys
@@ -48,7 +47,7 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
-from cifar10 import cpu_info  # noqa: E402  (one definition of the machine report)
+from common import cpu_info, load_export  # noqa: E402  (one definition of the machine report)
 
 RATE = 8000
 
@@ -132,7 +131,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="JSON file to write")
     args = p.parse_args(argv)
 
-    from zoo._tf import import_tensorflow, silenced_stderr
+    from zoo._tf import import_tensorflow
 
     tf = import_tensorflow()
     from applications.speech.data import DIGIT_WORDS, load_fsdd_recordings, pad_waveforms, split_indices
@@ -148,9 +147,7 @@ def main(argv=None) -> int:
     index = index[:args.limit]
     waves = [rec.wave(i).astype(np.float64) for i in index]
     words = [DIGIT_WORDS[d] for d in rec.digits[index]]
-    card = json.loads((pathlib.Path(args.export) / "model_card.json").read_text())
-    with silenced_stderr():  # TensorFlow's first-use log lines
-        fn = tf.saved_model.load(args.export).signatures["serving_default"]
+    card, fn = load_export(args.export)
 
     def accuracy(data):
         said = []

@@ -27,7 +27,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
-from cifar10 import cpu_info  # noqa: E402
+from common import cpu_info  # noqa: E402
 from zoo.io import write_json  # noqa: E402
 
 ALPHAS = (0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2)

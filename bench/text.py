@@ -23,7 +23,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from cifar10 import cpu_info  # noqa: E402  (one definition of the machine report)
+from common import cpu_info  # noqa: E402  (one definition of the machine report)
 from zoo.io import write_json, write_text  # noqa: E402
 
 MODELS = "imdb_lstm,imdb_bilstm_attention,imdb_transformer"

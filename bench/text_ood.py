@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import pathlib
 import sys
@@ -34,7 +33,7 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
-from cifar10 import cpu_info  # noqa: E402  (one definition of the machine report)
+from common import cpu_info, load_export  # noqa: E402  (one definition of the machine report)
 
 OOD = REPO / "bench" / "ood" / "sentiment_reviews.tsv"
 
@@ -60,10 +59,11 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", default=os.environ.get("ZOO_DATA_DIR"), help="folder of aclImdb.tar.gz")
     p.add_argument("--short", type=int, default=2000, help="IMDB test reviews in the short set")
     p.add_argument("--short-words", type=int, default=20)
+    p.add_argument("--limit", type=int, help="first N IMDB test reviews only (smoke runs)")
     p.add_argument("--out", required=True, help="JSON file to write")
     args = p.parse_args(argv)
 
-    from zoo._tf import import_tensorflow, silenced_stderr
+    from zoo._tf import import_tensorflow
 
     tf = import_tensorflow()  # before Keras: TensorFlow's start-up lines silenced, as the CLI does
 
@@ -71,6 +71,7 @@ def main(argv=None) -> int:
     from zoo.io import write_json
 
     texts, labels, _ = load_imdb_texts("test", args.data_dir)
+    texts, labels = texts[:args.limit], labels[:args.limit]
     pick = np.random.default_rng(0).permutation(len(texts))[:args.short]
     words = [texts[i].replace("<br />", " ").split() for i in pick]
     first = [" ".join(w[:args.short_words]) for w in words]
@@ -78,16 +79,13 @@ def main(argv=None) -> int:
     ood, ood_labels, domains = read_ood()
     rows = {}
     for export in args.exports:
-        card = json.loads((pathlib.Path(export) / "model_card.json").read_text())
-        with silenced_stderr():  # TensorFlow's first-use log lines (CUDA probe, oneDNN notes)
-            fn = tf.saved_model.load(export).signatures["serving_default"]
-            classify(fn, ["warm-up"])
+        card, fn = load_export(export, warm_up=lambda f: classify(f, ["warm-up"]))
         full = classify(fn, texts)
         p_ood = classify(fn, ood)
         row = {
             "export": export,
             "model": card["model"],
-            "card_test_accuracy": card["metrics"]["test"].get("accuracy"),
+            "card_test_accuracy": card.get("metrics", {}).get("test", {}).get("accuracy"),
             "imdb_test": float(((full > 0.5) == labels).mean()),
             "imdb_test_first": float(((classify(fn, first) > 0.5) == labels[pick]).mean()),
             "imdb_test_last": float(((classify(fn, last) > 0.5) == labels[pick]).mean()),
@@ -108,7 +106,8 @@ def main(argv=None) -> int:
           + " | ".join(domains_sorted) + " |")
     print("|---" * (4 + len(domains_sorted)) + "|")
     for name, r in rows.items():
-        print(f"| `{name}` | {r['imdb_test']:.1%} ({r['card_test_accuracy']:.1%}) | {r['imdb_test_first']:.1%} / "
+        card_acc = "not in the card" if r["card_test_accuracy"] is None else f"{r['card_test_accuracy']:.1%}"
+        print(f"| `{name}` | {r['imdb_test']:.1%} ({card_acc}) | {r['imdb_test_first']:.1%} / "
               f"{r['imdb_test_last']:.1%} | "
               f"{r['ood']:.1%} | " + " | ".join(f"{r['ood_by_domain'][d]:.0%}" for d in domains_sorted) + " |")
     return 0

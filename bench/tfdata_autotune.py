@@ -43,7 +43,7 @@ def main(argv=None):
     import keras
     import numpy as np
     import tensorflow as tf
-    from cifar10 import cpu_info
+    from common import cpu_info
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((args.steps * 512, 256)).astype("float32")

@@ -24,7 +24,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from cifar10 import cpu_info  # noqa: E402  (one definition of the machine report)
+from common import cpu_info  # noqa: E402  (one definition of the machine report)
 from zoo.run import Run  # noqa: E402
 from zoo.io import write_json  # noqa: E402
 

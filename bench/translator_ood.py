@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import pathlib
 import re
@@ -42,7 +41,7 @@ import sys
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
-from cifar10 import cpu_info  # noqa: E402  (one definition of the machine report)
+from common import cpu_info, load_export  # noqa: E402  (one definition of the machine report)
 
 OOD = REPO / "bench" / "ood" / "translation_en_de.tsv"
 WORD = re.compile(r"[^\W\d_]+")
@@ -91,10 +90,11 @@ def main(argv=None) -> int:
     p.add_argument("exports", nargs="+", help="SavedModel version directories of translators")
     p.add_argument("--data-dir", default=os.environ.get("ZOO_DATA_DIR"), help="folder holding multi30k/")
     p.add_argument("--examples", type=int, default=4, help="translations of each domain to print")
+    p.add_argument("--limit", type=int, help="first N sentences of the test set and of the OOD file only (smoke runs)")
     p.add_argument("--out", required=True, help="JSON file to write")
     args = p.parse_args(argv)
 
-    from zoo._tf import import_tensorflow, silenced_stderr
+    from zoo._tf import import_tensorflow
 
     tf = import_tensorflow()  # before Keras: TensorFlow's start-up lines silenced, as the CLI does
 
@@ -104,7 +104,8 @@ def main(argv=None) -> int:
     train_en, _, _ = load_pairs("train", args.data_dir)
     known = {w for s in train_en for w in WORD.findall(s.lower())}
     test_en, test_de, _ = load_pairs("test_2016_flickr", args.data_dir)
-    ood_en, ood_de, domains = read_ood()
+    test_en, test_de = test_en[:args.limit], test_de[:args.limit]
+    ood_en, ood_de, domains = (x[:args.limit] for x in read_ood())
     names = sorted(set(domains), key=domains.index)
     sets = {"test_2016_flickr": (test_en, test_de)}
     sets.update({f"test_2016_flickr, {k}": (v, test_de) for k, v in variants(test_en).items()})
@@ -115,17 +116,14 @@ def main(argv=None) -> int:
 
     rows = {}
     for export in args.exports:
-        card = json.loads((pathlib.Path(export) / "model_card.json").read_text())
-        with silenced_stderr():  # TensorFlow's first-use log lines (CUDA probe, oneDNN notes)
-            fn = tf.saved_model.load(export).signatures["serving_default"]
-            translate(fn, ["A dog runs."])
+        card, fn = load_export(export, warm_up=lambda f: translate(f, ["A dog runs."]))
         done = {name: entry(en, de, translate(fn, en)) for name, (en, de) in sets.items()}
         ood = translate(fn, ood_en)  # once: each domain's figures come from its rows
         for d, idx in groups.items():
             done[d] = entry([ood_en[i] for i in idx], [ood_de[i] for i in idx], [ood[i] for i in idx])
         done["ood_all"] = entry(ood_en, ood_de, ood)
-        rows[card["model"]] = {"export": export, "model": card["model"], "card_test": card["metrics"].get("test", {}),
-                               "sets": done}
+        rows[card["model"]] = {"export": export, "model": card["model"],
+                               "card_test": card.get("metrics", {}).get("test", {}), "sets": done}
     report = {"command": " ".join(sys.argv), "cpu": cpu_info(), "ood_file": str(OOD.relative_to(REPO)),
               "decoding": "the export's serving_default (greedy)", "models": rows}
     write_json(pathlib.Path(args.out), report)
