@@ -1,5 +1,7 @@
 """Audio front end: shapes, agreement with keras.layers.MelSpectrogram, inert padding, SpecAugment."""
 
+import math
+
 import numpy as np
 import keras
 import pytest
@@ -129,6 +131,29 @@ def test_trim_silence_reads_a_loose_clip_as_the_tight_one():
     assert kept[4] == frames[4]  # digital silence only: nothing to trim to, every frame kept
     with pytest.raises(ValueError, match="threshold_db"):
         TrimSilence(threshold_db=0)
+
+
+def test_trim_silence_fill_gives_a_tight_and_a_loose_clip_the_same_edges():
+    silence = math.log(1e-6)  # LogMelSpectrogram's features of digital silence (log_floor)
+    x = np.full((3, 12, 2), silence, np.float32)
+    x[0, 0:4] = 0.0  # a clip cut into the word: sound from its first frame, two quiet frames after it
+    x[0, 6:] = 0.0  # past its length of 6: ignored
+    x[1, 5:9] = 0.0  # the same word with silence around it
+    x[2] = 0.0  # sound throughout (no silence to trim)
+    lengths = np.array([6, 12, 12], np.int32)
+    layer = TrimSilence(threshold_db=50.0, margin=3, fill=silence)
+    out, kept = (np.asarray(v) for v in layer(x, lengths))
+    assert out.shape == (3, 12 + 2 * 3, 2) and kept.tolist() == [3 + 4 + 3, 3 + 4 + 3, 3 + 12 + 3]
+    np.testing.assert_array_equal(out[0, :kept[0]], out[1, :kept[1]])  # tight and loose clip alike
+    assert (out[0, :3] == np.float32(silence)).all() and (out[0, 3:7] == 0).all()  # three frames filled, the word
+    assert (out[0, 7:9] == np.float32(silence)).all()  # the clip's own quiet frames, then one filled
+    assert (out[2, :3] == np.float32(silence)).all() and (out[2, 3:15] == 0).all()
+    assert (out[0, kept[0]:] == 0).all() and (out[1, kept[1]:] == 0).all()  # past a row's length: zeros
+    without = np.asarray(TrimSilence(threshold_db=50.0, margin=3)(x, lengths)[1])
+    assert without.tolist() == [6, 10, 12]  # no fill: only what the clip has
+    again = TrimSilence.from_config(layer.get_config())
+    assert again.fill == pytest.approx(silence) and again.margin == 3
+    assert layer.compute_output_shape((3, 12, 2), (3,))[0] == (3, 18, 2)
 
 
 def test_spec_augment_training_only_and_inside_lengths():

@@ -319,3 +319,32 @@ def test_speaker_adversary_learns_speakers_while_reversing_its_gradient(tmp_path
                                atol=1e-5)
     with pytest.raises(ValueError, match="at least 2 speakers"):
         SpeakerAdversary(num_speakers=1)
+
+
+def test_filled_trim_reads_a_tightly_cut_clip_as_the_same_clip_with_silence(tmp_path):
+    word = tone(3, seconds=0.4)
+    loose = np.concatenate([np.zeros(4000, np.float32), word, np.zeros(4000, np.float32)])
+    waves = np.zeros((2, len(loose)), np.float32)
+    waves[0, :len(word)], waves[1] = word, loose
+    lengths = np.array([len(word), len(loose)], np.int32)
+    keras.utils.set_random_seed(0)
+    filled = zoo.create_model("fsdd_ctc", trim_fill=True, **TINY)
+    keras.utils.set_random_seed(0)
+    unfilled = zoo.create_model("fsdd_ctc", **TINY)  # trim_fill=False, the default
+    out, base = (np.asarray(m({"waveform": waves, "length": lengths})) for m in (filled, unfilled))
+    kept = np.asarray(filled.get_layer("trim")(*filled.get_layer("log_mel")(waves, lengths))[1])
+    assert abs(int(kept[0]) - int(kept[1])) <= 1  # the word plus 10 frames either side, from either clip
+    n = (int(kept.min()) + 3) // 4
+    # alike up to the STFT frames that straddle the cut: 5% of the logits' scale
+    assert np.abs(out[0, :n] - out[1, :n]).max() < 0.1 * np.abs(out[1, :n]).max()
+    # without fill the tight clip starts at the word and the loose one 10 frames before it: over the frames valid
+    # in both, the logits differ by as much as the logits themselves
+    short = (int(np.asarray(unfilled.get_layer("trim")(*unfilled.get_layer("log_mel")(waves, lengths))[1])[0]) + 3) // 4
+    assert np.abs(base[0, :short] - base[1, :short]).max() > 0.3 * np.abs(base[1, :short]).max()
+    assert filled.get_layer("trim").fill == pytest.approx(np.log(1e-6))
+    path = tmp_path / "filled.keras"
+    filled.save(path)
+    again = keras.saving.load_model(path)
+    np.testing.assert_allclose(np.asarray(again({"waveform": waves, "length": lengths})), out, atol=1e-5)
+    with pytest.raises(ValueError, match="trim_fill"):
+        zoo.create_model("fsdd_ctc", trim_fill=True, top_db=60.0, **TINY)

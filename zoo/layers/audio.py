@@ -428,9 +428,19 @@ class TrimSilence(keras.layers.Layer):
     silence or quiet room tone around a word then reaches the rest of the
     model as the tightly cut word, which FSDD's recordings are.
 
+    With `fill` (the features of digital silence, e.g. `log(log_floor)`),
+    the edges are made the same for every clip: exactly `margin` frames
+    before the first sound and after the last, the clip's own frames where
+    it has them and `fill` where it does not.  A clip cut tightly into the
+    word and the same clip with silence around it then reach the model
+    alike (up to the STFT frames that straddle the cut).
+
     Args:
         threshold_db: float > 0, how far below the loudest frame a frame still counts as sound.
         margin: int >= 0, frames kept on either side of the sound.
+        fill: None (the default: keep what the clip has, up to `margin`) or
+            float, the value of the frames added where the clip has fewer
+            than `margin` frames beyond its sound.
         **kwargs: other `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -438,16 +448,19 @@ class TrimSilence(keras.layers.Layer):
         frame_lengths: int `(batch,)`, valid frames.
 
     Returns:
-        `(outputs float32 (batch, frames, channels), lengths int32 (batch,))`,
-        `lengths <= frame_lengths`.
+        `(outputs float32 (batch, frames', channels), lengths int32 (batch,))`:
+        `frames' = frames` and `lengths <= frame_lengths` without `fill`;
+        with it `frames' = frames + 2 * margin` and
+        `lengths <= frame_lengths + 2 * margin`.
     """
 
-    def __init__(self, threshold_db=50.0, margin=10, **kwargs):
+    def __init__(self, threshold_db=50.0, margin=10, fill=None, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         if not float(threshold_db) > 0 or int(margin) < 0:
             raise ValueError(f"TrimSilence: threshold_db must be > 0 and margin >= 0, got {threshold_db}, {margin}")
         self.threshold_db, self.margin = float(threshold_db), int(margin)
+        self.fill = None if fill is None else float(fill)
         self.built = True
 
     def call(self, inputs, frame_lengths):
@@ -462,6 +475,8 @@ class TrimSilence(keras.layers.Layer):
         first = ops.min(ops.where(sound, position, frames), axis=1)
         last = ops.max(ops.where(sound, position, -1), axis=1)
         found = last >= first
+        if self.fill is not None and self.margin:
+            return self._filled(x, lengths, first, last, found)
         start = ops.where(found, ops.maximum(first - self.margin, 0), 0)
         end = ops.where(found, ops.minimum(last + self.margin, lengths - 1), lengths - 1)
         kept = ops.maximum(end - start + 1, 0)
@@ -470,11 +485,29 @@ class TrimSilence(keras.layers.Layer):
         out = ops.take_along_axis(x, index, axis=1)
         return out * ops.cast(frame_mask(kept, frames), "float32")[:, :, None], kept
 
+    def _filled(self, x, lengths, first, last, found):
+        """Exactly `margin` frames either side of the sound, `fill` where the clip has none: `(B, T + 2m, C)`."""
+        m = self.margin
+        frames = ops.shape(x)[1]
+        position = ops.arange(frames + 2 * m, dtype="int32")[None, :]  # (1, T + 2m)
+        start = ops.where(found, first - m, 0)  # may be negative: frames before the clip
+        end = ops.where(found, last + m, lengths - 1)  # may pass the clip's end
+        kept = ops.maximum(end - start + 1, 0)
+        source = start[:, None] + position  # (B, T + 2m), the input frame each output frame comes from
+        inside = ops.logical_and(source >= 0, source < lengths[:, None])
+        index = ops.broadcast_to(ops.clip(source, 0, frames - 1)[:, :, None],
+                                 (ops.shape(x)[0], frames + 2 * m, ops.shape(x)[2]))
+        out = ops.where(inside[:, :, None], ops.take_along_axis(x, index, axis=1), self.fill)
+        return out * ops.cast(frame_mask(kept, frames + 2 * m), "float32")[:, :, None], kept
+
     def compute_output_shape(self, inputs_shape, frame_lengths_shape=None):
-        return inputs_shape, frame_lengths_shape
+        frames = inputs_shape[1]
+        if self.fill is not None and frames is not None:
+            frames += 2 * self.margin
+        return (inputs_shape[0], frames, *inputs_shape[2:]), frame_lengths_shape
 
     def get_config(self):
-        return {**super().get_config(), "threshold_db": self.threshold_db, "margin": self.margin}
+        return {**super().get_config(), "threshold_db": self.threshold_db, "margin": self.margin, "fill": self.fill}
 
 
 @keras.saving.register_keras_serializable(package="zoo")
