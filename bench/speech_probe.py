@@ -4,6 +4,15 @@
     ZOO_DATA_DIR=../shared/data .venv/bin/python bench/speech_probe.py cnn SPEAKER [--epochs 30]
     ZOO_DATA_DIR=../shared/data .venv/bin/python bench/speech_probe.py spectra all
     ZOO_DATA_DIR=../shared/data .venv/bin/python bench/speech_probe.py durations all
+    ZOO_DATA_DIR=../shared/data .venv/bin/python bench/speech_probe.py margins SPEAKER RUN_DIR [--margins 10,5,0]
+
+`margins`: RUN_DIR is one run directory (holding `model.keras`) of a model
+with `TrimSilence`; every recording of SPEAKER (`conventional`: the
+conventional test split) as cut, with 0.5 s of digital silence either side
+and with room tone 50 dB down there (`bench/speech_shift.py`'s changes) is
+decoded greedily with the trim layer's `margin` set to each value at
+inference only (the weights are the run's): how much of a padded clip's
+edge the model should see.
 
 `durations`: per speaker and digit, the mean duration of speech in the
 recordings (10 ms frames within 30 dB of the recording's loudest): how
@@ -185,11 +194,52 @@ def durations(args, rec, idx, labels) -> dict:
     return {"speakers": out}
 
 
+def margins(args, rec, idx, labels) -> dict:
+    """Greedy accuracy per inference-time `TrimSilence.margin` on SPEAKER's clips as cut and with silence around them."""
+    import importlib.util
+
+    import keras
+    import tensorflow as tf
+
+    from applications.speech.data import DIGIT_WORDS, pad_waveforms
+    from applications.speech.models import output_lengths
+    from applications.speech.task import greedy_decode, ids_to_text
+
+    spec = importlib.util.spec_from_file_location("speech_shift", ROOT / "bench" / "speech_shift.py")
+    shift = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(shift)
+    model = keras.saving.load_model(pathlib.Path(args.runs[0]) / "model.keras")
+    waves = [rec.wave(i).astype(np.float64) for i in idx]
+    words = [DIGIT_WORDS[d] for d in labels]
+    change = shift.changes()
+    sets = {"clean": waves}
+    for name in ("silence_0.5s", "room_tone_0.5s"):
+        rng = np.random.default_rng(0)  # one stream per change, as bench/speech_shift.py draws it
+        sets[name] = [change[name](w, rng) for w in waves]
+    out = {}
+    for margin in [int(m) for m in args.margins.split(",")]:
+        model.get_layer("trim").margin = margin  # read at call time: the next trace uses it
+        run = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        row = {}
+        for name, data in sets.items():
+            said = []
+            for i in range(0, len(data), 64):
+                b = pad_waveforms([w.astype(np.float32) for w in data[i:i + 64]])
+                logits = run({"waveform": tf.constant(b["waveform"]), "length": tf.constant(b["length"])})
+                said += ids_to_text(np.asarray(greedy_decode(logits, output_lengths(model, b["length"]))))
+            row[name] = float(np.mean([s == w for s, w in zip(said, words)]))
+        out[str(margin)] = row
+        print(f"margin {margin}: " + ", ".join(f"{k} {v:.1%}" for k, v in row.items()), file=sys.stderr, flush=True)
+    return {"run": args.runs[0], "accuracy_by_margin": out}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=("ensemble", "cnn", "spectra", "durations"))
+    p.add_argument("mode", choices=("ensemble", "cnn", "spectra", "durations", "margins"))
     p.add_argument("speaker", help="the held-out speaker (spectra, durations: ignored)")
-    p.add_argument("runs", nargs="*", help="ensemble: run roots of bench/speech.py holding SPEAKER's held-out model")
+    p.add_argument("runs", nargs="*", help="ensemble: run roots of bench/speech.py holding SPEAKER's held-out model; "
+                   "margins: one run directory")
+    p.add_argument("--margins", default="10,5,0", help="margins: TrimSilence margins to try, comma-separated")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir")
@@ -197,6 +247,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.mode == "ensemble" and len(args.runs) < 2:
         p.error("ensemble needs two or more RUN_DIRs")
+    if args.mode == "margins" and (len(args.runs) != 1 or not (pathlib.Path(args.runs[0]) / "model.keras").is_file()):
+        p.error("margins needs one run directory holding model.keras")
 
     from zoo._tf import import_tensorflow
 
@@ -205,8 +257,13 @@ def main(argv=None):
     from applications.speech.data import load_fsdd_recordings
 
     rec = load_fsdd_recordings(args.data_dir)
-    idx = np.where(rec.speakers == args.speaker)[0]
-    if args.mode in ("ensemble", "cnn") and not len(idx):
+    if args.mode == "margins" and args.speaker == "conventional":
+        from applications.speech.data import split_indices
+
+        idx = split_indices(rec, "conventional")[1]
+    else:
+        idx = np.where(rec.speakers == args.speaker)[0]
+    if args.mode in ("ensemble", "cnn", "margins") and not len(idx):
         p.error(f"unknown speaker {args.speaker!r}; speakers: {', '.join(sorted(set(rec.speakers.tolist())))}")
     if args.mode == "ensemble":
         model_file = f"fsdd_ctc_speaker_{args.speaker}/model.keras"
@@ -214,7 +271,7 @@ def main(argv=None):
         if missing:
             p.error(f"no {model_file} in {', '.join(missing)}; give run roots of bench/speech.py runs that held out "
                     f"{args.speaker}")
-    probe = {"ensemble": ensemble, "cnn": cnn, "spectra": spectra, "durations": durations}[args.mode]
+    probe = {"ensemble": ensemble, "cnn": cnn, "spectra": spectra, "durations": durations, "margins": margins}[args.mode]
     result = probe(args, rec, idx, rec.digits[idx].astype(int))
     out = {"command": " ".join(sys.argv), "cpu": cpu_info(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "speaker": args.speaker, "mode": args.mode, **result}
