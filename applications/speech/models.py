@@ -324,10 +324,11 @@ def fsdd_ctc(*, num_tokens: int = len(DIGIT_WORDS), sample_rate: int = SAMPLE_RA
             of its sound, filled with digital silence's features where the
             clip has fewer (`TrimSilence(fill=...)`; part of the model), so
             a clip cut into the word and the same clip with silence around
-            it look alike.  Off by default: at seed 0 it took the
-            conventional split to 99.2% (WER 1.04%) from 97.6% (0.84%), but
-            unseen voices fell (george 88.8% -> 87.2%, jackson 83.2% ->
-            79.0%) (bench/RESULTS.md, #15 twenty-fourth pass).
+            it look alike.  Off by default: it took the conventional split
+            to 99.2% / 99.6% at seeds 0 / 1 (WER 1.04% / 2.00%) from
+            97.6% / 97.6% (0.84% / 1.50%), but unseen voices fell (george
+            88.8% -> 87.2%, jackson 83.2% -> 79.0%, seed 0)
+            (bench/RESULTS.md, #15 twenty-fourth pass).
         seed: seed of the augmentation layers' random streams.
 
     Returns:
