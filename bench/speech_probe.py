@@ -209,6 +209,9 @@ def margins(args, rec, idx, labels) -> dict:
     shift = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(shift)
     model = keras.saving.load_model(pathlib.Path(args.runs[0]) / "model.keras")
+    if "trim" not in [layer.name for layer in model.layers]:
+        sys.exit(f"speech_probe margins: the model in {args.runs[0]} has no TrimSilence (trained with trim_db=0); "
+                 "give a run of the default spec")
     waves = [rec.wave(i).astype(np.float64) for i in idx]
     words = [DIGIT_WORDS[d] for d in labels]
     change = shift.changes()
