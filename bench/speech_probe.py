@@ -196,25 +196,21 @@ def durations(args, rec, idx, labels) -> dict:
 
 def margins(args, rec, idx, labels) -> dict:
     """Greedy accuracy per inference-time `TrimSilence.margin` on SPEAKER's clips as cut and with silence around them."""
-    import importlib.util
-
     import keras
     import tensorflow as tf
 
     from applications.speech.data import DIGIT_WORDS, pad_waveforms
     from applications.speech.models import output_lengths
     from applications.speech.task import greedy_decode, ids_to_text
+    from speech_shift import changes  # bench/ is on sys.path: the same changes as the export bench
 
-    spec = importlib.util.spec_from_file_location("speech_shift", ROOT / "bench" / "speech_shift.py")
-    shift = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(shift)
     model = keras.saving.load_model(pathlib.Path(args.runs[0]) / "model.keras")
     if "trim" not in [layer.name for layer in model.layers]:
         sys.exit(f"speech_probe margins: the model in {args.runs[0]} has no TrimSilence (trained with trim_db=0); "
                  "give a run of the default spec")
     waves = [rec.wave(i).astype(np.float64) for i in idx]
     words = [DIGIT_WORDS[d] for d in labels]
-    change = shift.changes()
+    change = changes()
     sets = {"clean": waves}
     for name in ("silence_0.5s", "room_tone_0.5s"):
         rng = np.random.default_rng(0)  # one stream per change, as bench/speech_shift.py draws it

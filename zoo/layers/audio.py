@@ -475,30 +475,21 @@ class TrimSilence(keras.layers.Layer):
         first = ops.min(ops.where(sound, position, frames), axis=1)
         last = ops.max(ops.where(sound, position, -1), axis=1)
         found = last >= first
-        if self.fill is not None and self.margin:
-            return self._filled(x, lengths, first, last, found)
-        start = ops.where(found, ops.maximum(first - self.margin, 0), 0)
-        end = ops.where(found, ops.minimum(last + self.margin, lengths - 1), lengths - 1)
+        start, end = first - self.margin, last + self.margin
+        extra = 0 if self.fill is None else 2 * self.margin  # output frames beyond the input's
+        if self.fill is None:  # only what the clip has
+            start, end = ops.maximum(start, 0), ops.minimum(end, lengths - 1)
+        start = ops.where(found, start, 0)  # with fill it may be negative: frames before the clip
+        end = ops.where(found, end, lengths - 1)
         kept = ops.maximum(end - start + 1, 0)
-        index = ops.minimum(start[:, None] + position, frames - 1)  # (B, T)
-        index = ops.broadcast_to(index[:, :, None], ops.shape(x))
-        out = ops.take_along_axis(x, index, axis=1)
-        return out * ops.cast(frame_mask(kept, frames), "float32")[:, :, None], kept
-
-    def _filled(self, x, lengths, first, last, found):
-        """Exactly `margin` frames either side of the sound, `fill` where the clip has none: `(B, T + 2m, C)`."""
-        m = self.margin
-        frames = ops.shape(x)[1]
-        position = ops.arange(frames + 2 * m, dtype="int32")[None, :]  # (1, T + 2m)
-        start = ops.where(found, first - m, 0)  # may be negative: frames before the clip
-        end = ops.where(found, last + m, lengths - 1)  # may pass the clip's end
-        kept = ops.maximum(end - start + 1, 0)
-        source = start[:, None] + position  # (B, T + 2m), the input frame each output frame comes from
-        inside = ops.logical_and(source >= 0, source < lengths[:, None])
+        source = start[:, None] + ops.arange(frames + extra, dtype="int32")[None, :]  # input frame of each output
         index = ops.broadcast_to(ops.clip(source, 0, frames - 1)[:, :, None],
-                                 (ops.shape(x)[0], frames + 2 * m, ops.shape(x)[2]))
-        out = ops.where(inside[:, :, None], ops.take_along_axis(x, index, axis=1), self.fill)
-        return out * ops.cast(frame_mask(kept, frames + 2 * m), "float32")[:, :, None], kept
+                                 (ops.shape(x)[0], frames + extra, ops.shape(x)[2]))
+        out = ops.take_along_axis(x, index, axis=1)
+        if self.fill is not None:
+            inside = ops.logical_and(source >= 0, source < lengths[:, None])
+            out = ops.where(inside[:, :, None], out, self.fill)
+        return out * ops.cast(frame_mask(kept, frames + extra), "float32")[:, :, None], kept
 
     def compute_output_shape(self, inputs_shape, frame_lengths_shape=None):
         frames = inputs_shape[1]
