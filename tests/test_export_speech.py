@@ -96,13 +96,14 @@ def test_predict_reads_wav_files_and_refuses_bad_ones(speech_run, tmp_path):
 
 
 AUGMENT = dict(vtlp=0.15, pitch_shift=3.0, noise_snr=[5, 20], noise_prob=1.0, reverb_prob=1.0, band_prob=1.0,
-               time_stretch=1.4)
+               clip_prob=1.0, time_stretch=1.4)
 
 
 def _twins():
     """fsdd_ctc with augmentation on and off, same weights (logits scaled so untrained transcripts are not empty)."""
     on = zoo.create_model("fsdd_ctc", **TINY, **AUGMENT, seed=5)
-    off = zoo.create_model("fsdd_ctc", **TINY, vtlp=0.0, pitch_shift=0.0, noise_prob=0.0, reverb_prob=0.0, band_prob=0.0)
+    off = zoo.create_model("fsdd_ctc", **TINY, vtlp=0.0, pitch_shift=0.0, noise_prob=0.0, reverb_prob=0.0, band_prob=0.0,
+                            clip_prob=0.0)
     kernel, bias = on.get_layer("logits").get_weights()
     on.get_layer("logits").set_weights([kernel * 20.0, bias])
     off.set_weights(on.get_weights())

@@ -246,7 +246,8 @@ def fsdd_ctc(*, num_tokens: int = len(DIGIT_WORDS), sample_rate: int = SAMPLE_RA
              intermediate_dim: int = 192, dropout: float = 0.1, freq_masks: int = 2, freq_mask_width: int = 6,
              time_masks: int = 2, time_mask_width: int = 10, time_mask_ratio: float = 0.1, vtlp: float = 0.0,
              noise_snr=(10.0, 30.0), noise_prob: float = 0.5, reverb_prob: float = 0.0, reverb_rt60=(0.1, 0.5),
-             band_prob: float = 0.0, band_low=(0.0, 300.0), band_high=(2000.0, 4000.0), pitch_shift: float = 0.0,
+             band_prob: float = 0.0, band_low=(0.0, 300.0), band_high=(2000.0, 4000.0), clip_prob: float = 0.0,
+             clip_db=(3.0, 20.0), pitch_shift: float = 0.0,
              top_db=None, cepstra=None, remove_dc: bool = False, normalize_variance: str = "global",
              compression: str = "log", time_stretch: float = 1.0, time_stretch_per: str = "utterance",
              trim_db=50.0, trim_margin: int = 10, trim_fill: bool = False, seed: int = 0):
@@ -287,6 +288,9 @@ def fsdd_ctc(*, num_tokens: int = len(DIGIT_WORDS), sample_rate: int = SAMPLE_RA
             of `band_prob` of the training utterances, low and high
             cut-offs uniform in `band_low` and `band_high` Hz
             (`WaveformAugment`; 0: off, the default: no gain measured).
+        clip_prob, clip_db: training-only overdrive of `clip_prob` of the
+            training utterances: a gain uniform in `clip_db` dB, clipped at
+            the utterance's own peak (`WaveformAugment`; 0: off).
         pitch_shift: training-only pitch shift of up to this many semitones
             either way, the tempo unchanged (`LogMelSpectrogram`; 0: off).
         top_db: per-utterance dynamic range of the log-mel features in dB
@@ -341,7 +345,8 @@ def fsdd_ctc(*, num_tokens: int = len(DIGIT_WORDS), sample_rate: int = SAMPLE_RA
     # training only: identity at inference, so none of these settings changes an export
     augmented = WaveformAugment(noise_snr=noise_snr, noise_prob=noise_prob, reverb_prob=reverb_prob,
                                 reverb_rt60=reverb_rt60, band_prob=band_prob, band_low=band_low,
-                                band_high=band_high, sample_rate=sample_rate, seed=seed + 1,
+                                band_high=band_high, clip_prob=clip_prob, clip_db=clip_db, sample_rate=sample_rate,
+                                seed=seed + 1,
                                 name="waveform_augment")(waveform, length)
     log_mel = LogMelSpectrogram(sample_rate=sample_rate, num_mel_bins=num_mel_bins, frame_length=frame_length,
                                 frame_step=frame_step, fft_length=fft_length, max_freq=max_freq, vtlp=vtlp,

@@ -273,10 +273,35 @@ def test_waveform_augment_band_limit_cuts_outside_the_band_and_keeps_rms():
         WaveformAugment(band_low=(0, 3000), band_high=(2000, 4000))
 
 
+def test_waveform_augment_overdrive_clips_at_the_dry_peak():
+    w = np.zeros((2, 9000), np.float32)
+    w[0, :8000] = 0.5 * _tone(300, 8000)
+    w[1, :4000] = 0.2 * _tone(300, 4000)
+    n = np.array([8000, 4000], np.int32)
+    aug = WaveformAugment(clip_prob=1.0, clip_db=(12, 12), seed=0)
+    np.testing.assert_array_equal(np.asarray(aug(w, n)), w)  # inference: identity
+    y = np.asarray(aug(w, n, training=True))
+    np.testing.assert_allclose(np.abs(y).max(1), np.abs(w).max(1), rtol=1e-5)  # the peak level stays
+    assert np.all(y[0, 8000:] == 0) and np.all(y[1, 4000:] == 0)
+    # +12 dB clips every sample above a quarter of the peak: a sine spends 1 - 2/pi * asin(1/4) of its time there
+    peak = np.abs(w[0]).max()
+    flat = np.mean(np.isclose(np.abs(y[0, :8000]), peak, rtol=1e-5))
+    assert abs(flat - (1 - 2 / np.pi * np.arcsin(10 ** (-12 / 20)))) < 0.02
+    quiet = np.abs(w[0, :8000]) < 0.2 * peak  # below the clip level: only amplified
+    np.testing.assert_allclose(y[0, :8000][quiet], 10 ** (12 / 20) * w[0, :8000][quiet], rtol=1e-5)
+    # off (the default) draws nothing: the noise a seed gives is the same with the overdrive settings present
+    plain = WaveformAugment(noise_snr=(10, 10), noise_prob=1.0, seed=3)(w, n, training=True)
+    with_off = WaveformAugment(noise_snr=(10, 10), noise_prob=1.0, clip_prob=0.0, clip_db=(1, 2), seed=3)(w, n, training=True)
+    np.testing.assert_array_equal(np.asarray(plain), np.asarray(with_off))
+    with pytest.raises(ValueError, match="clip_db >= 0"):
+        WaveformAugment(clip_db=(-3, 6))
+
+
 def test_augmentation_round_trips_in_a_keras_file(tmp_path):
     waveform = keras.Input((None,), name="waveform")
     length = keras.Input((), dtype="int32", name="length")
-    x = WaveformAugment(noise_snr=(5, 20), reverb_prob=0.3, band_prob=0.5, seed=2, name="aug")(waveform, length)
+    x = WaveformAugment(noise_snr=(5, 20), reverb_prob=0.3, band_prob=0.5, clip_prob=0.4, clip_db=(6, 18), seed=2,
+                        name="aug")(waveform, length)
     feats, _ = LogMelSpectrogram(num_mel_bins=16, vtlp=0.1, pitch_shift=3.0, top_db=50.0, seed=3, name="mel")(x, length)
     model = keras.Model({"waveform": waveform, "length": length}, feats)
     path = tmp_path / "m.keras"

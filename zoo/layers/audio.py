@@ -674,7 +674,7 @@ def _pairs(value, name):
 
 @keras.saving.register_keras_serializable(package="zoo")
 class WaveformAugment(keras.layers.Layer):
-    """Training-only room and microphone augmentation of padded waveforms: reverberation, band limit, then noise.
+    """Training-only room and microphone augmentation of padded waveforms: reverberation, band limit, overdrive, noise.
 
     In training, each utterance is, with probability `reverb_prob`,
     convolved with a synthetic room impulse response: a unit direct path
@@ -686,7 +686,11 @@ class WaveformAugment(keras.layers.Layer):
     would: its spectrum is multiplied by a smooth band-pass gain (logistic
     edges about 50 Hz wide) from a low cut-off uniform in `band_low` Hz to a
     high cut-off uniform in `band_high` Hz, then rescaled to its RMS.  Then,
-    with probability `noise_prob`, white Gaussian noise is added at an SNR
+    with probability `clip_prob`, it is overdriven as a loud caller on a
+    preamplifier is: amplified by a gain uniform in `clip_db` dB and hard-
+    clipped at its own dry peak, so the peak level stays and the loudest
+    parts flatten (12 dB clips every sample above a quarter of the peak).
+    Then, with probability `noise_prob`, white Gaussian noise is added at an SNR
     uniform in `noise_snr` dB, measured over the utterance's valid samples.
     Samples past each length stay zero.  At inference (or with both off)
     the waveform is returned unchanged.
@@ -700,6 +704,8 @@ class WaveformAugment(keras.layers.Layer):
         band_prob: float in [0, 1], fraction of utterances band-limited (0: off).
         band_low: (low, high) range of the low cut-off in Hz.
         band_high: (low, high) range of the high cut-off in Hz.
+        clip_prob: float in [0, 1], fraction of utterances overdriven (0: off).
+        clip_db: (low, high) gain in dB before clipping at the dry peak (>= 0).
         sample_rate: int, Hz (sets the impulse response's length in samples).
         seed: int or None, seed of the random stream.
         **kwargs: other `keras.layers.Layer` arguments.
@@ -715,7 +721,7 @@ class WaveformAugment(keras.layers.Layer):
 
     def __init__(self, noise_snr=None, noise_prob=0.5, reverb_prob=0.0, reverb_rt60=(0.1, 0.5),
                  reverb_drr=(0.0, 10.0), band_prob=0.0, band_low=(0.0, 300.0), band_high=(2000.0, 4000.0),
-                 sample_rate=8000, seed=None, **kwargs):
+                 clip_prob=0.0, clip_db=(3.0, 20.0), sample_rate=8000, seed=None, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.noise_snr = _pairs(noise_snr, "noise_snr")
@@ -726,12 +732,15 @@ class WaveformAugment(keras.layers.Layer):
         self.band_prob = float(band_prob)
         self.band_low = _pairs(band_low, "band_low")
         self.band_high = _pairs(band_high, "band_high")
+        self.clip_prob = float(clip_prob)
+        self.clip_db = _pairs(clip_db, "clip_db")
         self.sample_rate = int(sample_rate)
-        if (not all(0 <= p <= 1 for p in (self.noise_prob, self.reverb_prob, self.band_prob))
-                or self.reverb_rt60[0] <= 0 or self.band_low[1] >= self.band_high[0]):
-            raise ValueError(f"WaveformAugment: need probabilities in [0, 1], rt60 > 0 and band_low below band_high, "
-                             f"got noise_prob={noise_prob}, reverb_prob={reverb_prob}, band_prob={band_prob}, "
-                             f"reverb_rt60={reverb_rt60}, band_low={band_low}, band_high={band_high}")
+        if (not all(0 <= p <= 1 for p in (self.noise_prob, self.reverb_prob, self.band_prob, self.clip_prob))
+                or self.reverb_rt60[0] <= 0 or self.band_low[1] >= self.band_high[0] or self.clip_db[0] < 0):
+            raise ValueError(f"WaveformAugment: need probabilities in [0, 1], rt60 > 0, band_low below band_high and "
+                             f"clip_db >= 0, got noise_prob={noise_prob}, reverb_prob={reverb_prob}, "
+                             f"band_prob={band_prob}, clip_prob={clip_prob}, reverb_rt60={reverb_rt60}, "
+                             f"band_low={band_low}, band_high={band_high}, clip_db={clip_db}")
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.built = True
@@ -739,7 +748,8 @@ class WaveformAugment(keras.layers.Layer):
     @property
     def active(self):
         """Whether training changes anything."""
-        return (self.noise_snr is not None and self.noise_prob > 0) or self.reverb_prob > 0 or self.band_prob > 0
+        return ((self.noise_snr is not None and self.noise_prob > 0) or self.reverb_prob > 0 or self.band_prob > 0
+                or self.clip_prob > 0)
 
     def _coin(self, batch, prob):
         return ops.less(keras.random.uniform((batch, 1), seed=self.seed_generator), prob)
@@ -790,6 +800,12 @@ class WaveformAugment(keras.layers.Layer):
         y = ops.irfft((xr * gain, xi * gain), n_fft)[:, :samples] * mask
         return y * self._rms(x, mask) / self._rms(y, mask)
 
+    def overdrive(self, x):
+        """`x` `(batch, samples)` amplified by a gain uniform in `clip_db` dB and clipped at its dry peak."""
+        peak = ops.max(ops.abs(x), axis=1, keepdims=True)
+        gain = ops.power(10.0, self._uniform(ops.shape(x)[0], self.clip_db) / 20.0)
+        return ops.minimum(ops.maximum(x * gain, -peak), peak)
+
     def call(self, waveform, length, training=None):
         x = ops.cast(waveform, "float32")
         if not training or not self.active:
@@ -806,6 +822,8 @@ class WaveformAugment(keras.layers.Layer):
             x = ops.where(self._coin(batch, self.reverb_prob), wet, x)
         if self.band_prob > 0:
             x = ops.where(self._coin(batch, self.band_prob), self.band_limit(x, mask), x)
+        if self.clip_prob > 0:  # drawn only when on: the other settings' random streams stay as they were
+            x = ops.where(self._coin(batch, self.clip_prob), self.overdrive(x), x)
         if self.noise_snr is not None and self.noise_prob > 0:
             snr = self._uniform(batch, self.noise_snr)
             scale = self._rms(x, mask) * ops.power(10.0, -snr / 20.0)
@@ -820,6 +838,7 @@ class WaveformAugment(keras.layers.Layer):
         config = super().get_config()
         config.update({"noise_snr": self.noise_snr, "noise_prob": self.noise_prob, "reverb_prob": self.reverb_prob,
                        "reverb_rt60": self.reverb_rt60, "reverb_drr": self.reverb_drr, "band_prob": self.band_prob,
-                       "band_low": self.band_low, "band_high": self.band_high, "sample_rate": self.sample_rate,
+                       "band_low": self.band_low, "band_high": self.band_high, "clip_prob": self.clip_prob,
+                       "clip_db": self.clip_db, "sample_rate": self.sample_rate,
                        "seed": self.seed})
         return config
