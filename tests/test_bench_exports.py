@@ -7,23 +7,13 @@ figures are fractions of what it scored; the export's own figures are not
 the point (the models are untrained), the bench's plumbing is.
 """
 
-import importlib.util
 import json
-import pathlib
 
 import pytest
 import tensorflow as tf
 
+from bench_fixtures import load_bench as _bench
 from serve_fixtures import EXPORTERS
-
-BENCH = pathlib.Path(__file__).resolve().parents[1] / "bench"
-
-
-def _bench(name):
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_load_export_reads_the_card_and_warms_up_once(tmp_path):

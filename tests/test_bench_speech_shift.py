@@ -1,20 +1,14 @@
 """bench/speech_shift.py: each recording change does what its name says (the bench's figures rest on them)."""
 
-import importlib.util
-import pathlib
-
 import numpy as np
 import pytest
 
-_PATH = pathlib.Path(__file__).resolve().parents[1] / "bench" / "speech_shift.py"
+from bench_fixtures import load_bench
 
 
 @pytest.fixture(scope="module")
 def shift():
-    spec = importlib.util.spec_from_file_location("speech_shift", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("speech_shift")
 
 
 def _db(a, b):
