@@ -197,15 +197,13 @@ def durations(args, rec, idx, labels) -> dict:
 def margins(args, rec, idx, labels) -> dict:
     """Greedy accuracy per inference-time `TrimSilence.margin` on SPEAKER's clips as cut and with silence around them."""
     import keras
-    import tensorflow as tf
 
     from applications.speech.data import DIGIT_WORDS, pad_waveforms
-    from applications.speech.models import output_lengths
-    from applications.speech.task import greedy_decode, ids_to_text
+    from applications.speech.task import transcribe
     from speech_shift import changes  # bench/ is on sys.path: the same changes as the export bench
 
-    model = keras.saving.load_model(pathlib.Path(args.runs[0]) / "model.keras")
-    if "trim" not in [layer.name for layer in model.layers]:
+    path = pathlib.Path(args.runs[0]) / "model.keras"
+    if "trim" not in [layer.name for layer in keras.saving.load_model(path).layers]:
         sys.exit(f"speech_probe margins: the model in {args.runs[0]} has no TrimSilence (trained with trim_db=0); "
                  "give a run of the default spec")
     waves = [rec.wave(i).astype(np.float64) for i in idx]
@@ -217,15 +215,13 @@ def margins(args, rec, idx, labels) -> dict:
         sets[name] = [change[name](w, rng) for w in waves]
     out = {}
     for margin in [int(m) for m in args.margins.split(",")]:
-        model.get_layer("trim").margin = margin  # read at call time: the next trace uses it
-        run = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        # a fresh model each margin: `transcribe` traces once per model, and the margin is read when it traces
+        model = keras.saving.load_model(path)
+        model.get_layer("trim").margin = margin
         row = {}
         for name, data in sets.items():
-            said = []
-            for i in range(0, len(data), 64):
-                b = pad_waveforms([w.astype(np.float32) for w in data[i:i + 64]])
-                logits = run({"waveform": tf.constant(b["waveform"]), "length": tf.constant(b["length"])})
-                said += ids_to_text(np.asarray(greedy_decode(logits, output_lengths(model, b["length"]))))
+            batches = [pad_waveforms([w.astype(np.float32) for w in data[i:i + 64]]) for i in range(0, len(data), 64)]
+            said = transcribe(model, batches)
             row[name] = float(np.mean([s == w for s, w in zip(said, words)]))
         out[str(margin)] = row
         print(f"margin {margin}: " + ", ".join(f"{k} {v:.1%}" for k, v in row.items()), file=sys.stderr, flush=True)
