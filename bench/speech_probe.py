@@ -203,7 +203,8 @@ def margins(args, rec, idx, labels) -> dict:
     from speech_shift import changes  # bench/ is on sys.path: the same changes as the export bench
 
     path = pathlib.Path(args.runs[0]) / "model.keras"
-    if "trim" not in [layer.name for layer in keras.saving.load_model(path).layers]:
+    model = keras.saving.load_model(path)
+    if "trim" not in [layer.name for layer in model.layers]:
         sys.exit(f"speech_probe margins: the model in {args.runs[0]} has no TrimSilence (trained with trim_db=0); "
                  "give a run of the default spec")
     waves = [rec.wave(i).astype(np.float64) for i in idx]
@@ -214,9 +215,9 @@ def margins(args, rec, idx, labels) -> dict:
         rng = np.random.default_rng(0)  # one stream per change, as bench/speech_shift.py draws it
         sets[name] = [change[name](w, rng) for w in waves]
     out = {}
-    for margin in [int(m) for m in args.margins.split(",")]:
-        # a fresh model each margin: `transcribe` traces once per model, and the margin is read when it traces
-        model = keras.saving.load_model(path)
+    for k, margin in enumerate(int(m) for m in args.margins.split(",")):
+        if k:  # a fresh model each margin: `transcribe` traces once per model, and the margin is read when it traces
+            model = keras.saving.load_model(path)
         model.get_layer("trim").margin = margin
         row = {}
         for name, data in sets.items():

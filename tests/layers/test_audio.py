@@ -291,7 +291,8 @@ def test_waveform_augment_overdrive_clips_at_the_dry_peak():
     np.testing.assert_allclose(y[0, :8000][quiet], 10 ** (12 / 20) * w[0, :8000][quiet], rtol=1e-5)
     # off (the default) draws nothing: the noise a seed gives is the same with the overdrive settings present
     plain = WaveformAugment(noise_snr=(10, 10), noise_prob=1.0, seed=3)(w, n, training=True)
-    with_off = WaveformAugment(noise_snr=(10, 10), noise_prob=1.0, clip_prob=0.0, clip_db=(1, 2), seed=3)(w, n, training=True)
+    with_off = WaveformAugment(noise_snr=(10, 10), noise_prob=1.0, clip_prob=0.0, clip_db=(1, 2), seed=3)(
+        w, n, training=True)
     np.testing.assert_array_equal(np.asarray(plain), np.asarray(with_off))
     with pytest.raises(ValueError, match="clip_db >= 0"):
         WaveformAugment(clip_db=(-3, 6))

@@ -692,8 +692,8 @@ class WaveformAugment(keras.layers.Layer):
     parts flatten (12 dB clips every sample above a quarter of the peak).
     Then, with probability `noise_prob`, white Gaussian noise is added at an SNR
     uniform in `noise_snr` dB, measured over the utterance's valid samples.
-    Samples past each length stay zero.  At inference (or with both off)
-    the waveform is returned unchanged.
+    Samples past each length stay zero.  At inference (or with all four
+    off) the waveform is returned unchanged.
 
     Args:
         noise_snr: None (no noise) or (low, high) SNR in dB.
