@@ -24,7 +24,18 @@ digit word and nothing else (greedy, as the model card's figure):
 - `reverb_0.4s`: convolved with a synthetic room (exponentially decaying
   noise, RT60 0.4 s; the direct sound kept);
 - `hum_50hz`: 50 Hz mains hum with its harmonics, 20 dB below the speech;
-- `tempo_0.85`, `tempo_1.15`: played 15% slower and faster (pitch with it).
+- `tempo_0.85`, `tempo_1.15`: played 15% slower and faster (pitch with it);
+- `resynthesis`: Praat's PSOLA resynthesis with nothing changed (the
+  control for the next three: what the resynthesis alone costs);
+- `voice_deeper`, `voice_higher`, `voice_female`: the same speaker with
+  other formants and pitch (Praat's "Change gender": formants x0.92 and
+  median pitch 85 Hz; x1.10 and 150 Hz; x1.18 and 210 Hz, about where a
+  woman's sit against a man's), tempo kept.  FSDD's speakers are all men.
+
+`--flite` adds voices the model never heard that were learnt from other
+people: CMU Flite's five voices (four men, `slt` a woman; Debian's `flite`
+program) saying each digit at three speaking rates (duration x0.85, 1, 1.2),
+150 clips, scored per voice.
 
 Which recordings: `--speaker S` scores all of S's recordings (for a
 model that held S out, `bench/speech.py`'s leave-one-speaker-out runs);
@@ -105,6 +116,11 @@ def changes():
 
         return lambda x, rng: speed_perturb(x.astype(np.float32), factor)
 
+    def voice(formant, pitch):
+        from applications.speech.synthetic import change_voice
+
+        return lambda x, rng: change_voice(x.astype(np.float32), RATE, formant=formant, pitch=pitch)
+
     return {
         "silence_0.5s": lambda x, rng: padded(x),
         "room_tone_0.5s": room_tone(50.0),
@@ -118,7 +134,26 @@ def changes():
         "hum_50hz": hum,
         "tempo_0.85": tempo(0.85),
         "tempo_1.15": tempo(1.15),
+        "resynthesis": voice(1.0, 0.0),
+        "voice_deeper": voice(0.92, 85.0),
+        "voice_higher": voice(1.10, 150.0),
+        "voice_female": voice(1.18, 210.0),
     }
+
+
+def flite_clips():
+    """CMU Flite's five voices saying each digit at durations x0.85, 1 and 1.2: [(voice, digit, float32 (n,))]."""
+    from applications.speech.data import DIGIT_WORDS, resample
+    from applications.speech.synthetic import FLITE_VOICES, _flite
+
+    clips = []
+    for voice in FLITE_VOICES:
+        for stretch in (0.85, 1.0, 1.2):
+            for digit, word in enumerate(DIGIT_WORDS):
+                x, rate = _flite(word, voice, stretch, None)
+                x = resample(x.astype(np.float32) / 32768.0, rate, RATE)
+                clips.append((voice, digit, (0.5 * x / max(float(np.max(np.abs(x))), 1e-6)).astype(np.float32)))
+    return clips
 
 
 def main(argv=None) -> int:
@@ -128,6 +163,7 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", default=os.environ.get("ZOO_DATA_DIR"), help="folder of fsdd-recordings.tar.gz")
     p.add_argument("--limit", type=int, help="first N recordings only (smoke runs)")
     p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--flite", action="store_true", help="also score CMU Flite's five voices (needs `flite`)")
     p.add_argument("--out", required=True, help="JSON file to write")
     args = p.parse_args(argv)
 
@@ -147,9 +183,14 @@ def main(argv=None) -> int:
     index = index[:args.limit]
     waves = [rec.wave(i).astype(np.float64) for i in index]
     words = [DIGIT_WORDS[d] for d in rec.digits[index]]
+    if args.flite:
+        from applications.speech.synthetic import flite_available
+
+        if not flite_available():
+            p.error("--flite needs the flite program: apt-get install flite (or leave --flite out)")
     card, fn = load_export(args.export)
 
-    def accuracy(data):
+    def accuracy(data, words=words):
         said = []
         for i in range(0, len(data), args.batch):
             batch = pad_waveforms([w.astype(np.float32) for w in data[i:i + args.batch]])
@@ -166,14 +207,24 @@ def main(argv=None) -> int:
         rng = np.random.default_rng(0)
         rows[name] = {**accuracy([change(w, rng) for w in waves]), "seconds": round(time.perf_counter() - t0, 1)}
         print(f"{name}: {rows[name]['accuracy']:.2%}", flush=True)
+    voices = {}
+    if args.flite:
+        clips = flite_clips()
+        for name in sorted({v for v, _, _ in clips}):
+            mine = [(d, x) for v, d, x in clips if v == name]
+            voices[name] = accuracy([x for _, x in mine], [DIGIT_WORDS[d] for d, _ in mine])
+            print(f"flite {name}: {voices[name]['accuracy']:.2%}", flush=True)
     report = {"command": " ".join(sys.argv), "cpu": cpu_info(), "export": args.export, "model": card["model"],
               "recordings": len(index), "speaker": args.speaker or "conventional test split",
-              "card_split": card.get("data", {}).get("split"), "changes": rows}
+              "card_split": card.get("data", {}).get("split"), "changes": rows, "flite_voices": voices}
     write_json(pathlib.Path(args.out), report)
     print("| change | accuracy | vs clean | most frequent errors |\n|---|---|---|---|")
     for name, row in rows.items():
         top = ", ".join(f"{k} {v}" for k, v in list(row["top_errors"].items())[:3])
         print(f"| {name} | {row['accuracy']:.2%} | {row['accuracy'] - rows['clean']['accuracy']:+.2%} | {top} |")
+    for name, row in voices.items():
+        top = ", ".join(f"{k} {v}" for k, v in list(row["top_errors"].items())[:3])
+        print(f"| flite {name} (30 clips) | {row['accuracy']:.2%} | | {top} |")
     return 0
 
 

@@ -64,3 +64,27 @@ def assert_digit_voices(make) -> list[dict]:
     # a voice's words differ from each other (the engine says the word it is given, not one fixed sound)
     assert len({len(m["audio"]) for m in a[:10]}) > 5
     return a
+
+
+def vowel(f0=110.0, formants=(700.0, 1200.0, 2500.0), seconds=0.5):
+    """A glottal pulse train at `f0` through second-order resonators at `formants`: float32 `(seconds * 8000,)`."""
+    n = int(seconds * 8000)
+    x = np.zeros(n)
+    periods = np.random.default_rng(0).normal(8000 / f0, 0.01 * 8000 / f0, n)  # 1% jitter, as voices
+    x[np.round(np.cumsum(periods)).astype(int)[np.cumsum(periods) < n - 1]] = 1.0
+    for f in formants:  # y[t] = x[t] + 2 r cos(w) y[t-1] - r^2 y[t-2]
+        r, w = np.exp(-np.pi * 80.0 / 8000), 2 * np.pi * f / 8000
+        y = np.zeros(n)
+        for t in range(n):
+            y[t] = x[t] + 2 * r * np.cos(w) * (y[t - 1] if t else 0.0) - r * r * (y[t - 2] if t > 1 else 0.0)
+        x = y
+    x *= np.hanning(n)
+    return (0.5 * x / np.max(np.abs(x))).astype(np.float32)
+
+
+def median_f0(x):
+    """Praat's median pitch in Hz of the voiced frames of `x` (8 kHz)."""
+    import parselmouth
+
+    f0 = parselmouth.Sound(x.astype(np.float64), sampling_frequency=8000).to_pitch().selected_array["frequency"]
+    return float(np.median(f0[f0 > 0]))

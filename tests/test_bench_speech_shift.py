@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from bench_fixtures import load_bench
+from speech_fixtures import median_f0, vowel
 
 
 @pytest.fixture(scope="module")
@@ -41,3 +42,20 @@ def test_changes_do_what_their_names_say(shift):
     assert _db(word, hum - word) == pytest.approx(20, abs=0.5)
     assert len(change["tempo_0.85"](word, rng())) == round(4000 / 0.85)  # slower: longer
     assert len(change["tempo_1.15"](word, rng())) == round(4000 / 1.15)
+
+
+def test_voice_changes_move_pitch_and_formants_and_nothing_else(shift):
+    """resynthesis keeps the voice; the female voice is higher in pitch and formants, the deeper one lower."""
+    pytest.importorskip("parselmouth")
+    x = vowel(f0=120.0)
+    change = shift.changes()
+    rng = np.random.default_rng(0)
+    same, female, deeper = (change[k](x, rng) for k in ("resynthesis", "voice_female", "voice_deeper"))
+    assert all(abs(len(y) - len(x)) <= 0.01 * len(x) for y in (same, female, deeper))  # tempo kept
+    assert 110 < median_f0(same) < 130 and 190 < median_f0(female) < 230 and 75 < median_f0(deeper) < 95
+
+    def centroid(y):
+        power = np.abs(np.fft.rfft(y)) ** 2
+        return float(np.sum(np.arange(len(power)) * power) / np.sum(power)) / len(y)
+
+    assert centroid(female) > 1.1 * centroid(same) and centroid(deeper) < centroid(same)

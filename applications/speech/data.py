@@ -48,8 +48,11 @@ recordings as speakers `espeak<k>` and join the *training* set only
 voices (`flite<k>`) instead, `synthetic_l2=p` gives that share of the eSpeak
 ones a second-language accent; `synthetic_connected=True` lets connected
 training utterances use them too, and `synthetic_connected_share=p` has
-that share of them said by one synthetic voice each.  No test set ever
-holds one.
+that share of them said by one synthetic voice each.  `converted=K` adds K
+voices made from the training recordings themselves (`praat<k>`: one
+training speaker's digits with new formants, pitch and duration, Praat's
+"Change gender"; `with_converted_voices`), which count as synthetic voices
+for the connected utterances.  No test set ever holds one.
 
 Bad input (`read_wav`, `decode_wav`): an empty, truncated or non-WAV file, an
 unsupported encoding or a stereo file raises `DataError` naming the file;
@@ -106,6 +109,7 @@ __all__ = [
     "transcript",
     "fsdd",
     "with_synthetic_voices",
+    "with_converted_voices",
 ]
 
 SAMPLE_RATE = 8000
@@ -429,7 +433,22 @@ def load_fsdd_recordings(data_dir: str | os.PathLike | None = None) -> Recording
     return rec
 
 
-SYNTHETIC_PREFIXES = ("espeak", "flite")
+SYNTHETIC_PREFIXES = ("espeak", "flite", "praat")
+
+
+def _append_voices(rec: Recordings, made: list) -> tuple[Recordings, np.ndarray]:
+    """`rec` with `made` ([(prefix, {"digit", "voice", "name", "audio"})]) appended, and their indices (int64)."""
+    lengths = np.array([len(m["audio"]) for _, m in made], np.int64)
+    start = len(rec)
+    merged = Recordings(
+        audio=np.concatenate([rec.audio] + [m["audio"] for _, m in made]).astype(np.float32),
+        offsets=np.concatenate([rec.offsets, rec.offsets[-1] + np.cumsum(lengths)]).astype(np.int64),
+        digits=np.concatenate([rec.digits, [m["digit"] for _, m in made]]).astype(np.int32),
+        speakers=np.concatenate([rec.speakers, [f"{engine}{m['voice']}" for engine, m in made]]),
+        takes=np.concatenate([rec.takes, np.zeros(len(made), np.int32)]).astype(np.int32),
+        names=np.concatenate([rec.names, [m["name"] for _, m in made]]),
+        source=rec.source, sha256=rec.sha256, skipped_silent=rec.skipped_silent, resampled=rec.resampled)
+    return merged, np.arange(start, start + len(made), dtype=np.int64)
 
 
 def with_synthetic_voices(rec: Recordings, voices: int, *, seed: int = 0, flite: int = 0, l2: float = 0.0
@@ -453,17 +472,25 @@ def with_synthetic_voices(rec: Recordings, voices: int, *, seed: int = 0, flite:
                  (flite_digits(flite, seed=seed, sample_rate=SAMPLE_RATE) if flite else [])]
     except SynthesisError as e:
         raise DataError(f"fsdd: {e}") from None
-    lengths = np.array([len(m["audio"]) for _, m in made], np.int64)
-    start = len(rec)
-    merged = Recordings(
-        audio=np.concatenate([rec.audio] + [m["audio"] for _, m in made]).astype(np.float32),
-        offsets=np.concatenate([rec.offsets, rec.offsets[-1] + np.cumsum(lengths)]).astype(np.int64),
-        digits=np.concatenate([rec.digits, [m["digit"] for _, m in made]]).astype(np.int32),
-        speakers=np.concatenate([rec.speakers, [f"{engine}{m['voice']}" for engine, m in made]]),
-        takes=np.concatenate([rec.takes, np.zeros(len(made), np.int32)]).astype(np.int32),
-        names=np.concatenate([rec.names, [m["name"] for _, m in made]]),
-        source=rec.source, sha256=rec.sha256, skipped_silent=rec.skipped_silent, resampled=rec.resampled)
-    return merged, np.arange(start, start + len(made), dtype=np.int64)
+    return _append_voices(rec, made)
+
+
+def with_converted_voices(rec: Recordings, indices: Sequence[int], voices: int, *, seed: int = 0
+                          ) -> tuple[Recordings, np.ndarray]:
+    """`rec` with `voices` Praat-converted voices appended (`synthetic.converted_digits`), and their indices.
+
+    Each voice is one speaker of `indices` (the training recordings: nothing
+    else is converted) saying each digit once with new formants, pitch and
+    duration; speakers `"praat<k>"`, take 0, returned int64 `(<= voices * 10,)`.
+    """
+    from applications.speech.synthetic import SynthesisError, converted_digits
+
+    sources = [(rec.speakers[i], int(rec.digits[i]), rec.wave(i)) for i in indices]
+    try:
+        made = converted_digits(voices, sources, seed=seed, sample_rate=SAMPLE_RATE)
+    except SynthesisError as e:
+        raise DataError(f"fsdd: {e}") from None
+    return _append_voices(rec, [(SYNTHETIC_PREFIXES[2], m) for m in made])
 
 
 # ---------------------------------------------------------------------------
@@ -782,6 +809,7 @@ def fsdd(
     synthetic_connected_share: float = 0.0,
     synthetic_flite: int = 0,
     synthetic_l2: float = 0.0,
+    converted: int = 0,
     edge_prob: float = 0.0,
     edge_max: float = 1.0,
 ) -> SpeechBundle:
@@ -827,6 +855,12 @@ def fsdd(
             with a random second-language accent (`synthetic.l2_accent`:
             theta as s/t/f, w as v, devoicing, full vowels for lax and
             reduced ones, pure vowels for diphthongs; 0: none).
+        converted: add this many voices converted from the training
+            recordings (`synthetic.converted_digits`: one training speaker
+            each, formants x0.9-1.25, median pitch 75-280 Hz, pitch spread
+            x0.5-1.5, duration x0.85-1.2, drawn per voice; seeded by
+            `seed`; capped like `synthetic` by `limit`; 0: off).  They join
+            the synthetic voices' pool of connected utterances.
         edge_prob, edge_max: this share of the isolated training recordings
             get 0-`edge_max` seconds of silence before and after, each drawn
             apart (`make_speech_dataset`; 0: off; connected utterances have
@@ -853,6 +887,8 @@ def fsdd(
     if not 0 <= int(synthetic_flite) <= int(synthetic):
         raise DataError(f"fsdd: synthetic_flite ({synthetic_flite}) counts Flite voices among the synthetic "
                         f"ones, so it must be in [0, synthetic={synthetic}]; raise data.synthetic or lower it")
+    if int(converted) < 0:
+        raise DataError(f"fsdd: converted must be a number of voices >= 0, got {converted}")
     if not 0.0 <= float(synthetic_l2) <= 1.0:
         raise DataError(f"fsdd: synthetic_l2 is a share of the synthetic voices in [0, 1], got {synthetic_l2}")
     if not 0.0 <= float(synthetic_connected_share) <= 1.0:
@@ -875,12 +911,18 @@ def fsdd(
     if limit and voices:
         voices = min(voices, -(-int(limit) // len(DIGIT_WORDS)))
         flite = min(flite, voices)
+    converted = int(converted)
+    if limit and converted:
+        converted = min(converted, -(-int(limit) // len(DIGIT_WORDS)))
     synth_idx = np.zeros(0, np.int64)
     if voices:
         rec, synth_idx = with_synthetic_voices(rec, voices, seed=seed, flite=flite, l2=float(synthetic_l2))
-        train_idx = np.concatenate([train_idx, synth_idx])
-    pooled = bool(synthetic_connected and voices)
-    share = float(synthetic_connected_share) if voices else 0.0
+    if converted:
+        rec, conv_idx = with_converted_voices(rec, recorded_train, converted, seed=seed)
+        synth_idx = np.concatenate([synth_idx, conv_idx])
+    train_idx = np.concatenate([train_idx, synth_idx])
+    pooled = bool(synthetic_connected and len(synth_idx))
+    share = float(synthetic_connected_share) if len(synth_idx) else 0.0
     conn = _settings(connected) if connected else None
     label_width = int(conn["max_digits"]) if conn else 1
     if conn and limit:
@@ -939,6 +981,7 @@ def fsdd(
         "synthetic_voices": voices,
         "synthetic_flite_voices": flite if voices else 0,
         "synthetic_l2": float(synthetic_l2) if voices else 0.0,
+        "converted_voices": converted,
         "synthetic_connected": pooled,
         "synthetic_connected_share": share,
         "num_val": int(len(test_idx)),

@@ -39,6 +39,20 @@ speaking rate, pitch and vocal-tract length (the audio read at a rate
 `warp` times its own before resampling, which scales every frequency by
 `warp`, as a shorter or longer vocal tract does).  Flite has no random
 state: the same call gives the same audio.
+
+`converted_digits` makes new voices from the training speakers' own
+recordings instead: Praat's "Change gender" (PSOLA resynthesis, through
+the `praat-parselmouth` wheel) moves a recording's formants by a factor,
+gives it a new median pitch and pitch range and a new duration, each drawn
+per voice.  Formants and pitch move independently, as they do between
+people (a woman's formants sit about 15-20% above a man's, her pitch
+nearly an octave higher), where speed perturbation, VTLP and the feature-
+domain pitch shift all scale the whole spectrum at once.  FSDD's five
+speakers are men; a model trained on them read their recordings converted
+to a woman's formants and pitch (formants x1.18, median 210 Hz) at 66% and
+54% (george and jackson held out, 92% and 90% as recorded;
+bench/speech_shift.py).  Only recordings passed in are converted, so a
+held-out speaker's never are (split purity).
 """
 
 from __future__ import annotations
@@ -52,13 +66,14 @@ import shutil
 import subprocess
 import sys
 import threading
+import warnings
 import wave
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 __all__ = ["ACCENTS", "DIGIT_PHONEMES", "FLITE_VOICES", "L2_RULES", "available", "flite_available", "variants", "speak",
-           "synthetic_digits", "l2_accent", "l2_phonemes", "flite_digits"]
+           "synthetic_digits", "l2_accent", "l2_phonemes", "flite_digits", "converted_available", "converted_digits"]
 
 ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029",
            "en-us-nyc")
@@ -313,10 +328,13 @@ def flite_available() -> bool:
     return shutil.which("flite") is not None
 
 
-def _flite(word: str, voice: str, stretch: float, f0: float) -> tuple[np.ndarray, int]:
-    """One word from the `flite` program, read from its stdout (no file is written): (int16 (N,), sample rate)."""
-    done = subprocess.run(["flite", "-voice", voice, "--setf", f"duration_stretch={stretch:.4f}",
-                           "--setf", f"f0_shift={f0:.4f}", "--setf", f"int_f0_target_mean={100.0 * f0:.2f}",
+def _flite(word: str, voice: str, stretch: float, f0: float | None) -> tuple[np.ndarray, int]:
+    """One word from the `flite` program, read from its stdout (no file is written): (int16 (N,), sample rate).
+
+    `f0=None` keeps the voice's own pitch (`slt`, a woman's, included).
+    """
+    pitch = [] if f0 is None else ["--setf", f"f0_shift={f0:.4f}", "--setf", f"int_f0_target_mean={100.0 * f0:.2f}"]
+    done = subprocess.run(["flite", "-voice", voice, "--setf", f"duration_stretch={stretch:.4f}", *pitch,
                            "-t", word, "-o", "/dev/stdout"], capture_output=True, timeout=60)
     if done.returncode != 0 or not done.stdout.startswith(b"RIFF"):
         last = (done.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
@@ -366,6 +384,109 @@ def flite_digits(voices: int, *, seed: int = 0, words=None, sample_rate: int = 8
         spoken = list(pool.map(lambda job: _flite(*job[:4]), jobs))
     return [{"digit": digit, "voice": v, "name": name, "audio": _word(x, native * job[4], sample_rate, rng)}
             for (digit, v, name), (x, native), job in zip(meta, spoken, jobs)]
+
+
+def converted_available() -> bool:
+    """True when Praat is importable (the `praat-parselmouth` wheel, a dependency of zoo)."""
+    try:
+        import parselmouth  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _log_uniform(rng, bounds) -> float:
+    lo, hi = (float(b) for b in bounds)
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+
+def change_voice(audio: np.ndarray, sample_rate: int, *, formant: float = 1.0, pitch: float = 0.0,
+                 pitch_range: float = 1.0, duration: float = 1.0, seed: int = 0) -> np.ndarray:
+    """One recording with Praat's "Change gender": float32 `(N,)` -> float32 `(M,)`, `M ~ N * duration`.
+
+    Args:
+        audio: float32 `(N,)` in [-1, 1].
+        sample_rate: its rate in Hz.
+        formant: formant shift ratio (>1: a shorter vocal tract; 1: none).
+        pitch: new median pitch in Hz (0: keep the recording's).
+        pitch_range: factor on the pitch's spread around its median.
+        duration: factor on the length (>1: slower).
+        seed: seed of Praat's random numbers (its resynthesis copies
+            unvoiced stretches from random points): the same call gives the
+            same audio, bit for bit.
+
+    Returns:
+        The converted audio with the input's peak.  In a recording with no
+        voiced frame (75-600 Hz) the pitch stays; formants and duration
+        still change.  One that Praat refuses is returned unchanged.
+    """
+    import parselmouth
+    from parselmouth.praat import call
+
+    x = np.asarray(audio, np.float64)
+    try:
+        with _lock, warnings.catch_warnings():  # "no voiced segments": Praat keeps the pitch, moves the formants
+            warnings.simplefilter("ignore", parselmouth.PraatWarning)
+            parselmouth.praat.run(f"random_initializeWithSeedUnsafelyButPredictably ({int(seed)})\n")
+            y = call(parselmouth.Sound(x, sampling_frequency=float(sample_rate)), "Change gender", 75.0, 600.0,
+                     float(formant), float(pitch), float(pitch_range), float(duration)).values[0]
+    except parselmouth.PraatError:
+        return np.asarray(audio, np.float32)
+    peak, out = float(np.max(np.abs(x))), float(np.max(np.abs(y))) if len(y) else 0.0
+    if not np.all(np.isfinite(y)) or out <= 0.0:
+        return np.asarray(audio, np.float32)
+    return (y * (peak / out)).astype(np.float32)
+
+
+def converted_digits(voices: int, recordings, *, seed: int = 0, sample_rate: int = 8000, formant=(0.9, 1.25),
+                     pitch=(75.0, 280.0), pitch_range=(0.5, 1.5), duration=(0.85, 1.2)) -> list[dict]:
+    """`voices` new voices, each one training speaker's digits converted by Praat (`change_voice`).
+
+    Args:
+        voices: how many voices to make.
+        recordings: `(speaker, digit, audio float32 (N,))` triples to draw
+            from (training recordings only: nothing else is read).
+        seed: seed of every draw (Praat itself is deterministic: the same
+            call gives the same audio).
+        sample_rate: the recordings' rate in Hz.
+        formant, pitch, duration: log-uniform ranges, per voice, of the
+            formant shift ratio, the new median pitch in Hz and the
+            duration factor; `pitch_range`: uniform range of the pitch
+            spread factor.
+
+    Returns:
+        Up to `voices * 10` dicts `{"digit": int, "voice": int, "name": str
+        ("<digit>_praat<voice>_0: <speaker> formant pitch range duration"),
+        "audio": float32 (M,)}`: each voice converts one speaker (drawn per
+        voice) saying each digit that speaker has, one take drawn per digit.
+
+    Raises:
+        SynthesisError: Praat missing.
+    """
+    if voices and not converted_available():
+        raise SynthesisError("converted voices need Praat: pip install praat-parselmouth "
+                             "(or train without them: --set data.converted=0)")
+    by_speaker: dict[str, dict[int, list]] = {}
+    for speaker, digit, audio in recordings:
+        by_speaker.setdefault(str(speaker), {}).setdefault(int(digit), []).append(audio)
+    speakers = sorted(by_speaker)
+    if voices and not speakers:
+        raise SynthesisError("converted voices need training recordings to convert; none were given")
+    rng = np.random.default_rng([int(seed), 0x9AA7])
+    made = []
+    for v in range(int(voices)):
+        speaker = speakers[int(rng.integers(len(speakers)))]
+        f, p = _log_uniform(rng, formant), _log_uniform(rng, pitch)
+        r, d = float(rng.uniform(*pitch_range)), _log_uniform(rng, duration)
+        for digit in sorted(by_speaker[speaker]):
+            takes = by_speaker[speaker][digit]
+            audio = takes[int(rng.integers(len(takes)))]
+            made.append({"digit": digit, "voice": v,
+                         "name": f"{digit}_praat{v}_0: {speaker} formant={f:.3f} pitch={p:.0f} range={r:.2f} "
+                                 f"duration={d:.3f}",
+                         "audio": change_voice(audio, sample_rate, formant=f, pitch=p, pitch_range=r, duration=d,
+                                               seed=int(rng.integers(2 ** 31)))})
+    return made
 
 
 def _main() -> None:
