@@ -88,3 +88,9 @@ def median_f0(x):
 
     f0 = parselmouth.Sound(x.astype(np.float64), sampling_frequency=8000).to_pitch().selected_array["frequency"]
     return float(np.median(f0[f0 > 0]))
+
+
+def centroid(x, rate: int = 8000) -> float:
+    """The spectral centroid of `x` in Hz: where its power sits, on average, in frequency."""
+    power = np.abs(np.fft.rfft(x)) ** 2
+    return float(np.sum(np.fft.rfftfreq(len(x), 1 / rate) * power) / np.sum(power))

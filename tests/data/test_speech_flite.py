@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from speech_fixtures import assert_digit_voices, write_fsdd_archive
+from speech_fixtures import assert_digit_voices, centroid, write_fsdd_archive
 from zoo.data import DataError, load_dataset
 from applications.speech import synthetic
 from applications.speech.data import SAMPLE_RATE
@@ -17,10 +17,6 @@ needs_both = pytest.mark.skipif(not (synthetic.flite_available() and synthetic.a
 def tiny_fsdd(tmp_path_factory):
     return write_fsdd_archive(tmp_path_factory.mktemp("tiny-fsdd-flite"), takes=7)
 
-
-def _centroid(x):
-    power = np.abs(np.fft.rfft(x)) ** 2
-    return float(np.sum(np.fft.rfftfreq(len(x), 1 / SAMPLE_RATE) * power) / np.sum(power))
 
 
 @needs_flite
@@ -36,7 +32,7 @@ def test_the_warp_scales_frequencies_and_durations():
     long = synthetic.flite_digits(2, seed=3, warp=(0.88, 0.88))
     ratios = [len(s["audio"]) / len(lo["audio"]) for s, lo in zip(short, long)]
     assert 0.68 < float(np.median(ratios)) < 0.85
-    higher = [_centroid(s["audio"]) > _centroid(lo["audio"]) for s, lo in zip(short, long)]
+    higher = [centroid(s["audio"]) > centroid(lo["audio"]) for s, lo in zip(short, long)]
     assert sum(higher) >= 16, higher
 
 
