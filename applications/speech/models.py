@@ -234,8 +234,14 @@ def output_lengths(model, length):
         # (trim_db=50): george held out, seed 0, with 0.5 s of silence either side 46.6% -> 89.0%; five unseen voices
         # as cut, seed 0, 88.2% -> 88.4% greedy, connected WER 14.0% -> 13.3%; conventional 98.4% -> 97.6%, WER
         # 1.82% -> 0.84% (bench/speech_shift.py; #15 twenty-third pass)
+        # 100 voices converted from the training recordings (Praat: formants x0.9-1.25, median pitch 75-280 Hz,
+        # duration x0.85-1.2, drawn per voice): unseen voices as recorded level (five voices, two seeds: 88.7% greedy
+        # both, single word 89.7% -> 89.2%, connected WER 12.9% -> 13.5%, inside a run's noise); the same voices
+        # converted to a woman's formants and pitch 70% / 59% -> 81% / 76%, 15% faster speech 73% / 72% -> 80% / 85%,
+        # Flite's female voice 70% / 67% -> 80% / 80% (george / jackson, seed 0); epochs about 20% dearer
+        # (bench/speech_shift.py; #15 twenty-sixth pass)
         "data": {"connected": {"num_train": 1000, "num_test": 500}, "speed": 0.1, "synthetic": 100,
-                 "synthetic_connected_share": 0.25, "edge_prob": 0.5, "edge_max": 1.0},
+                 "synthetic_connected_share": 0.25, "edge_prob": 0.5, "edge_max": 1.0, "converted": 100},
     },
     reference="CTC (Graves et al., 2006) over a Speech-Transformer-style encoder (Dong et al., 2018), SpecAugment",
 )
