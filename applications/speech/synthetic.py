@@ -48,11 +48,13 @@ per voice.  Formants and pitch move independently, as they do between
 people (a woman's formants sit about 15-20% above a man's, her pitch
 nearly an octave higher), where speed perturbation, VTLP and the feature-
 domain pitch shift all scale the whole spectrum at once.  FSDD's five
-speakers are men; a model trained on them read their recordings converted
-to a woman's formants and pitch (formants x1.18, median 210 Hz) at 66% and
-54% (george and jackson held out, 92% and 90% as recorded;
-bench/speech_shift.py).  Only recordings passed in are converted, so a
-held-out speaker's never are (split purity).
+speakers are men; a model trained on four of them read the fifth's
+recordings converted to a woman's formants and pitch (formants x1.18,
+median 210 Hz) at 69.8% and 59.4% (george and jackson held out, 88.8% and
+83.2% as recorded), and at 81.4% and 76.4% with 100 converted voices in
+training (bench/speech_shift.py, RESULTS #15 twenty-sixth pass).  Only
+recordings passed in are converted, so a held-out speaker's never are
+(split purity).
 """
 
 from __future__ import annotations
@@ -73,7 +75,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 __all__ = ["ACCENTS", "DIGIT_PHONEMES", "FLITE_VOICES", "L2_RULES", "available", "flite_available", "variants", "speak",
-           "synthetic_digits", "l2_accent", "l2_phonemes", "flite_digits", "converted_available", "converted_digits"]
+           "synthetic_digits", "l2_accent", "l2_phonemes", "flite_digits", "converted_available", "change_voice",
+           "converted_digits"]
 
 ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029",
            "en-us-nyc")
@@ -446,8 +449,9 @@ def converted_digits(voices: int, recordings, *, seed: int = 0, sample_rate: int
         voices: how many voices to make.
         recordings: `(speaker, digit, audio float32 (N,))` triples to draw
             from (training recordings only: nothing else is read).
-        seed: seed of every draw (Praat itself is deterministic: the same
-            call gives the same audio).
+        seed: seed of every draw, Praat's random numbers included (a
+            seed per clip for `change_voice`): the same call gives the same
+            audio, bit for bit.
         sample_rate: the recordings' rate in Hz.
         formant, pitch, duration: log-uniform ranges, per voice, of the
             formant shift ratio, the new median pitch in Hz and the
