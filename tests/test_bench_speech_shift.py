@@ -53,5 +53,4 @@ def test_voice_changes_move_pitch_and_formants_and_nothing_else(shift):
     same, female, deeper = (change[k](x, rng) for k in ("resynthesis", "voice_female", "voice_deeper"))
     assert all(abs(len(y) - len(x)) <= 0.01 * len(x) for y in (same, female, deeper))  # tempo kept
     assert 110 < median_f0(same) < 130 and 190 < median_f0(female) < 230 and 75 < median_f0(deeper) < 95
-
     assert centroid(female) > 1.1 * centroid(same) and centroid(deeper) < centroid(same)

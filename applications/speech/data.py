@@ -906,14 +906,9 @@ def fsdd(
         train_idx = np.sort(rng.permutation(train_idx)[:int(limit)])
         test_idx = np.sort(rng.permutation(test_idx)[:int(limit)])
     recorded_train = train_idx
-    voices = int(synthetic)
-    flite = int(synthetic_flite)
-    if limit and voices:
-        voices = min(voices, -(-int(limit) // len(DIGIT_WORDS)))
-        flite = min(flite, voices)
-    converted = int(converted)
-    if limit and converted:
-        converted = min(converted, -(-int(limit) // len(DIGIT_WORDS)))
+    cap = -(-int(limit) // len(DIGIT_WORDS)) if limit else None  # a smoke run: about `limit` made recordings
+    voices, converted = (int(n) if cap is None else min(int(n), cap) for n in (synthetic, converted))
+    flite = min(int(synthetic_flite), voices)
     synth_idx = np.zeros(0, np.int64)
     if voices:
         rec, synth_idx = with_synthetic_voices(rec, voices, seed=seed, flite=flite, l2=float(synthetic_l2))

@@ -16,7 +16,6 @@ def tiny_fsdd(tmp_path_factory):
     return write_fsdd_archive(tmp_path_factory.mktemp("tiny-fsdd-converted"), takes=7)
 
 
-
 @needs_praat
 def test_change_voice_moves_pitch_formants_and_duration_apart():
     """pitch alone moves F0 and not the spectrum's centre; formants alone the reverse; duration the length."""

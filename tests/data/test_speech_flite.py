@@ -6,7 +6,6 @@ import pytest
 from speech_fixtures import assert_digit_voices, centroid, write_fsdd_archive
 from zoo.data import DataError, load_dataset
 from applications.speech import synthetic
-from applications.speech.data import SAMPLE_RATE
 
 needs_flite = pytest.mark.skipif(not synthetic.flite_available(), reason="the flite program is not installed")
 needs_both = pytest.mark.skipif(not (synthetic.flite_available() and synthetic.available()),
@@ -16,7 +15,6 @@ needs_both = pytest.mark.skipif(not (synthetic.flite_available() and synthetic.a
 @pytest.fixture(scope="module")
 def tiny_fsdd(tmp_path_factory):
     return write_fsdd_archive(tmp_path_factory.mktemp("tiny-fsdd-flite"), takes=7)
-
 
 
 @needs_flite
