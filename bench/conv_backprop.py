@@ -2,6 +2,7 @@
 
     PYTHONPATH=. .venv/bin/python bench/conv_backprop.py --repeats 3 --out bench/results/conv_backprop.json
     PYTHONPATH=. .venv/bin/python bench/conv_backprop.py --profile --out bench/results/conv_backprop_profile.json
+    PYTHONPATH=. .venv/bin/python bench/conv_backprop.py --kernels-only --out bench/results/conv_backprop_kgrad_avx2.json
 
 1. Kernels: for each 3x3 stride-1 "same" convolution of the CPU preset of
    `cifar10_airbench` (widths 32-128-128, batch 1024, float32), the time of
@@ -10,7 +11,9 @@
    upstream gradient with the kernel turned by 180 degrees and its in/out
    channels swapped (what `FastBackpropConv2D` does), and
    `Conv2DBackpropFilter`; with the largest relative difference between
-   the two input gradients.
+   the two input gradients.  Beside the last, the kernel gradient as nine
+   matmuls of shifted inputs and as one forward convolution with batch and
+   channels swapped, with their differences from it.
 2. Training step: images/s of the preset's training step (Muon, in-memory
    batch) with plain `keras.layers.Conv2D`, with `FastBackpropConv2D` (the
    spec), and with `FastBackpropConv2D` and `whiten_bias=False` (what
@@ -53,8 +56,32 @@ def _ms(f, *args, n=5) -> float:
     return sorted(times)[n // 2] * 1000
 
 
+def _kernel_grad_matmuls(x, dy):
+    """The 3x3 "same" kernel gradient as 9 matmuls: each shift of the padded input (NHW, C_in)^T by dy (NHW, C_out)."""
+    import tensorflow as tf
+
+    _, h, w, cin = x.shape
+    padded, flat = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]), tf.reshape(dy, [-1, dy.shape[-1]])
+    taps = [tf.matmul(tf.reshape(padded[:, i:i + h, j:j + w, :], [-1, cin]), flat, transpose_a=True)
+            for i in range(3) for j in range(3)]
+    return tf.reshape(tf.stack(taps), [3, 3, cin, dy.shape[-1]])
+
+
+def _kernel_grad_swap(x, dy):
+    """The 3x3 "same" kernel gradient as one forward VALID conv with batch and channels swapped.
+
+    The padded input as `(C_in, H + 2, W + 2, N)` convolved with dy as an `(H, W, N, C_out)` filter gives
+    `(C_in, 3, 3, C_out)`.
+    """
+    import tensorflow as tf
+
+    padded = tf.transpose(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]), [3, 1, 2, 0])
+    out = tf.nn.conv2d(padded, tf.transpose(dy, [1, 2, 0, 3]), strides=1, padding="VALID")
+    return tf.transpose(out, [1, 2, 0, 3])
+
+
 def kernels() -> list[dict]:
-    """Forward, input-gradient (two ways) and kernel-gradient times of each shape in `SHAPES`."""
+    """Forward, input-gradient (two ways) and kernel-gradient (three ways) times of each shape in `SHAPES`."""
     import tensorflow as tf
 
     rows = []
@@ -68,10 +95,16 @@ def kernels() -> list[dict]:
         backprop_filter = tf.function(lambda x, dy: tf.raw_ops.Conv2DBackpropFilter(
             input=x, filter_sizes=[3, 3, cin, cout], out_backprop=dy, strides=[1, 1, 1, 1], padding="SAME"))
         a, c = backprop_input(dy, w), forward(dy, turned)
+        k = backprop_filter(x, dy)
         row = {"shape": [b, side, side, cin, cout], "forward_ms": _ms(forward, x, w),
                "backprop_input_ms": _ms(backprop_input, dy, w), "input_grad_as_forward_ms": _ms(forward, dy, turned),
                "backprop_filter_ms": _ms(backprop_filter, x, dy),
                "max_relative_difference": float(tf.reduce_max(tf.abs(a - c)) / tf.reduce_max(tf.abs(a)))}
+        # the kernel gradient two other ways (round 18: neither beat Conv2DBackpropFilter on a 2-core AVX2 EPYC)
+        for name, f in (("kernel_grad_as_matmuls", _kernel_grad_matmuls), ("kernel_grad_as_forward", _kernel_grad_swap)):
+            f = tf.function(f)
+            row[f"{name}_ms"] = _ms(f, x, dy)
+            row[f"{name}_max_relative_difference"] = float(tf.reduce_max(tf.abs(f(x, dy) - k)) / tf.reduce_max(tf.abs(k)))
         row["backprop_input_over_as_forward"] = row["backprop_input_ms"] / row["input_grad_as_forward_ms"]
         print(json.dumps(row), flush=True)
         rows.append(row)
@@ -158,6 +191,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--profile", action="store_true", help="only the op-type shares of two profiled training steps")
+    p.add_argument("--kernels-only", action="store_true", help="only the kernels (1), not the training step (2)")
     p.add_argument("--out", type=pathlib.Path, default=None)
     args = p.parse_args(argv)
     from common import cpu_info
@@ -165,8 +199,10 @@ def main(argv=None) -> int:
     if args.profile:
         report = {"cpu": cpu_info(), "busy_time_share_by_op_type": profile()}
     else:
-        report = {"cpu": cpu_info(), "kernels": kernels(), "training_step": training_step(args.repeats)}
-        print(json.dumps(report["training_step"]["median_speed_vs_plain"], indent=2))
+        report = {"cpu": cpu_info(), "kernels": kernels()}
+        if not args.kernels_only:
+            report["training_step"] = training_step(args.repeats)
+            print(json.dumps(report["training_step"]["median_speed_vs_plain"], indent=2))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.out.with_suffix(".tmp")
