@@ -144,13 +144,13 @@ def changes():
 def flite_clips():
     """CMU Flite's five voices saying each digit at durations x0.85, 1 and 1.2: [(voice, digit, float32 (n,))]."""
     from applications.speech.data import DIGIT_WORDS, resample
-    from applications.speech.synthetic import FLITE_VOICES, _flite
+    from applications.speech.synthetic import FLITE_VOICES, flite_word
 
     clips = []
     for voice in FLITE_VOICES:
         for stretch in (0.85, 1.0, 1.2):
             for digit, word in enumerate(DIGIT_WORDS):
-                x, rate = _flite(word, voice, stretch, None)
+                x, rate = flite_word(word, voice, stretch)
                 x = resample(x.astype(np.float32) / 32768.0, rate, RATE)
                 clips.append((voice, digit, (0.5 * x / max(float(np.max(np.abs(x))), 1e-6)).astype(np.float32)))
     return clips

@@ -75,7 +75,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 __all__ = ["ACCENTS", "DIGIT_PHONEMES", "FLITE_VOICES", "L2_RULES", "available", "flite_available", "variants", "speak",
-           "synthetic_digits", "l2_accent", "l2_phonemes", "flite_digits", "converted_available", "change_voice",
+           "synthetic_digits", "l2_accent", "l2_phonemes", "flite_digits", "flite_word", "converted_available", "change_voice",
            "converted_digits"]
 
 ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029",
@@ -331,11 +331,25 @@ def flite_available() -> bool:
     return shutil.which("flite") is not None
 
 
-def _flite(word: str, voice: str, stretch: float, f0: float | None) -> tuple[np.ndarray, int]:
-    """One word from the `flite` program, read from its stdout (no file is written): (int16 (N,), sample rate).
+def flite_word(word: str, voice: str, stretch: float = 1.0, f0: float | None = None) -> tuple[np.ndarray, int]:
+    """One word said by a CMU Flite voice, read from the `flite` program's stdout (no file is written).
 
-    `f0=None` keeps the voice's own pitch (`slt`, a woman's, included).
+    Args:
+        word: the text to say (e.g. "seven").
+        voice: one of `FLITE_VOICES` (or any voice the program knows).
+        stretch: Flite's duration stretch (>1: slower).
+        f0: pitch factor (`f0_shift`, with the diphone voices' mean pitch
+            100 Hz times it); None keeps the voice's own pitch (`slt`, a
+            woman's, included).
+
+    Returns:
+        `(int16 (N,), sample_rate)` as the voice speaks (8 or 16 kHz), untrimmed.
+
+    Raises:
+        SynthesisError: `flite` missing, failing or writing no audio.
     """
+    if not flite_available():
+        raise SynthesisError("Flite voices need the flite program: apt-get install flite")
     pitch = [] if f0 is None else ["--setf", f"f0_shift={f0:.4f}", "--setf", f"int_f0_target_mean={100.0 * f0:.2f}"]
     done = subprocess.run(["flite", "-voice", voice, "--setf", f"duration_stretch={stretch:.4f}", *pitch,
                            "-t", word, "-o", "/dev/stdout"], capture_output=True, timeout=60)
@@ -384,7 +398,7 @@ def flite_digits(voices: int, *, seed: int = 0, words=None, sample_rate: int = 8
             jobs.append((word, base, s, f, w))
             meta.append((digit, v, f"{digit}_flite{v}_0: {base} stretch={s:.3f} f0={f:.3f} warp={w:.3f}"))
     with ThreadPoolExecutor(max_workers=4) as pool:
-        spoken = list(pool.map(lambda job: _flite(*job[:4]), jobs))
+        spoken = list(pool.map(lambda job: flite_word(*job[:4]), jobs))
     return [{"digit": digit, "voice": v, "name": name, "audio": _word(x, native * job[4], sample_rate, rng)}
             for (digit, v, name), (x, native), job in zip(meta, spoken, jobs)]
 

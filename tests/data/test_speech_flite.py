@@ -24,6 +24,21 @@ def test_flite_digits_are_deterministic_words_at_8_khz():
 
 
 @needs_flite
+def test_flite_word_is_the_public_single_word():
+    """One word in the voice's own pitch (the shift bench's Flite column): int16 samples, longer when stretched."""
+    x, rate = synthetic.flite_word("seven", "slt")
+    slow, _ = synthetic.flite_word("seven", "slt", stretch=1.3)
+    assert x.dtype == np.int16 and x.ndim == 1 and rate in (8000, 16000)
+    assert 0.2 * rate < len(x) < 2 * rate and np.abs(x).max() > 1000
+    assert 1.15 < len(slow) / len(x) < 1.45
+
+def test_flite_word_without_the_program_names_the_fix(monkeypatch):
+    monkeypatch.setattr(synthetic.shutil, "which", lambda name: None)
+    with pytest.raises(synthetic.SynthesisError, match="apt-get install flite"):
+        synthetic.flite_word("seven", "slt")
+
+
+@needs_flite
 def test_the_warp_scales_frequencies_and_durations():
     """warp 1.15 against 0.88 (same voice, rate and pitch): every word shorter by about 0.88 / 1.15, spectrum higher."""
     short = synthetic.flite_digits(2, seed=3, warp=(1.15, 1.15))
