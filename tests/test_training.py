@@ -314,6 +314,47 @@ def test_planning_after_two_epochs_takes_the_second_as_the_steady_one(monkeypatc
     assert tight[0][0] == 2 and cb.model.stop_training
 
 
+def test_the_plan_is_checked_again_in_the_first_half_of_the_run(monkeypatch):
+    """Planned from a slow first epoch, the run is lengthened when epochs turn out faster, shortened when slower."""
+    def run(later):  # epoch 1 as above (8 of 40 planned at 31 s), then epochs of the given lengths
+        ticks, t = [0, 0, 10, 11, 12, 40], 40
+        for seconds in later:
+            ticks += [t, t + seconds]
+            t += seconds
+        cb, chosen = _clocked_budget(monkeypatch, ticks, plan_after=1)
+        for epoch, _ in enumerate(later, start=1):
+            cb.on_epoch_begin(epoch)
+            cb.on_epoch_end(epoch)
+        return cb, chosen
+
+    # epoch 2 took 20 s: after it, (285 - 60) // 20 = 11 more, so 13; after epoch 4 still 13 (not announced
+    # again); after epoch 8 the run is past its first half, so slower epochs there no longer move its end
+    cb, chosen = run([20, 20, 20, 40, 40, 40, 40])
+    assert [c[0] for c in chosen] == [8, 13] and cb.params["epochs"] == 13
+    assert chosen[1][1] == {"replanned_after": 2, "epoch_seconds": 20.0, "elapsed_seconds": 60.0}
+    # epochs 3 and 4 took 60 s: the median since the plan (60 s) leaves (285 - 180) // 60 = 1 more, so 5
+    cb, chosen = run([20, 60, 60])
+    assert [c[0] for c in chosen] == [8, 13, 5] and cb.params["epochs"] == 5
+    # never past the recipe's epochs
+    cb, chosen = run([1])
+    assert chosen[-1][0] == 40
+
+
+def test_a_replan_is_announced_and_recorded(tmp_path, tiny_cifar, monkeypatch, capsys):
+    import zoo.training as training
+
+    answers = iter([4, 5])  # the first plan after epoch 1, then 5 more after epoch 2
+    monkeypatch.setattr(training, "budget_epochs", lambda *a, **k: next(answers))
+    result = _fit(tmp_path / "run", tiny_cifar, epochs=8, budget_minutes=5)
+    assert result.metrics["epochs"] == 7 and result.metrics["epochs_planned"] == 7
+    budget = json.loads((result.run_dir / "config.json").read_text())["budget"]
+    assert budget["epochs"] == 7 and budget["epochs_most"] == 8 and "first_epoch_seconds" in budget
+    assert [r["replanned_after"] for r in budget["replans"]] == [2] and budget["replans"][0]["epochs"] == 7
+    out = capsys.readouterr().out
+    assert "so the run takes 4 of 8 epochs" in out and "after 2 epochs, a steady one takes about" in out
+    assert "so the run takes 7 of 8 epochs" in out
+
+
 def test_a_budget_planned_after_two_epochs_stops_a_real_run_there(tmp_path, tiny_cifar, capsys):
     over = {**SMALL_CNN, "learning_rate": 3e-3, "budget_minutes": 1e-4, "budget_plan_after": 2}
     result = _fit(tmp_path / "run", tiny_cifar, epochs=8, overrides=over)  # a budget named beside epochs holds

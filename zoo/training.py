@@ -186,6 +186,16 @@ class _Budget(keras.callbacks.Callback):
     callbacks, calls `on_choice(epochs, timing)` (fit moves the
     learning-rate schedule's end there and records the choice in
     config.json), and stops training at that epoch.
+
+    The plan is checked again after twice, four times, ... as many epochs
+    as were timed, while the run is in the first half of its epochs: the
+    median of the epochs since the first plan then stands for a steady
+    epoch, and the run is lengthened or shortened to what fits (another
+    `on_choice`, with `timing["replanned_after"]`).  An early epoch that was
+    slower than the rest (the speech family's second epoch ran 34 s where
+    later ones took 27-29 s on a 2-core AVX2 EPYC, so the first plan chose
+    23 of 40 epochs and ended training at 11.9 of 15 minutes) no longer
+    decides the whole run.
     """
 
     def __init__(self, budget_seconds: float, most: int, on_choice, progbar=None, plan_after: int = 1):
@@ -198,6 +208,7 @@ class _Budget(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.t0 = self.lap = self.epoch_t0 = time.perf_counter()
         self.step_times, self.timed = [], 0
+        self.steady, self.replan_at = [], None  # epoch times since the first plan; when to check it again
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_t0 = time.perf_counter()
@@ -233,13 +244,37 @@ class _Budget(keras.callbacks.Callback):
             before = epoch + 1 - self.timed
             fit = budget_epochs(self.budget_seconds * BUDGET_PLANNED, epoch_seconds, self.most - before,
                                 overhead_seconds=overhead)
-            self.chosen = before + max(fit, self.timed)
-            self.params["epochs"] = self.chosen  # shared with the other callbacks (EpochClock)
-            if self.progbar is not None:
-                self.progbar.epochs = self.chosen
-            self.on_choice(self.chosen, timing)
+            if self.plan_after > 1:
+                self.steady.append(epoch_seconds)  # the timed steady epoch
+            self.replan_at = 2 * self.timed
+            self._choose(before + max(fit, self.timed), timing)
+        elif self.replan_at is not None:
+            now = time.perf_counter()
+            self.steady.append(now - self.epoch_t0)
+            self.timed += 1
+            if self.timed == self.replan_at:
+                self.replan_at *= 2
+                if 2 * (epoch + 1) <= self.chosen:  # only in the first half: later the schedule's end stays put
+                    self._replan(epoch, now)
         if self.chosen is not None and epoch + 1 >= self.chosen:
             self.model.stop_training = True
+
+    def _choose(self, epochs: int, timing: dict) -> None:
+        self.chosen = epochs
+        self.params["epochs"] = self.chosen  # shared with the other callbacks (EpochClock)
+        if self.progbar is not None:
+            self.progbar.epochs = self.chosen
+        self.on_choice(self.chosen, timing)
+
+    def _replan(self, epoch: int, now: float) -> None:
+        """Plans the rest of the run again from the median epoch since the first plan."""
+        epoch_seconds = max(float(np.median(self.steady)), 1e-6)
+        left = self.budget_seconds * BUDGET_PLANNED - (now - self.t0)
+        more = budget_epochs(left, epoch_seconds, self.most - (epoch + 1)) if left > 0 else 1
+        epochs = min(self.most, epoch + 1 + more)
+        if epochs != self.chosen:
+            self._choose(epochs, {"replanned_after": epoch + 1, "epoch_seconds": round(epoch_seconds, 3),
+                                  "elapsed_seconds": round(now - self.t0, 3)})
 
 
 _jsonable = jsonable  # the one converter lives in zoo.io
@@ -618,13 +653,19 @@ def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, d
             if moved:
                 schedule.set_total_steps(steps * epochs)
             train_kw = {**train_kw, "epochs": epochs}
-            config = {**config, "train": {**config["train"], "epochs": epochs},
-                      "budget": {"epochs_most": most, "epochs": epochs, **timing}}
+            if "replanned_after" in timing:  # a later check of the plan: the first plan's timing stays recorded
+                budget = {**config["budget"], "epochs": epochs,
+                          "replans": [*config["budget"].get("replans", []), {**timing, "epochs": epochs}]}
+                timed = (f"after {timing['replanned_after']} epochs, a steady one takes about "
+                         f"{timing['epoch_seconds']:.0f} s")
+            else:
+                budget = {"epochs_most": most, "epochs": epochs, **timing}
+                timed = (f"the first epoch took {timing['first_epoch_seconds']:.0f} s" if budget_plan_after == 1 else
+                         f"the first {budget_plan_after} epochs took {timing['timed_seconds']:.0f} s")
+                timed += f" (a steady one about {timing['epoch_seconds']:.0f} s)"
+            config = {**config, "train": {**config["train"], "epochs": epochs}, "budget": budget}
             run.write("config", config)
-            timed = (f"the first epoch took {timing['first_epoch_seconds']:.0f} s" if budget_plan_after == 1 else
-                     f"the first {budget_plan_after} epochs took {timing['timed_seconds']:.0f} s")
-            print(f"{spec.name}: time budget {budget_minutes:g} min; {timed} "
-                  f"(a steady one about {timing['epoch_seconds']:.0f} s), so the "
+            print(f"{spec.name}: time budget {budget_minutes:g} min; {timed}, so the "
                   f"run takes {epochs} of {most} epochs" + (", its learning-rate schedule now ending there"
                                                           if moved and epochs < most else ""),
                   flush=True)
