@@ -75,8 +75,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 __all__ = ["ACCENTS", "DIGIT_PHONEMES", "FLITE_VOICES", "L2_RULES", "available", "flite_available", "variants", "speak",
-           "synthetic_digits", "l2_accent", "l2_phonemes", "flite_digits", "flite_word", "converted_available", "change_voice",
-           "converted_digits"]
+           "synthetic_digits", "l2_accent", "l2_phonemes", "flite_digits", "flite_word", "converted_available",
+           "change_voice", "converted_digits"]
 
 ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029",
            "en-us-nyc")
