@@ -18,10 +18,13 @@ for 10 epochs (`FLOAT32_PRESETS`, bench/RESULTS.md, round 5).
 CPUs differ more than that: an AVX2-only EPYC took 190 s per epoch of the
 float32 preset where the AVX-512 one took 80 s (bench/RESULTS.md, round 8);
 130 s since the convolutions' input gradient runs as a forward convolution
-and the whitening bias stays at zero (round 10: 9 epochs, 88.65%).
+and the whitening bias stays at zero (round 10: 9 epochs, 88.65%; round 18,
+with the low-resolution copy and whitening epsilon of rounds 16-17: 9
+epochs of 112-125 s, 88.28%).
 So the presets run under a 20-minute budget (`--budget-minutes`): the
 first epoch is timed, and the run takes as many of the preset's epochs as
-fit, its learning-rate schedule moved to end there (`zoo.fit(budget_minutes=...)`).
+fit, its learning-rate schedule moved to end there (`zoo.fit(budget_minutes=...)`;
+the plan is checked again after epochs 2 and 4).
 `--epochs N` or `--budget-minutes 0` turns that off.
 
 It writes runs/<model>/ (history.json, metrics.json, curves.png,
