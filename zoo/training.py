@@ -208,7 +208,7 @@ class _Budget(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.t0 = self.lap = self.epoch_t0 = time.perf_counter()
         self.step_times, self.timed = [], 0
-        self.steady, self.replan_at = [], None  # epoch times since the first plan; when to check it again
+        self.steady = []  # epoch times since the first plan (the re-plans' steady epochs)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_t0 = time.perf_counter()
@@ -246,9 +246,9 @@ class _Budget(keras.callbacks.Callback):
                                 overhead_seconds=overhead)
             if self.plan_after > 1:
                 self.steady.append(epoch_seconds)  # the timed steady epoch
-            self.replan_at = 2 * self.timed
+            self.replan_at = 2 * self.timed  # from here `timed` counts this session's epochs
             self._choose(before + max(fit, self.timed), timing)
-        elif self.replan_at is not None:
+        else:
             now = time.perf_counter()
             self.steady.append(now - self.epoch_t0)
             self.timed += 1
@@ -270,8 +270,8 @@ class _Budget(keras.callbacks.Callback):
         """Plans the rest of the run again from the median epoch since the first plan."""
         epoch_seconds = max(float(np.median(self.steady)), 1e-6)
         left = self.budget_seconds * BUDGET_PLANNED - (now - self.t0)
-        more = budget_epochs(left, epoch_seconds, self.most - (epoch + 1)) if left > 0 else 1
-        epochs = min(self.most, epoch + 1 + more)
+        # budget_epochs keeps it within the recipe; with nothing left, one more epoch (the run is in its first half)
+        epochs = epoch + 1 + (budget_epochs(left, epoch_seconds, self.most - (epoch + 1)) if left > 0 else 1)
         if epochs != self.chosen:
             self._choose(epochs, {"replanned_after": epoch + 1, "epoch_seconds": round(epoch_seconds, 3),
                                   "elapsed_seconds": round(now - self.t0, 3)})
