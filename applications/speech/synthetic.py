@@ -348,11 +348,12 @@ def flite_word(word: str, voice: str, stretch: float = 1.0, f0: float | None = N
     Raises:
         SynthesisError: `flite` missing, failing or writing no audio.
     """
-    if not flite_available():
-        raise SynthesisError("Flite voices need the flite program: apt-get install flite")
     pitch = [] if f0 is None else ["--setf", f"f0_shift={f0:.4f}", "--setf", f"int_f0_target_mean={100.0 * f0:.2f}"]
-    done = subprocess.run(["flite", "-voice", voice, "--setf", f"duration_stretch={stretch:.4f}", *pitch,
-                           "-t", word, "-o", "/dev/stdout"], capture_output=True, timeout=60)
+    try:  # the program's absence is found by running it, not by a PATH search before each word
+        done = subprocess.run(["flite", "-voice", voice, "--setf", f"duration_stretch={stretch:.4f}", *pitch,
+                               "-t", word, "-o", "/dev/stdout"], capture_output=True, timeout=60)
+    except FileNotFoundError:
+        raise SynthesisError("Flite voices need the flite program: apt-get install flite") from None
     if done.returncode != 0 or not done.stdout.startswith(b"RIFF"):
         last = (done.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
         raise SynthesisError(f"flite failed for voice {voice!r} (exit {done.returncode}): {last}")

@@ -32,8 +32,9 @@ def test_flite_word_is_the_public_single_word():
     assert 0.2 * rate < len(x) < 2 * rate and np.abs(x).max() > 1000
     assert 1.15 < len(slow) / len(x) < 1.45
 
-def test_flite_word_without_the_program_names_the_fix(monkeypatch):
-    monkeypatch.setattr(synthetic.shutil, "which", lambda name: None)
+
+def test_flite_word_without_the_program_names_the_fix(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no flite on it
     with pytest.raises(synthetic.SynthesisError, match="apt-get install flite"):
         synthetic.flite_word("seven", "slt")
 
