@@ -185,3 +185,80 @@ def test_whiten_bias_false_freezes_the_bias_and_survives_keras_saving(tmp_path):
         again = keras.saving.load_model(tmp_path / f"m{whiten_bias}.keras")
         assert again.get_layer("whiten").bias.trainable is whiten_bias
         np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+
+
+def _sizes(ds):
+    """The image side of every batch of one pass over `ds`."""
+    return [int(x.shape[1]) for x, _ in ds]
+
+
+def test_progressive_resizing_shrinks_the_first_epochs_and_follows_the_epoch_it_is_told():
+    from applications.image.data import TrainingPasses
+
+    images = _images(24)
+    passes = TrainingPasses(32, 24, 2)
+    ds = make_image_dataset(images, np.arange(24), batch_size=8, training=True, pad=0, flip=False, passes=passes)
+    assert ds.element_spec[0].shape.as_list() == [8, None, None, 3]
+    assert [_sizes(ds) for _ in range(3)] == [[24] * 3, [24] * 3, [32] * 3]
+    # a small batch is the antialiased shrink of the full-size one, still uint8 pixels
+    passes.set_next_epoch(0)
+    x, y = next(iter(ds))
+    expected = tf.cast(tf.clip_by_value(tf.round(tf.image.resize(images[y.numpy()], [24, 24], antialias=True)), 0, 255),
+                       tf.uint8)
+    assert x.dtype == tf.uint8 and np.array_equal(x.numpy(), expected.numpy())
+    passes.set_next_epoch(1)  # a run resumed in epoch 1: one more small pass, then full size
+    assert [_sizes(ds) for _ in range(2)] == [[24] * 3, [32] * 3]
+    passes.set_next_epoch(-1)  # outside training (the patch whitening's fit): full size
+    assert _sizes(ds) == [32] * 3
+    assert [passes.cost(e) for e in (0, 1, 2)] == [0.5625, 0.5625, 1.0] and passes.settings() == {
+        "progressive_size": 24, "progressive_epochs": 2}
+    # off: no variable shapes, every epoch costs 1
+    off = TrainingPasses(32, 0, 5)
+    assert not off.progressive and off.cost(0) == 1.0 and off.settings() == {}
+    plain = make_image_dataset(images, np.arange(24), batch_size=8, training=True, passes=off)
+    assert plain.element_spec[0].shape.as_list() == [8, 32, 32, 3]
+
+
+def test_progressive_resizing_refuses_bad_settings_by_name(tiny_cifar):
+    from applications.image.data import TrainingPasses, cifar10
+
+    with pytest.raises(DataError, match=r"progressive_size must be 0 \(off\) or in \[16, 32\] pixels, got 8"):
+        cifar10(tiny_cifar, progressive_size=8, progressive_epochs=2)
+    with pytest.raises(DataError, match="progressive_epochs must be >= 0, got -1"):
+        cifar10(tiny_cifar, progressive_size=24, progressive_epochs=-1)
+    with pytest.raises(DataError, match="needs square images of its full_size"):
+        make_image_dataset(np.zeros((4, 32, 40, 3), np.uint8), np.arange(4), batch_size=2, training=True,
+                           passes=TrainingPasses(32, 24, 1))
+    bundle = cifar10(tiny_cifar, batch_size=20, progressive_size=24, progressive_epochs=2)
+    assert bundle.info["augmentation"]["progressive_size"] == 24 and bundle.schedule.progressive_epochs == 2
+    assert cifar10(tiny_cifar).schedule is None  # nothing that depends on the epoch: nothing for fit to tell
+    assert cifar10(tiny_cifar, alternate_flip=True).schedule.cost(0) == 1.0
+
+
+def test_airbench_takes_smaller_images_and_its_export_size_is_unchanged():
+    model = cifar10_airbench(widths=(8, 16, 16))
+    for side in (16, 24, 32):
+        assert model(_images(2)[:, :side, :side]).shape == (2, 10)
+    assert model.input_shape == (None, None, None, 3)
+    import zoo
+
+    assert zoo.get_spec("cifar10_airbench").inputs["image"]["shape"] == [32, 32, 3]  # what the export feeds
+
+
+def test_val_limit_validates_each_epoch_on_a_seeded_subset_and_tests_on_all(tiny_cifar):
+    from applications.image.data import cifar10
+
+    whole = cifar10(tiny_cifar, batch_size=16)
+    test_images = np.concatenate([x.numpy() for x, _ in whole.test])
+    some = cifar10(tiny_cifar, batch_size=16, val_limit=10)
+    val_images = np.concatenate([x.numpy() for x, _ in some.val])
+    assert len(val_images) == 10 and some.info["num_val"] == 10 and some.info["num_test"] == len(test_images) == 40
+    assert some.info["val_source"] == "test, 10 at random (seed 0)" and some.info["val_limit"] == 10
+    rows = {im.tobytes(): i for i, im in enumerate(test_images)}
+    picked = sorted(rows[im.tobytes()] for im in val_images)  # test images, not the first ten
+    assert picked != list(range(10))
+    again = np.concatenate([x.numpy() for x, _ in cifar10(tiny_cifar, batch_size=16, val_limit=10).val])
+    assert np.array_equal(again, val_images)  # the same seed, the same subset
+    assert cifar10(tiny_cifar, batch_size=16, val_limit=1000).info["num_val"] == 40  # more than there are: all
+    with pytest.raises(DataError, match="val_limit must be 0 \\(all\\) or a positive number of images, got -1"):
+        cifar10(tiny_cifar, val_limit=-1)

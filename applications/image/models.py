@@ -465,11 +465,14 @@ def cifar10_airbench(
             BatchNorm ("gelu" in airbench; "relu" is cheaper on CPUs).
 
     Returns:
-        keras.Model: `uint8 (batch, 32, 32, 3)` -> logits `(batch, num_classes)`.
+        keras.Model: `uint8 (batch, 32, 32, 3)` -> logits `(batch, num_classes)`; its input takes
+        any side of 9 pixels or more, `(batch, H, W, 3)`, for progressive resizing.
     """
     if init not in ("airbench", "keras"):
         raise ValueError(f"cifar10_airbench: init must be 'airbench' or 'keras', got {init!r}")
-    image = keras.Input(IMAGE_SHAPE, dtype="uint8", name="image")
+    # Any image side of 9 or more (the global max pool takes what is left): the export feeds 32x32, progressive
+    # resizing (`data.progressive_size`) trains the first epochs on smaller images.
+    image = keras.Input((None, None, IMAGE_SHAPE[2]), dtype="uint8", name="image")
     # float32 even under mixed precision: a cheap layer whose output bf16 would round to 3 digits
     x = PatchWhitening(2, whiten_epsilon, 5000 if whiten_fit else 0, train_bias=whiten_bias, name="whiten",
                        dtype="float32")(image)  # (batch, 31, 31, 24)

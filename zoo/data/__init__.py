@@ -443,6 +443,13 @@ class DataBundle:
             (by default the preprocessor's `model_args()`); `fit` passes
             them to the builder, so such a setting is written once
             (`--set data.max_tokens=N` sizes the embedding too).
+        schedule: what the training pipeline does epoch by epoch, or None.
+            `fit` calls its `set_next_epoch(epoch)` before the epoch it
+            starts (or resumes) at, and before fitting layers on training
+            batches (`set_next_epoch(-1)`: outside training), and gives its
+            `cost(epoch)` (an epoch's time relative to a full one) to the
+            time budget (e.g. CIFAR-10's `TrainingPasses`: progressive
+            resizing).
     """
 
     train: "tf.data.Dataset" = dataclasses.field(repr=False, compare=False)
@@ -451,6 +458,7 @@ class DataBundle:
     info: dict
     preprocessor: object | None = None
     model_args: dict = dataclasses.field(default_factory=dict)
+    schedule: object | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         if self.preprocessor is not None and hasattr(self.preprocessor, "model_args"):
