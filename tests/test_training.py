@@ -10,6 +10,7 @@ import time
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import zoo
 from training_fixtures import CrashInEpoch2
@@ -385,3 +386,105 @@ def test_a_spec_budget_holds_unless_epochs_are_given(tmp_path, tiny_cifar, monke
 def test_fsdd_ctc_trains_up_to_40_epochs_in_15_minutes():
     train = zoo.get_spec("fsdd_ctc").train
     assert (train["epochs"], train["budget_minutes"], train["budget_plan_after"]) == (40, 15, 2)
+
+
+def test_budget_epochs_count_cheaper_epochs_by_their_cost():
+    from zoo.training import budget_epochs
+
+    # four half-cost epochs (200 s), then full ones of 100 s: 4 + 4 fit in 600 s
+    assert budget_epochs(600, 100, 10, costs=[0.5] * 4 + [1.0] * 6) == 8
+    assert budget_epochs(600, 100, 10, overhead_seconds=50, costs=[0.5] * 4 + [1.0] * 6) == 7
+    assert budget_epochs(600, 100, 10, costs=[1.0] * 10) == budget_epochs(600, 100, 10) == 6
+    assert budget_epochs(10_000, 100, 3, costs=[0.5] * 10) == 3
+
+
+def _cost_budget(monkeypatch, small_epochs, later):
+    """A 600 s `_Budget` whose first `small_epochs` epochs cost half: epoch 0 of three steps (a half-cost epoch
+    of 31 s, so a full one of 62 s, and 9 s of one-off cost), then epochs of the `later` lengths."""
+    import types
+
+    import zoo.training as training
+
+    ticks, t = [0, 0, 10, 11, 12, 40], 40
+    for seconds in later:
+        ticks += [t, t + seconds]
+        t += seconds
+    clock = iter(ticks)
+    monkeypatch.setattr(training.time, "perf_counter", lambda: next(clock))
+    chosen = []
+    cb = training._Budget(600, 40, lambda epochs, timing: chosen.append((epochs, timing)),
+                          cost=lambda epoch: 0.5 if epoch < small_epochs else 1.0)
+    cb.set_model(types.SimpleNamespace(stop_training=False))
+    cb.set_params({"epochs": 40})
+    cb.on_train_begin()
+    cb.on_epoch_begin(0)
+    for batch in range(3):
+        cb.on_train_batch_end(batch)
+    cb.on_epoch_end(0)
+    for epoch, _ in enumerate(later, start=1):
+        cb.on_epoch_begin(epoch)
+        cb.on_epoch_end(epoch)
+    return cb, chosen
+
+
+def test_a_budget_with_cheaper_early_epochs_plans_by_cost_and_rechecks_at_the_first_full_one(monkeypatch):
+    """Early epochs that cost half (progressive resizing) are planned so, and the first full-size epoch, slower
+    than its half-cost estimate said, shortens the run, in its first half or not."""
+    # 95% of 600 s = 570 s: 9 + 4 x 31 = 133 s, then (570 - 133) // 62 = 7 full epochs: 11
+    cb, chosen = _cost_budget(monkeypatch, 4, [31, 31, 31, 80, 80])
+    assert chosen[0][0] == 11 and chosen[0][1]["full_epoch_seconds"] == 62 and chosen[0][1]["epoch_seconds"] == 31
+    # after epoch 5 (the first full one, 80 s; 213 s in): (570 - 213) // 80 = 4 more, so 9; the re-plans after
+    # epochs 2 and 4 (half-cost ones as estimated) kept 11 and were not announced, epoch 6 moves nothing
+    assert [c[0] for c in chosen] == [11, 9] and cb.params["epochs"] == 9
+    assert chosen[1][1] == {"replanned_after": 5, "epoch_seconds": 80.0, "elapsed_seconds": 213.0}
+    # six half-cost epochs of 12 planned: the first full one (epoch 7) is past the first half, and still the
+    # first measure of a full epoch: (570 - 275) // 80 = 3 more, so 10; epoch 8 (doubling) no longer moves it
+    cb, chosen = _cost_budget(monkeypatch, 6, [31] * 5 + [80, 40])
+    assert [c[0] for c in chosen] == [12, 10] and chosen[1][1]["replanned_after"] == 7
+
+
+def test_progressive_resizing_trains_and_a_resumed_run_keeps_its_sizes(tmp_path, tiny_cifar):
+    """A real run of the airbench net on the tiny archive: epochs 1-2 at 24 pixels, then 32; killed in epoch 2
+    and resumed, it trains the rest of epoch 2 small, not the whole size schedule again from epoch 1."""
+    from applications.image.data import cifar10
+
+    def bundle(sizes):
+        data = cifar10(tiny_cifar, batch_size=20, progressive_size=24, progressive_epochs=2)
+
+        def record(x, y):
+            tf.py_function(lambda side: sizes.append(int(side)), [tf.shape(x)[1]], [])
+            return x, y
+
+        data.apply("train", lambda ds: ds.map(record))
+        return data
+
+    over = {"widths": [8, 16, 16], "learning_rate": 0.2}
+    run, sizes = tmp_path / "run", []
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit("cifar10_airbench", bundle(sizes), run_dir=run, epochs=4, batch_size=20, overrides=over, verbose=0,
+            callbacks=[CrashInEpoch2()])
+    # the whitening's fit on the first batches (full size), epoch 1, then epoch 2 small until the crash
+    assert sizes[:6] == [32] * 6 and sizes[6:12] == [24] * 6 and set(sizes[12:]) == {24}
+    resumed = []
+    result = fit("cifar10_airbench", bundle(resumed), run_dir=run, epochs=4, batch_size=20, overrides=over,
+                 verbose=0)
+    assert resumed[:6] == [32] * 6 and resumed[6:12] == [24] * 6 and resumed[12:24] == [32] * 12
+    history = json.loads((run / "history.json").read_text())
+    assert history["epoch"] == [1, 2, 3, 4] and history["accuracy"][-1] > history["accuracy"][0]
+    assert result.metrics["test"]["accuracy"] > 0.2  # ten classes: chance is 0.1
+
+
+def test_epoch_clock_projects_the_rest_of_the_run_by_cost(monkeypatch, capsys):
+    import zoo.training as training
+
+    clock_ticks = iter([0, 30, 30, 60])
+    monkeypatch.setattr(training.time, "perf_counter", lambda: next(clock_ticks))
+    clock = zoo.EpochClock(cost=lambda epoch: 0.5 if epoch < 2 else 1.0)  # two half-cost epochs, then full ones
+    clock.set_params({"epochs": 4})
+    clock.on_train_begin()
+    for epoch in range(2):
+        clock.on_epoch_begin(epoch)
+        clock.on_epoch_end(epoch)
+    out = capsys.readouterr().out.splitlines()
+    # 30 s for half an epoch's cost: a full one takes 60 s; left after epoch 1: 0.5 + 1 + 1 costs = 150 s
+    assert out[0].startswith("epoch 1/4: 30 s; 2.5 min to go") and out[1].startswith("epoch 2/4: 30 s; 2.0 min to go")

@@ -59,17 +59,31 @@ class RunResult:
 
 
 class EpochClock(keras.callbacks.Callback):
-    """Prints each epoch's time and when training should finish, from the mean epoch time so far."""
+    """Prints each epoch's time and when training should finish, from the mean time per unit of epoch cost so far.
+
+    Args:
+        cost: an epoch's time relative to a full one, `cost(epoch)` (e.g.
+            progressive resizing's cheaper first epochs); None: the data's
+            (`fit` gives it `DataBundle.schedule.cost`), else all 1.
+    """
+
+    def __init__(self, cost=None):
+        super().__init__()
+        self.cost = cost
+        self.data_cost = None  # set by `fit` for each run
 
     def on_train_begin(self, logs=None):
-        self.times = []
+        self.times, self.costs = [], []
 
     def on_epoch_begin(self, epoch, logs=None):
         self.t0 = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
+        cost = self.cost or self.data_cost or (lambda e: 1.0)
         self.times.append(time.perf_counter() - self.t0)
-        left = (self.params["epochs"] - epoch - 1) * sum(self.times) / len(self.times)
+        self.costs.append(cost(epoch))
+        per_cost = sum(self.times) / sum(self.costs)
+        left = per_cost * sum(cost(e) for e in range(epoch + 1, self.params["epochs"]))
         finish = (datetime.datetime.now() + datetime.timedelta(seconds=left)).strftime("%H:%M")
         acc = (logs or {}).get("val_accuracy")
         print(f"epoch {epoch + 1}/{self.params['epochs']}: {self.times[-1]:.0f} s"
@@ -150,7 +164,8 @@ def precision_policy(precision: str = "float32") -> str:
     return "mixed_bfloat16" if _cpu_has_bf16() else "float32"
 
 
-def budget_epochs(budget_seconds: float, epoch_seconds: float, max_epochs: int, overhead_seconds: float = 0.0) -> int:
+def budget_epochs(budget_seconds: float, epoch_seconds: float, max_epochs: int, overhead_seconds: float = 0.0,
+                  costs: Sequence[float] | None = None) -> int:
     """How many whole epochs fit in a time budget: at least 1, at most `max_epochs`.
 
     Args:
@@ -159,10 +174,21 @@ def budget_epochs(budget_seconds: float, epoch_seconds: float, max_epochs: int, 
         max_epochs: the recipe's epochs (the budget only ever shortens a run).
         overhead_seconds: one-off costs inside the budget (tracing the
             training step).
+        costs: the next epochs' times relative to `epoch_seconds`, in order
+            (e.g. 0.56 for an epoch of progressive resizing at 24 of 32
+            pixels); None: all 1.
     """
     if budget_seconds <= 0 or epoch_seconds <= 0:
         raise ValueError(f"budget and epoch time must be positive, got {budget_seconds!r} s and {epoch_seconds!r} s")
-    fit = int((budget_seconds - overhead_seconds) // epoch_seconds)
+    if costs is None:
+        fit = int((budget_seconds - overhead_seconds) // epoch_seconds)
+    else:
+        spent, fit = float(overhead_seconds), 0
+        for c in list(costs)[: int(max_epochs)]:
+            spent += c * epoch_seconds
+            if spent > budget_seconds:
+                break
+            fit += 1
     return max(1, min(int(max_epochs), fit))
 
 
@@ -196,19 +222,31 @@ class _Budget(keras.callbacks.Callback):
     later ones took 27-29 s on a 2-core AVX2 EPYC, so the first plan chose
     23 of 40 epochs and ended training at 11.9 of 15 minutes) no longer
     decides the whole run.
+
+    With `cost(epoch)` (an epoch's time relative to a full one: a
+    pipeline's progressive resizing, `DataBundle.schedule`) the epochs are
+    timed per unit of cost and planned by their costs; the plan is also
+    checked after the first epoch of each new cost (e.g. the first
+    full-size one, which with `make train`'s progressive resizing comes
+    past the first half: only then is that cost measured, so this check
+    may move the schedule's end there too), estimated from the epochs of
+    the next epoch's cost where there are some.
     """
 
-    def __init__(self, budget_seconds: float, most: int, on_choice, progbar=None, plan_after: int = 1):
+    def __init__(self, budget_seconds: float, most: int, on_choice, progbar=None, plan_after: int = 1,
+                 cost=None):
         super().__init__()
         self.budget_seconds, self.most = float(budget_seconds), int(most)
         self.on_choice, self.progbar = on_choice, progbar
         self.plan_after = max(1, int(plan_after))
+        self.cost = cost if cost is not None else (lambda epoch: 1.0)
         self.chosen = None
 
     def on_train_begin(self, logs=None):
         self.t0 = self.lap = self.epoch_t0 = time.perf_counter()
         self.step_times, self.timed = [], 0
-        self.steady = []  # epoch times since the first plan (the re-plans' steady epochs)
+        self.steady = []  # (cost, seconds) of the epochs since the first plan (the re-plans' steady epochs)
+        self.seen_costs = set()  # the costs of this session's epochs so far
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_t0 = time.perf_counter()
@@ -222,6 +260,7 @@ class _Budget(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.chosen is None:
             now = time.perf_counter()
+            self.seen_costs.add(self.cost(epoch))
             self.timed += 1
             if self.timed == 1:
                 self.first_epoch_seconds = now - self.t0
@@ -239,23 +278,31 @@ class _Budget(keras.callbacks.Callback):
                 timing = {"first_epoch_seconds": round(self.first_epoch_seconds, 3),
                           "timed_epochs": self.timed, "timed_seconds": round(elapsed, 3),
                           "epoch_seconds": round(epoch_seconds, 3)}
-            overhead = max(elapsed - self.timed * epoch_seconds, 0.0)
             # the epochs before this session's (a resumed run) are already done: budget what is left of the run
             before = epoch + 1 - self.timed
-            fit = budget_epochs(self.budget_seconds * BUDGET_PLANNED, epoch_seconds, self.most - before,
-                                overhead_seconds=overhead)
+            unit = epoch_seconds / self.cost(epoch)  # a full epoch's time
+            if self.cost(epoch) != 1.0:
+                timing["full_epoch_seconds"] = round(unit, 3)
+            overhead = max(elapsed - unit * sum(self.cost(e) for e in range(before, epoch + 1)), 0.0)
+            fit = budget_epochs(self.budget_seconds * BUDGET_PLANNED, unit, self.most - before,
+                                overhead_seconds=overhead, **self._costs(before))
             if self.plan_after > 1:
-                self.steady.append(epoch_seconds)  # the timed steady epoch
+                self.steady.append((self.cost(epoch), epoch_seconds))  # the timed steady epoch
             self.replan_at = 2 * self.timed  # from here `timed` counts this session's epochs
             self._choose(before + max(fit, self.timed), timing)
         else:
             now = time.perf_counter()
-            self.steady.append(now - self.epoch_t0)
+            new_cost = self.cost(epoch) not in self.seen_costs
+            self.seen_costs.add(self.cost(epoch))
+            self.steady.append((self.cost(epoch), now - self.epoch_t0))
             self.timed += 1
-            if self.timed == self.replan_at:
+            doubled = self.timed == self.replan_at
+            if doubled:
                 self.replan_at *= 2
-                if 2 * (epoch + 1) <= self.chosen:  # only in the first half: later the schedule's end stays put
-                    self._replan(epoch, now)
+            # in the first half only (later the schedule's end stays put), except that the first epoch of a new
+            # cost is the first measure of it: then the end may move while there are epochs left
+            if (doubled and 2 * (epoch + 1) <= self.chosen) or (new_cost and epoch + 1 < self.chosen):
+                self._replan(epoch, now)
         if self.chosen is not None and epoch + 1 >= self.chosen:
             self.model.stop_training = True
 
@@ -266,15 +313,34 @@ class _Budget(keras.callbacks.Callback):
             self.progbar.epochs = self.chosen
         self.on_choice(self.chosen, timing)
 
+    def _costs(self, start: int) -> dict:
+        """`budget_epochs`' `costs` of the epochs from `start` to the recipe's end: none when all cost 1."""
+        costs = [self.cost(e) for e in range(start, self.most)]
+        return {"costs": costs} if any(c != 1.0 for c in costs) else {}
+
     def _replan(self, epoch: int, now: float) -> None:
-        """Plans the rest of the run again from the median epoch since the first plan."""
-        epoch_seconds = max(float(np.median(self.steady)), 1e-6)
+        """Plans the rest of the run again from the median epoch since the first plan (per unit of cost)."""
+        upcoming = self.cost(epoch + 1)
+        alike = [t / c for c, t in self.steady if c == upcoming] or [t / c for c, t in self.steady]
+        epoch_seconds = max(float(np.median(alike)), 1e-6)
         left = self.budget_seconds * BUDGET_PLANNED - (now - self.t0)
         # budget_epochs keeps it within the recipe; with nothing left, one more epoch (the run is in its first half)
-        epochs = epoch + 1 + (budget_epochs(left, epoch_seconds, self.most - (epoch + 1)) if left > 0 else 1)
+        more = budget_epochs(left, epoch_seconds, self.most - (epoch + 1), **self._costs(epoch + 1)) if left > 0 else 1
+        epochs = epoch + 1 + more
         if epochs != self.chosen:
             self._choose(epochs, {"replanned_after": epoch + 1, "epoch_seconds": round(epoch_seconds, 3),
                                   "elapsed_seconds": round(now - self.t0, 3)})
+
+
+class _ScheduleStart(keras.callbacks.Callback):
+    """Tells a training pipeline's schedule (`DataBundle.schedule`) the epoch training starts or resumes at."""
+
+    def __init__(self, schedule):
+        super().__init__()
+        self.schedule = schedule
+
+    def on_train_begin(self, logs=None):
+        self.schedule.set_next_epoch(int(getattr(self.model, "_initial_epoch", 0) or 0))
 
 
 _jsonable = jsonable  # the one converter lives in zoo.io
@@ -619,6 +685,8 @@ def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, d
                 _init_from(model, spec, train_kw["init_from"])
             for layer in model.layers:  # layers fitted on training images before step 1 (e.g. patch whitening)
                 if hasattr(layer, "adapt_to_training_data"):
+                    if data.schedule is not None:  # the images of no epoch in particular: full size
+                        data.schedule.set_next_epoch(-1)
                     layer.adapt_to_training_data(data.train)
             loss, metrics = spec.task.compile(spec, train_kw)
             trainee = model  # what model.fit trains: the model, or a training-only model around it (the task's)
@@ -644,6 +712,8 @@ def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, d
         logger,  # owns BackupAndRestore (see its docstring)
         keras.callbacks.TensorBoard(str(run.logs), write_graph=False, profile_batch=0),
     ]
+    if data.schedule is not None:  # after the logger, which sets the epoch a resumed run starts at
+        cbs.append(_ScheduleStart(data.schedule))
     if budget_minutes is not None:  # after the logger (the first epoch's time includes its checkpoint), before the rest
         most = int(train_kw["epochs"])
 
@@ -662,7 +732,9 @@ def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, d
                 budget = {"epochs_most": most, "epochs": epochs, **timing}
                 timed = (f"the first epoch took {timing['first_epoch_seconds']:.0f} s" if budget_plan_after == 1 else
                          f"the first {budget_plan_after} epochs took {timing['timed_seconds']:.0f} s")
-                timed += f" (a steady one about {timing['epoch_seconds']:.0f} s)"
+                timed += f" (a steady one about {timing['epoch_seconds']:.0f} s" + (
+                    f", a full-size one about {timing['full_epoch_seconds']:.0f} s)" if "full_epoch_seconds" in timing
+                    else ")")
             config = {**config, "train": {**config["train"], "epochs": epochs}, "budget": budget}
             run.write("config", config)
             print(f"{spec.name}: time budget {budget_minutes:g} min; {timed}, so the "
@@ -671,8 +743,12 @@ def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, d
                   flush=True)
 
         progbar = keras.callbacks.ProgbarLogger() if verbose else None
-        cbs += [_Budget(budget_minutes * 60, most, record, progbar, plan_after=budget_plan_after)] + \
+        cost = getattr(data.schedule, "cost", None)
+        cbs += [_Budget(budget_minutes * 60, most, record, progbar, plan_after=budget_plan_after, cost=cost)] + \
             ([progbar] if progbar else [])
+    for cb in callbacks:  # a clock without costs of its own projects with the data's
+        if isinstance(cb, EpochClock):
+            cb.data_cost = getattr(data.schedule, "cost", None)
     cbs += list(callbacks)
     train_ds, val_ds = distribution.shard_by_data(data.train), distribution.shard_by_data(data.val)
     trainee.fit(train_ds, validation_data=val_ds, epochs=int(train_kw["epochs"]), callbacks=cbs, verbose=verbose,
