@@ -60,7 +60,8 @@ def test_speech_example_learns_real_digits_and_exports(tmp_path, shared_data_dir
     assert len(loss) == 20 and loss[-1] < 0.5 * loss[0], loss  # CTC loss falls on real speech
     assert (tmp_path / "run" / "confusion.png").exists() and (tmp_path / "run" / "transcripts.json").exists()
     info = json.loads((tmp_path / "run" / "data_info.json").read_text())
-    assert info["synthetic_voices"] == 80 and info["num_train_synthetic"] == 800  # the spec's 200, capped by --limit
+    # the spec's synthetic and converted voices, each capped by --limit at 80 voices of 10 digits
+    assert info["synthetic_voices"] == info["converted_voices"] == 80 and info["num_train_synthetic"] == 1600
     card = json.loads((tmp_path / "sm" / "fsdd_ctc" / "1" / "model_card.json").read_text())
     assert card["verified"] and "SavedModel:" in out
 
@@ -110,9 +111,13 @@ def test_cifar10_preset_narrows_where_training_runs_in_float32(monkeypatch):
     bf16 = example.preset("cifar10_airbench", "mixed_bfloat16")
     assert bf16 == example.CPU_PRESETS["cifar10_airbench"] and bf16 is not example.CPU_PRESETS["cifar10_airbench"]
     f32 = example.preset("cifar10_airbench", "float32")
-    assert f32["widths"] == [32, 128, 128] and f32["epochs"] == 10
-    assert {k: v for k, v in f32.items() if k not in ("widths", "epochs")} == \
-        {k: v for k, v in bf16.items() if k not in ("widths", "epochs")}  # the same recipe, narrower and shorter
+    assert f32["widths"] == [32, 128, 128] and f32["epochs"] == 12
+    assert {k: v for k, v in f32.items() if k not in ("widths", "epochs", "data")} == \
+        {k: v for k, v in bf16.items() if k not in ("widths", "epochs", "data")}  # the same recipe, narrower
+    # the same data settings, the first 6 epochs at 24x24 pixels (progressive resizing), and each epoch's
+    # check on 2,000 test images
+    assert f32["data"] == {**bf16["data"], "progressive_size": 24, "progressive_epochs": 6, "val_limit": 2000}
+    assert "progressive_size" not in example.CPU_PRESETS["cifar10_airbench"]["data"]  # merged into a copy
     monkeypatch.setattr(zoo.training, "_cpu_has_bf16", lambda: False)  # a CPU without AVX512-BF16/AMX
     monkeypatch.setattr("tensorflow.config.list_physical_devices", lambda kind=None: [])
     assert example.preset("cifar10_airbench", "mixed") == f32
@@ -130,7 +135,7 @@ def test_cifar10_float32_message_names_the_settings_that_will_run(monkeypatch, c
     example = _cifar10_example()
     seen = _fit_arguments(example, monkeypatch, ["--precision", "float32", "--epochs", "3", "--set", "widths=[40,160,160]"])
     out = capsys.readouterr().out
-    assert "{'widths': [40, 160, 160], 'epochs': 3}" in out  # not the preset's 10 epochs and 32-128-128
+    assert "{'widths': [40, 160, 160], 'epochs': 3, 'data': {" in out  # not the preset's 12 epochs and 32-128-128
     assert seen["epochs"] == 3 and seen["overrides"]["widths"] == [40, 160, 160]
 
 
