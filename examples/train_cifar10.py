@@ -115,10 +115,14 @@ def preset(model: str, precision: str, full: bool = False) -> dict:
     """The CPU preset of `model` for a run at `precision` ("float32", "mixed" or a policy); with `full`, its full recipe."""
     if full:
         return copy.deepcopy(FULL_RECIPES.get(model, {}))
-    chosen = copy.deepcopy(CPU_PRESETS.get(model, {}))
-    for key, value in (FLOAT32_PRESETS[model] if narrowed(model, precision) else {}).items():
-        chosen[key] = {**chosen.get(key, {}), **value} if isinstance(value, dict) else value
-    return chosen
+    return merged(copy.deepcopy(CPU_PRESETS.get(model, {})), FLOAT32_PRESETS[model] if narrowed(model, precision) else {})
+
+
+def merged(settings: dict, more: dict) -> dict:
+    """`settings` updated in place by `more`, a dict value (such as "data") merged key by key rather than replaced."""
+    for key, value in more.items():
+        settings[key] = {**settings.get(key, {}), **value} if isinstance(value, dict) else value
+    return settings
 
 
 def main(argv=None):
@@ -147,9 +151,7 @@ def main(argv=None):
 
     options = RUN_OPTIONS.get(args.model, {})
     precision = args.precision or options.get("precision", "float32")
-    overrides = preset(args.model, precision, args.full)
-    for key, value in parse_set(args.set).items():
-        overrides[key] = {**overrides.get(key, {}), **value} if isinstance(value, dict) else value
+    overrides = merged(preset(args.model, precision, args.full), parse_set(args.set))
     if not args.full and narrowed(args.model, precision):  # say what will run, --epochs and --set included
         shown = {k: args.epochs if k == "epochs" and args.epochs else overrides.get(k, v)
                  for k, v in FLOAT32_PRESETS[args.model].items()}
