@@ -477,7 +477,7 @@ def test_progressive_resizing_trains_and_a_resumed_run_keeps_its_sizes(tmp_path,
 def test_epoch_clock_projects_the_rest_of_the_run_by_cost(monkeypatch, capsys):
     import zoo.training as training
 
-    clock_ticks = iter([0, 30, 30, 60])
+    clock_ticks = iter([0, 30, 30, 60, 60, 120])
     monkeypatch.setattr(training.time, "perf_counter", lambda: next(clock_ticks))
     clock = zoo.EpochClock(cost=lambda epoch: 0.5 if epoch < 2 else 1.0)  # two half-cost epochs, then full ones
     clock.set_params({"epochs": 4})
@@ -488,3 +488,7 @@ def test_epoch_clock_projects_the_rest_of_the_run_by_cost(monkeypatch, capsys):
     out = capsys.readouterr().out.splitlines()
     # 30 s for half an epoch's cost: a full one takes 60 s; left after epoch 1: 0.5 + 1 + 1 costs = 150 s
     assert out[0].startswith("epoch 1/4: 30 s; 2.5 min to go") and out[1].startswith("epoch 2/4: 30 s; 2.0 min to go")
+    clock.val_images = 2000  # `fit` says so when each epoch is checked on part of the validation data
+    clock.on_epoch_begin(2)
+    clock.on_epoch_end(2, {"val_accuracy": 0.5})
+    assert capsys.readouterr().out.startswith("epoch 3/4: 60 s, test accuracy 50.00% (on 2,000 images); 1.0 min to go")

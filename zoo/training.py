@@ -71,6 +71,7 @@ class EpochClock(keras.callbacks.Callback):
         super().__init__()
         self.cost = cost
         self.data_cost = None  # set by `fit` for each run
+        self.val_images = None  # set by `fit` when each epoch is checked on part of the validation data
 
     def on_train_begin(self, logs=None):
         self.times, self.costs = [], []
@@ -88,6 +89,7 @@ class EpochClock(keras.callbacks.Callback):
         acc = (logs or {}).get("val_accuracy")
         print(f"epoch {epoch + 1}/{self.params['epochs']}: {self.times[-1]:.0f} s"
               + (f", test accuracy {acc:.2%}" if acc is not None else "")
+            + (f" (on {self.val_images:,} images)" if acc is not None and self.val_images else "")
               + (f"; {left / 60:.1f} min to go, done about {finish}" if left else "; training done"), flush=True)
 
 
@@ -749,6 +751,7 @@ def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, d
     for cb in callbacks:  # a clock without costs of its own projects with the data's
         if isinstance(cb, EpochClock):
             cb.data_cost = getattr(data.schedule, "cost", None)
+            cb.val_images = data.info.get("num_val") if data.info.get("val_limit") else None
     cbs += list(callbacks)
     train_ds, val_ds = distribution.shard_by_data(data.train), distribution.shard_by_data(data.val)
     trainee.fit(train_ds, validation_data=val_ds, epochs=int(train_kw["epochs"]), callbacks=cbs, verbose=verbose,
