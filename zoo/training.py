@@ -89,7 +89,7 @@ class EpochClock(keras.callbacks.Callback):
         acc = (logs or {}).get("val_accuracy")
         print(f"epoch {epoch + 1}/{self.params['epochs']}: {self.times[-1]:.0f} s"
               + (f", test accuracy {acc:.2%}" if acc is not None else "")
-            + (f" (on {self.val_images:,} images)" if acc is not None and self.val_images else "")
+              + (f" (on {self.val_images:,} images)" if acc is not None and self.val_images else "")
               + (f"; {left / 60:.1f} min to go, done about {finish}" if left else "; training done"), flush=True)
 
 
@@ -248,7 +248,6 @@ class _Budget(keras.callbacks.Callback):
         self.t0 = self.lap = self.epoch_t0 = time.perf_counter()
         self.step_times, self.timed = [], 0
         self.steady = []  # (cost, seconds) of the epochs since the first plan (the re-plans' steady epochs)
-        self.seen_costs = set()  # the costs of this session's epochs so far
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_t0 = time.perf_counter()
@@ -262,7 +261,6 @@ class _Budget(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.chosen is None:
             now = time.perf_counter()
-            self.seen_costs.add(self.cost(epoch))
             self.timed += 1
             if self.timed == 1:
                 self.first_epoch_seconds = now - self.t0
@@ -294,8 +292,8 @@ class _Budget(keras.callbacks.Callback):
             self._choose(before + max(fit, self.timed), timing)
         else:
             now = time.perf_counter()
-            new_cost = self.cost(epoch) not in self.seen_costs
-            self.seen_costs.add(self.cost(epoch))
+            # `timed` epochs of this session ended before this one
+            new_cost = self.cost(epoch) not in {self.cost(e) for e in range(epoch - self.timed, epoch)}
             self.steady.append((self.cost(epoch), now - self.epoch_t0))
             self.timed += 1
             doubled = self.timed == self.replan_at
@@ -326,7 +324,8 @@ class _Budget(keras.callbacks.Callback):
         alike = [t / c for c, t in self.steady if c == upcoming] or [t / c for c, t in self.steady]
         epoch_seconds = max(float(np.median(alike)), 1e-6)
         left = self.budget_seconds * BUDGET_PLANNED - (now - self.t0)
-        # budget_epochs keeps it within the recipe; with nothing left, one more epoch (the run is in its first half)
+        # budget_epochs keeps it within the recipe; with nothing left, one more epoch (a re-plan comes only with
+        # epochs left in the plan)
         more = budget_epochs(left, epoch_seconds, self.most - (epoch + 1), **self._costs(epoch + 1)) if left > 0 else 1
         epochs = epoch + 1 + more
         if epochs != self.chosen:
