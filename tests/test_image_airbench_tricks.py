@@ -219,6 +219,28 @@ def test_progressive_resizing_shrinks_the_first_epochs_and_follows_the_epoch_it_
     assert plain.element_spec[0].shape.as_list() == [8, 32, 32, 3]
 
 
+def test_a_progressive_ramp_raises_the_side_each_epoch_and_a_resumed_run_keeps_its_place(tiny_cifar):
+    from applications.image.data import TrainingPasses, cifar10
+
+    assert TrainingPasses(32, 16, 8, progressive_ramp=True).sizes == (16, 16, 20, 20, 24, 24, 28, 28)
+    assert TrainingPasses(32, 24, 6, progressive_ramp=True).sizes == (24, 24, 24, 28, 28, 28)
+    assert TrainingPasses(32, 30, 2, progressive_ramp=True).sizes == (30, 30)  # less than a step to full size
+    passes = TrainingPasses(32, 20, 3, progressive_ramp=True)
+    ds = make_image_dataset(_images(16), np.arange(16), batch_size=8, training=True, pad=0, flip=False, passes=passes)
+    assert [_sizes(ds) for _ in range(5)] == [[20] * 2, [24] * 2, [28] * 2, [32] * 2, [32] * 2]
+    assert [passes.cost(e) for e in range(4)] == [(20 / 32) ** 2, (24 / 32) ** 2, (28 / 32) ** 2, 1.0]
+    passes.set_next_epoch(2)  # resumed in epoch 2
+    assert [_sizes(ds) for _ in range(2)] == [[28] * 2, [32] * 2]
+    passes.set_next_epoch(-1)
+    assert _sizes(ds) == [32] * 2
+    bundle = cifar10(tiny_cifar, batch_size=20, progressive_size=20, progressive_epochs=3, progressive_ramp=True)
+    assert bundle.info["augmentation"] == {**bundle.info["augmentation"], "progressive_size": 20,
+                                           "progressive_epochs": 3, "progressive_ramp": True,
+                                           "progressive_sizes": [20, 24, 28]}
+    # without a ramp the settings say nothing of one (what runs made before the ramp recorded)
+    assert "progressive_ramp" not in cifar10(tiny_cifar, progressive_size=20, progressive_epochs=3).info["augmentation"]
+
+
 def test_progressive_resizing_refuses_bad_settings_by_name(tiny_cifar):
     from applications.image.data import TrainingPasses, cifar10
 

@@ -506,7 +506,10 @@ class TrainingPasses:
     lives here: alternating flips (parity), and progressive resizing: the
     first `progressive_epochs` epochs train on images shrunk to
     `progressive_size` x `progressive_size` pixels (antialiased bilinear,
-    after crop and flip), the rest at full size.  Early epochs, which
+    after crop and flip), the rest at full size; with `progressive_ramp`
+    the early epochs' side rises instead, in steps of `RAMP_STEP` pixels,
+    from `progressive_size` towards full size (FFCV's resolution ramp:
+    e.g. 16 16 20 20 24 24 28 28 for 16 over 8 epochs).  Early epochs, which
     learn coarse features, then cost about half as much (the 32-128-128
     airbench step at 24x24 ran 1.9-2.1x the images/s of 32x32 on a 2-core
     AVX2 EPYC), as in fast.ai's DAWNBench ImageNet and FFCV's ResNet
@@ -523,14 +526,21 @@ class TrainingPasses:
         full_size: side of the images, in pixels.
         progressive_size: side, in pixels, of the early epochs' images; 0 or
             `full_size`: no progressive resizing.
-        progressive_epochs: how many epochs, from the first, are at
-            `progressive_size`.
+        progressive_epochs: how many epochs, from the first, are smaller
+            than full size.
+        progressive_ramp: False: all of them at `progressive_size`; True:
+            epoch `e` of them at `progressive_size + RAMP_STEP *
+            floor(steps * e / progressive_epochs)`, where `steps` is how many
+            whole `RAMP_STEP`s lie between `progressive_size` and full size.
 
     Raises:
         DataError: a size outside [16, full_size] (0 allowed) or negative epochs.
     """
 
-    def __init__(self, full_size: int, progressive_size: int = 0, progressive_epochs: int = 0):
+    RAMP_STEP = 4
+
+    def __init__(self, full_size: int, progressive_size: int = 0, progressive_epochs: int = 0,
+                 progressive_ramp: bool = False):
         self.full_size = int(full_size)
         size, epochs = int(progressive_size), int(progressive_epochs)
         if size and not 16 <= size <= self.full_size:
@@ -539,6 +549,11 @@ class TrainingPasses:
             raise DataError(f"progressive_epochs must be >= 0, got {epochs}")
         self.progressive_size = size or self.full_size
         self.progressive_epochs = epochs if self.progressive_size != self.full_size else 0
+        self.progressive_ramp = bool(progressive_ramp) and self.progressive_epochs > 0
+        steps = (self.full_size - self.progressive_size) // self.RAMP_STEP if self.progressive_ramp else 0
+        # the side of each early epoch, in order (what the pipeline looks up by its pass counter)
+        self.sizes = tuple(self.progressive_size + self.RAMP_STEP * (steps * e // max(self.progressive_epochs, 1))
+                           for e in range(self.progressive_epochs))
         import tensorflow as tf
 
         # made here, where a loader runs: outside any tf.distribute scope, which would mirror it
@@ -555,7 +570,7 @@ class TrainingPasses:
 
     def size(self, epoch: int) -> int:
         """Side, in pixels, of the images of epoch `epoch`."""
-        return self.progressive_size if 0 <= int(epoch) < self.progressive_epochs else self.full_size
+        return self.sizes[int(epoch)] if 0 <= int(epoch) < self.progressive_epochs else self.full_size
 
     def cost(self, epoch: int) -> float:
         """Epoch `epoch`'s training cost relative to a full-size epoch: the ratio of pixels, `(size / full)^2`."""
@@ -565,7 +580,9 @@ class TrainingPasses:
         """The schedule as data settings (empty when there is no progressive resizing)."""
         if not self.progressive:
             return {}
-        return {"progressive_size": self.progressive_size, "progressive_epochs": self.progressive_epochs}
+        settings = {"progressive_size": self.progressive_size, "progressive_epochs": self.progressive_epochs}
+        return {**settings, "progressive_ramp": True, "progressive_sizes": list(self.sizes)} if self.progressive_ramp \
+            else settings
 
 
 def _num_batches(n: int, batch_size: int, drop_remainder: bool) -> int:
@@ -617,7 +634,7 @@ def make_image_dataset(
     at even odds): blurred and pixelated pictures, which a model trained
     on sharp 32x32 images misreads.  With `passes` (a `TrainingPasses`
     with progressive resizing) the first epochs' batches are shrunk to its
-    `progressive_size` after crop and flip.  Eval: plain batches in order.
+    size for the epoch (`passes.size(epoch)`) after crop and flip.  Eval: plain batches in order.
     `prefetch(AUTOTUNE)` comes last.
 
     Two pipelines built with the same `seed` (under the same TensorFlow global
@@ -699,6 +716,8 @@ def make_image_dataset(
         first_flips = tf.constant(np.random.default_rng([int(seed), 0x0F11]).random(n) < 0.5)
     if (alternating or progressive) and passes is None:
         passes = TrainingPasses(h)
+    if progressive:  # index 0: outside training (-1); then the early epochs; last: full size from then on
+        sizes_t = tf.constant([h, *passes.sizes, h], tf.int32)
 
     if training:
         num_batches = _num_batches(n, batch_size, drop_remainder)
@@ -707,14 +726,16 @@ def make_image_dataset(
             perm = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int32), seed=epoch_seed)
             this = passes.counter.assign_add(1) if alternating or progressive else tf.constant(0, tf.int64)
             odd = tf.equal(this % 2, 1)
-            small = (this >= 0) & (this < passes.progressive_epochs) if progressive else tf.constant(False)
+            # this epoch's side: the schedule's early sizes, then (and outside training, at -1) full size
+            side = tf.gather(sizes_t, tf.clip_by_value(this + 1, 0, len(sizes_t) - 1)) if progressive \
+                else tf.constant(h)
 
             def batch(k):
                 k = tf.cast(k, tf.int32)
                 idx = perm[k * batch_size : tf.minimum((k + 1) * batch_size, n)]
                 seed_k = tf.random.experimental.stateless_fold_in(epoch_seed, k)
                 flips = tf.math.logical_xor(tf.gather(first_flips, idx), odd) if alternating else tf.zeros([0], bool)
-                return idx, seed_k, flips, small
+                return idx, seed_k, flips, side
 
             return tf.data.Dataset.range(num_batches).map(batch)
 
@@ -729,11 +750,11 @@ def make_image_dataset(
     else:
         indices = tf.data.Dataset.range(n).batch(batch_size, drop_remainder=drop_remainder)
         indices = indices.map(lambda idx: (tf.cast(idx, tf.int32), tf.zeros([2], tf.int32), tf.zeros([0], bool),
-                                           tf.constant(False)))
+                                           tf.constant(h)))
 
     if augmenting:
 
-        def load(idx, batch_seed, flips, small):
+        def load(idx, batch_seed, flips, side):
             flip_mask = flips if alternating else None
             source = idx
             if jpeg:  # row of the JPEG copy: index + n (a seed of its own, so the other draws do not change)
@@ -750,14 +771,13 @@ def make_image_dataset(
             )
             x = tf.reshape(tf.gather(table, pixels), [-1, h, w, c])
             if progressive:
-                s = passes.progressive_size
-                x = tf.cond(small, lambda: tf.cast(tf.clip_by_value(tf.round(tf.image.resize(
-                    x, [s, s], antialias=True)), 0, 255), tf.uint8), lambda: x)
+                x = tf.cond(side < h, lambda: tf.cast(tf.clip_by_value(tf.round(tf.image.resize(
+                    x, tf.stack([side, side]), antialias=True)), 0, 255), tf.uint8), lambda: x)
             return x, tf.gather(labels_t, idx)
 
     else:
 
-        def load(idx, batch_seed, flips, small):
+        def load(idx, batch_seed, flips, side):
             return tf.gather(table, idx), tf.gather(labels_t, idx)
 
     if drop_remainder:  # static batch size for compiled (XLA) steps
@@ -817,6 +837,7 @@ def cifar10(
     lowres_sizes=(12, 24),
     progressive_size: int = 0,
     progressive_epochs: int = 0,
+    progressive_ramp: bool = False,
     val_split: float = 0.0,
     val_limit: int = 0,
 ) -> DataBundle:
@@ -845,10 +866,12 @@ def cifar10(
             image bytes, and a model trained only on lossless images loses 7
             points on the same images as quality-75 JPEGs (bench/RESULTS.md,
             rounds 12-13).  A number applies to either source.
-        progressive_size, progressive_epochs: progressive resizing, the
-            first `progressive_epochs` epochs at `progressive_size` x
-            `progressive_size` pixels (0: off; see `TrainingPasses`, the
-            bundle's `schedule`).  Validation and test stay at 32x32.
+        progressive_size, progressive_epochs, progressive_ramp: progressive
+            resizing, the first `progressive_epochs` epochs at
+            `progressive_size` x `progressive_size` pixels, or with
+            `progressive_ramp` rising from it in steps of 4 (0: off; see
+            `TrainingPasses`, the bundle's `schedule`).  Validation and test
+            stay at 32x32.
         val_split: fraction of train held out for validation, in [0, 1).
         val_limit: validate on this many images of `val` after each epoch,
             drawn at random (seeded by `seed`) from the test set or the
@@ -898,7 +921,7 @@ def cifar10(
     if alternate_flip:
         aug["alternate_flip"] = True
     try:
-        passes = TrainingPasses(IMAGE_SHAPE[0], progressive_size, progressive_epochs)
+        passes = TrainingPasses(IMAGE_SHAPE[0], progressive_size, progressive_epochs, progressive_ramp)
     except DataError as e:
         raise DataError(f"cifar10: {e}") from None
     if jpeg_prob is None:  # a training augmentation: none without augment
