@@ -13,9 +13,10 @@ The default took 17.4 min of training for 12 epochs on an idle 2-core
 AVX-512 EPYC (bf16): 89.6%, 90.5% with its flip + translate TTA
 (bench/RESULTS.md, round 11; 9 epochs gave 90.3-90.4% in round 4).  A CPU without AVX512-BF16/AMX trains in float32, which costs
 1.4x the CPU time per image; there the preset switches to widths 32-128-128
-for up to 12 epochs, the first 6 at 24x24 pixels (progressive resizing, about
-half the cost of a full-size epoch) and each epoch checked on 2,000 test
-images (`FLOAT32_PRESETS`, bench/RESULTS.md, rounds 5 and 19).
+for up to 16 epochs, the first 8 smaller (progressive resizing: 16, 16, 20,
+20, 24, 24, 28, 28 pixels, together about the cost of 4 full-size epochs)
+and each epoch checked on 2,000 test images (`FLOAT32_PRESETS`,
+bench/RESULTS.md, rounds 5, 19 and 20).
 
 CPUs differ more than that: an AVX2-only EPYC took 190 s per epoch of the
 float32 preset where the AVX-512 one took 80 s (bench/RESULTS.md, round 8);
@@ -24,7 +25,7 @@ and the whitening bias stays at zero (round 10: 9 epochs, 88.65%; round 18,
 with the low-resolution copy and whitening epsilon of rounds 16-17: 9
 epochs of 112-125 s, 88.28%; round 19, on a slower day of the same CPU
 (full-size epochs of 138-148 s): 7 full-size epochs gave 87.60%, 6 small
-and 5 full-size ones 88.48%).
+and 5 full-size ones 88.48%; round 20: the 16-28 ramp, 8 + 5 epochs, 88.91%).
 So the presets run under a 20-minute budget (`--budget-minutes`): the
 first epoch is timed, and the run takes as many of the preset's epochs as
 fit, its learning-rate schedule moved to end there (`zoo.fit(budget_minutes=...)`;
@@ -83,13 +84,16 @@ RUN_OPTIONS = {
 }
 # Where the run's precision is float32 (no AVX512-BF16/AMX and no GPU, or --precision float32) a step
 # costs ~1.4x, so the preset narrows the net to stay near 20 minutes (bench/RESULTS.md, round 5).  Its
-# "data" adds to CPU_PRESETS' (round 19, a 2-core AVX2 EPYC, one run each in one session): the first 6 epochs
-# at 24x24 pixels (a step costs 0.56x a full one), so the budget took 6 + 5 epochs where full-size ones alone
-# took 7: 88.48% against 87.60% with TTA; each epoch checked on 2,000 test images instead of 10,000 (~8% of a
-# full-size epoch; the final test is on all 10,000), which with the small epochs alone gave 6 + 4, 88.17%.
+# "data" adds to CPU_PRESETS' (a 2-core AVX2 EPYC, one run each per session): progressive resizing, each epoch
+# checked on 2,000 test images instead of 10,000 (~8% of a full-size epoch; the final test is on all 10,000).
+# Round 19: the first 6 epochs at 24x24 pixels (a step costs 0.56x a full one), so the budget took 6 + 5 epochs
+# where full-size ones alone took 7: 88.48% against 87.60% with TTA.  Round 20, one session: 6 epochs at 24
+# (6 + 5 of 12), 20 (6 + 7 of 14) or 16 (6 + 7 of 15) pixels gave 88.42, 88.70, 88.38%; a ramp 16 16 20 20 24
+# 24 28 28 then full size (FFCV's resolution ramp; 8 + 5 of 16) 88.91%, so the preset is the ramp.
 FLOAT32_PRESETS = {
-    "cifar10_airbench": {"widths": [32, 128, 128], "epochs": 12,
-                         "data": {"progressive_size": 24, "progressive_epochs": 6, "val_limit": 2000}},
+    "cifar10_airbench": {"widths": [32, 128, 128], "epochs": 16,
+                         "data": {"progressive_size": 16, "progressive_epochs": 8, "progressive_ramp": True,
+                                  "val_limit": 2000}},
 }
 # The main job's budget: the presets' epochs are a most, cut to what fits here (`zoo.fit(budget_minutes=...)`).
 BUDGET_MINUTES = 20.0

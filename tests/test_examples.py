@@ -111,12 +111,13 @@ def test_cifar10_preset_narrows_where_training_runs_in_float32(monkeypatch):
     bf16 = example.preset("cifar10_airbench", "mixed_bfloat16")
     assert bf16 == example.CPU_PRESETS["cifar10_airbench"] and bf16 is not example.CPU_PRESETS["cifar10_airbench"]
     f32 = example.preset("cifar10_airbench", "float32")
-    assert f32["widths"] == [32, 128, 128] and f32["epochs"] == 12
+    assert f32["widths"] == [32, 128, 128] and f32["epochs"] == 16
     assert {k: v for k, v in f32.items() if k not in ("widths", "epochs", "data")} == \
         {k: v for k, v in bf16.items() if k not in ("widths", "epochs", "data")}  # the same recipe, narrower
-    # the same data settings, the first 6 epochs at 24x24 pixels (progressive resizing), and each epoch's
-    # check on 2,000 test images
-    assert f32["data"] == {**bf16["data"], "progressive_size": 24, "progressive_epochs": 6, "val_limit": 2000}
+    # the same data settings, the first 8 epochs smaller (a progressive ramp from 16x16 pixels), and each
+    # epoch's check on 2,000 test images
+    assert f32["data"] == {**bf16["data"], "progressive_size": 16, "progressive_epochs": 8,
+                           "progressive_ramp": True, "val_limit": 2000}
     assert "progressive_size" not in example.CPU_PRESETS["cifar10_airbench"]["data"]  # merged into a copy
     monkeypatch.setattr(zoo.training, "_cpu_has_bf16", lambda: False)  # a CPU without AVX512-BF16/AMX
     monkeypatch.setattr("tensorflow.config.list_physical_devices", lambda kind=None: [])
