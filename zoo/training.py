@@ -715,6 +715,7 @@ def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, d
     ]
     if data.schedule is not None:  # after the logger, which sets the epoch a resumed run starts at
         cbs.append(_ScheduleStart(data.schedule))
+    data_cost = getattr(data.schedule, "cost", None)  # epochs' relative costs, for the budget and the clocks
     if budget_minutes is not None:  # after the logger (the first epoch's time includes its checkpoint), before the rest
         most = int(train_kw["epochs"])
 
@@ -744,12 +745,11 @@ def _fit_locked(spec, run: Run, data, config, model_kw, train_kw, explicit, *, d
                   flush=True)
 
         progbar = keras.callbacks.ProgbarLogger() if verbose else None
-        cost = getattr(data.schedule, "cost", None)
-        cbs += [_Budget(budget_minutes * 60, most, record, progbar, plan_after=budget_plan_after, cost=cost)] + \
+        cbs += [_Budget(budget_minutes * 60, most, record, progbar, plan_after=budget_plan_after, cost=data_cost)] + \
             ([progbar] if progbar else [])
     for cb in callbacks:  # a clock without costs of its own projects with the data's
         if isinstance(cb, EpochClock):
-            cb.data_cost = getattr(data.schedule, "cost", None)
+            cb.data_cost = data_cost
             cb.val_images = data.info.get("num_val") if data.info.get("val_limit") else None
     cbs += list(callbacks)
     train_ds, val_ds = distribution.shard_by_data(data.train), distribution.shard_by_data(data.val)
